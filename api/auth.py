@@ -1,0 +1,38 @@
+"""``POST /api/v1/auth/token``: exchange a username and password for a bearer token."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from api.common import committed
+from timebank.extensions import limiter
+from timebank.security import authenticate, issue_token
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Log in for a bearer token.")
+
+
+class TokenRequest(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+    password = fields.String(required=True, validate=validate.Length(1, 256), load_only=True)
+
+
+class TokenResponse(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+@blp.route("/token")
+class Token(MethodView):
+    decorators = [limiter.limit("10 per minute", methods=["POST"])]
+
+    @blp.arguments(TokenRequest)
+    @blp.response(200, TokenResponse)
+    @blp.alt_response(401, description="invalid_credentials")
+    @blp.alt_response(429, description="rate_limited: too many attempts from this address")
+    @committed
+    def post(self, body):
+        """Log in. A resident's username is their phone number."""
+        user = authenticate(body["username"], body["password"])
+        token, ttl = issue_token(user)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}

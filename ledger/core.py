@@ -1,0 +1,413 @@
+"""Posting, reversing, reading balances and verifying the chain.
+
+Every function takes a SQLAlchemy ``Session`` (or anything with ``execute``) that is already inside
+the caller's database transaction: the ledger flushes but never commits, so a caller can move stock
+and points in one database transaction, or neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from ledger import encoding
+from ledger.errors import (
+    AlreadyReversed,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    NotReversible,
+    UnbalancedTransaction,
+    UnknownAccount,
+)
+from ledger.models import UNITS, Account, Posting, Transaction
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises ledger writers.
+_PG_WRITER_LOCK = 0x7469_6D65
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One requested posting: ``amount`` is signed, positive into the account."""
+
+    account: str
+    amount: int
+
+
+@dataclass
+class PostedTransaction:
+    id: int
+    kind: str
+    category: str | None
+    memo: str
+    actor: str | None
+    reference: str | None
+    reverses_id: int | None
+    created_at: datetime
+    leaf_hash: str
+    prev_hash: str
+    hash: str
+    postings: list[tuple[str, int, str]] = field(default_factory=list)  # (account, amount, unit)
+    #: True when an idempotent retry returned an existing transaction.
+    replayed: bool = False
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def lock_writer(session) -> None:
+    """Serialise ledger writers. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+
+
+def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
+    """Create the account if it does not exist; return its id. Safe under concurrent callers."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}")
+    row = session.execute(
+        select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
+    ).first()
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        values = dict(
+            code=code, unit=unit, allow_negative=allow_negative, balance=0,
+            created_at=_naive_utc(now or _utcnow()),
+        )
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        session.execute(dialect_insert(Account).values(**values).on_conflict_do_nothing())
+        row = session.execute(
+            select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
+        ).one()
+    if row.unit != unit or bool(row.allow_negative) != bool(allow_negative):
+        raise ValueError(f"account {code!r} exists with another unit or negative flag")
+    return row.id
+
+
+def _validate(legs: Sequence[Leg]) -> None:
+    if len(legs) < 2:
+        raise UnbalancedTransaction("a transaction needs at least two postings")
+    for leg in legs:
+        if type(leg.amount) is not int:  # bool and float are refused on purpose
+            raise UnbalancedTransaction(f"amount {leg.amount!r} is not an integer")
+        if leg.amount == 0:
+            raise UnbalancedTransaction("amounts are never zero")
+        if not isinstance(leg.account, str) or not leg.account:
+            raise UnbalancedTransaction("account code missing")
+
+
+def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id) -> str:
+    return encoding.request_hash(
+        {
+            "legs": sorted([leg.account, leg.amount] for leg in legs),
+            "kind": kind,
+            "category": category,
+            "memo": memo,
+            "actor": actor,
+            "reference": reference,
+            "reverses_id": reverses_id,
+        }
+    )
+
+
+def load(session, transaction_id: int) -> PostedTransaction | None:
+    tx = session.execute(select(Transaction).where(Transaction.id == transaction_id)).scalar_one_or_none()
+    if tx is None:
+        return None
+    return _to_posted(session, tx)
+
+
+def _to_posted(session, tx: Transaction, replayed: bool = False) -> PostedTransaction:
+    rows = session.execute(
+        select(Account.code, Posting.amount, Posting.unit)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Posting.transaction_id == tx.id)
+        .order_by(Posting.id)
+    ).all()
+    return PostedTransaction(
+        id=tx.id, kind=tx.kind, category=tx.category, memo=tx.memo, actor=tx.actor,
+        reference=tx.reference, reverses_id=tx.reverses_id, created_at=tx.created_at,
+        leaf_hash=tx.leaf_hash, prev_hash=tx.prev_hash, hash=tx.hash,
+        postings=[(r.code, r.amount, r.unit) for r in rows], replayed=replayed,
+    )
+
+
+def post(
+    session,
+    legs: Iterable[Leg],
+    *,
+    kind: str,
+    category: str | None = None,
+    memo: str = "",
+    actor: str | None = None,
+    reference: str | None = None,
+    reverses_id: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> PostedTransaction:
+    """Write one balanced transaction and return it.
+
+    With an ``idempotency_key`` that was used before: the earlier transaction is returned (with
+    ``replayed=True``) when the request is the same, and :class:`IdempotencyKeyReused` is raised
+    when it differs. Raises :class:`InsufficientFunds` before writing anything when a wallet would
+    go below zero.
+    """
+    legs = list(legs)
+    _validate(legs)
+    memo = memo or ""
+    fingerprint = _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id)
+    lock_writer(session)
+
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise UnbalancedTransaction("idempotency key must be 1..255 characters")
+        existing = session.execute(
+            select(Transaction).where(Transaction.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyKeyReused(f"idempotency key {idempotency_key!r} was used for another request")
+            return _to_posted(session, existing, replayed=True)
+
+    codes = sorted({leg.account for leg in legs})
+    accounts = {
+        row.code: row
+        for row in session.execute(
+            select(Account.id, Account.code, Account.unit, Account.allow_negative, Account.balance)
+            .where(Account.code.in_(codes))
+        )
+    }
+    for code in codes:
+        if code not in accounts:
+            raise UnknownAccount(code)
+
+    net_by_unit: dict[str, int] = {}
+    net_by_account: dict[str, int] = {}
+    for leg in legs:
+        unit = accounts[leg.account].unit
+        net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
+        net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
+    if any(total != 0 for total in net_by_unit.values()):
+        raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
+    for code, change in net_by_account.items():
+        acct = accounts[code]
+        if not acct.allow_negative and acct.balance + change < 0:
+            raise InsufficientFunds(code, acct.balance, change, acct.unit)
+
+    head = session.execute(
+        select(Transaction.id, Transaction.hash).order_by(Transaction.id.desc()).limit(1)
+    ).first()
+    new_id = 1 if head is None else head.id + 1
+    prev_hash = encoding.GENESIS_HASH if head is None else head.hash
+    created_at = _naive_utc(now or _utcnow())
+
+    leaf = encoding.leaf_bytes(
+        id=new_id, created_at=created_at, kind=kind, category=category, memo=memo, actor=actor,
+        reference=reference, reverses_id=reverses_id,
+        postings=[(leg.account, accounts[leg.account].unit, leg.amount) for leg in legs],
+    )
+    leaf_hash = encoding.leaf_hash(leaf)
+    tx_hash = encoding.chain_hash(prev_hash, leaf_hash)
+
+    try:
+        session.execute(
+            insert(Posting),
+            [
+                dict(transaction_id=new_id, account_id=accounts[leg.account].id,
+                     amount=leg.amount, unit=accounts[leg.account].unit)
+                for leg in legs
+            ],
+        )
+        session.execute(
+            insert(Transaction).values(
+                id=new_id, kind=kind, category=category, memo=memo, actor=actor,
+                reference=reference, reverses_id=reverses_id, idempotency_key=idempotency_key,
+                request_hash=fingerprint if idempotency_key else None, created_at=created_at,
+                leaf_hash=leaf_hash, prev_hash=prev_hash, hash=tx_hash,
+            )
+        )
+    except IntegrityError as exc:  # the database's guards; the checks above should have caught it
+        message = str(exc.orig)
+        if "wallet_not_negative" in message:
+            code = next(iter(net_by_account))
+            raise InsufficientFunds(code, accounts[code].balance, net_by_account[code], accounts[code].unit) from exc
+        if reverses_id is not None and "reverses_id" in message:
+            raise AlreadyReversed(f"transaction {reverses_id} is already reversed") from exc
+        raise
+
+    return PostedTransaction(
+        id=new_id, kind=kind, category=category, memo=memo, actor=actor, reference=reference,
+        reverses_id=reverses_id, created_at=created_at, leaf_hash=leaf_hash, prev_hash=prev_hash,
+        hash=tx_hash, postings=[(leg.account, leg.amount, accounts[leg.account].unit) for leg in legs],
+    )
+
+
+def reverse(
+    session,
+    transaction_id: int,
+    *,
+    kind: str = "reversal",
+    memo: str = "",
+    actor: str | None = None,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> PostedTransaction:
+    """Write the compensating transaction of ``transaction_id``: every posting negated."""
+    lock_writer(session)
+    original = load(session, transaction_id)
+    if original is None:
+        raise NotReversible(f"no transaction {transaction_id}")
+    if original.reverses_id is not None:
+        raise NotReversible(f"transaction {transaction_id} is itself a reversal")
+    prior = session.execute(
+        select(Transaction.id, Transaction.idempotency_key).where(Transaction.reverses_id == transaction_id)
+    ).first()
+    if prior is not None and not (idempotency_key and prior.idempotency_key == idempotency_key):
+        raise AlreadyReversed(f"transaction {transaction_id} was reversed by {prior.id}")
+    return post(
+        session,
+        [Leg(code, -amount) for code, amount, _unit in original.postings],
+        kind=kind, category=original.category, memo=memo, actor=actor,
+        reference=reference if reference is not None else original.reference,
+        reverses_id=transaction_id, idempotency_key=idempotency_key, now=now,
+    )
+
+
+def balance(session, account_code: str) -> int:
+    value = session.execute(select(Account.balance).where(Account.code == account_code)).scalar_one_or_none()
+    if value is None:
+        raise UnknownAccount(account_code)
+    return value
+
+
+def balances(session, account_codes: Iterable[str]) -> dict[str, int]:
+    codes = list(account_codes)
+    found = dict(session.execute(select(Account.code, Account.balance).where(Account.code.in_(codes))).all())
+    return {code: found.get(code, 0) for code in codes}
+
+
+def replay_balances(session) -> dict[str, int]:
+    """Balances recomputed from the postings alone (the cache must equal this)."""
+    rows = session.execute(
+        select(Account.code, func.coalesce(func.sum(Posting.amount), 0))
+        .select_from(Account)
+        .outerjoin(Posting, Posting.account_id == Account.id)
+        .group_by(Account.code)
+    ).all()
+    return {code: int(total) for code, total in rows}
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    size: int
+    head_hash: str
+    problems: list[dict]
+    first_bad_transaction: int | None = None
+
+
+def verify(session, batch: int = 5000) -> VerifyReport:
+    """Re-derive every transaction's leaf and chain hash, its balance, and every cached balance.
+
+    Streams the ledger in id order, so memory stays flat as it grows; time grows linearly.
+    """
+    problems: list[dict] = []
+    first_bad: int | None = None
+
+    def problem(tx_id, what):
+        nonlocal first_bad
+        if tx_id is not None and (first_bad is None or tx_id < first_bad):
+            first_bad = tx_id
+        problems.append({"transaction_id": tx_id, "problem": what})
+
+    code_of = dict(session.execute(select(Account.id, Account.code)).all())
+    unit_of = dict(session.execute(select(Account.id, Account.unit)).all())
+    replayed: dict[int, int] = {}
+    prev_hash = encoding.GENESIS_HASH
+    expected_id = 1
+    size = 0
+    last_id = 0
+    while True:
+        txs = session.execute(
+            select(Transaction).where(Transaction.id > last_id).order_by(Transaction.id).limit(batch)
+        ).scalars().all()
+        if not txs:
+            break
+        ids = [t.id for t in txs]
+        legs_by_tx: dict[int, list] = {i: [] for i in ids}
+        for p in session.execute(
+            select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.unit)
+            .where(Posting.transaction_id >= ids[0], Posting.transaction_id <= ids[-1])
+        ):
+            legs_by_tx.setdefault(p.transaction_id, []).append(p)
+        for tx in txs:
+            size += 1
+            if tx.id != expected_id:
+                problem(tx.id, f"gap in ids: expected {expected_id}")
+            expected_id = tx.id + 1
+            legs = legs_by_tx.get(tx.id, [])
+            sums: dict[str, int] = {}
+            for p in legs:
+                sums[p.unit] = sums.get(p.unit, 0) + p.amount
+                replayed[p.account_id] = replayed.get(p.account_id, 0) + p.amount
+                if p.unit != unit_of.get(p.account_id):
+                    problem(tx.id, "posting unit differs from its account")
+                if p.amount == 0:
+                    problem(tx.id, "zero amount")
+            if len(legs) < 2 or any(v != 0 for v in sums.values()):
+                problem(tx.id, f"postings do not balance: {sums}")
+            leaf = encoding.leaf_bytes(
+                id=tx.id, created_at=tx.created_at, kind=tx.kind, category=tx.category,
+                memo=tx.memo, actor=tx.actor, reference=tx.reference, reverses_id=tx.reverses_id,
+                postings=[(code_of.get(p.account_id, f"#{p.account_id}"), p.unit, p.amount) for p in legs],
+            )
+            leaf_hash = encoding.leaf_hash(leaf)
+            if leaf_hash != tx.leaf_hash:
+                problem(tx.id, "content does not match its leaf hash")
+            if tx.prev_hash != prev_hash:
+                problem(tx.id, "prev_hash does not match the previous transaction's hash")
+            expected = encoding.chain_hash(prev_hash, leaf_hash)
+            if tx.hash != expected:
+                problem(tx.id, "hash does not match the chain")
+            prev_hash = tx.hash
+        last_id = ids[-1]
+
+    for acct_id, cached in session.execute(select(Account.id, Account.balance)).all():
+        if cached != replayed.get(acct_id, 0):
+            problems.append(
+                {"transaction_id": None,
+                 "problem": f"balance of {code_of[acct_id]} is {cached}, replay gives {replayed.get(acct_id, 0)}"}
+            )
+    # Postings whose transaction row is missing would have been refused at commit, but a file
+    # edited by hand can contain them.
+    orphans = session.execute(
+        select(func.count()).select_from(Posting).where(
+            ~select(Transaction.id).where(Transaction.id == Posting.transaction_id).exists()
+        )
+    ).scalar_one()
+    if orphans:
+        problems.append({"transaction_id": None, "problem": f"{orphans} postings without a transaction"})
+
+    return VerifyReport(ok=not problems, size=size, head_hash=prev_hash, problems=problems,
+                        first_bad_transaction=first_bad)
+
+
+def replay_idempotent(session, idempotency_key: str) -> PostedTransaction | None:
+    tx = session.execute(
+        select(Transaction).where(Transaction.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    return None if tx is None else _to_posted(session, tx, replayed=True)

@@ -1,0 +1,116 @@
+"""The ``timebank`` command: a Flask CLI group, so ``timebank routes`` and ``timebank shell`` work too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from timebank.extensions import db
+
+
+def _create_app():
+    from timebank import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True, add_version_option=False)
+def main():
+    """timebank: community points and time bank."""
+
+
+def init_db() -> None:
+    """Create or upgrade the schema to the newest migration, and create the signing key."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=current_app.extensions["migrate"].directory, revision="heads")
+    for hook in current_app.extensions.get("timebank.init_db_hooks", []):
+        hook()
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create or upgrade the schema (Alembic migrations); safe to run twice."""
+    init_db()
+    click.echo("database is at the newest schema")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", required=True,
+              type=click.Choice(["admin", "committee", "grid_worker", "clerk", "resident", "supervisor"]))
+@click.option("--community", "community_code", default=None, help="community code (staff)")
+@click.option("--resident-id", type=int, default=None, help="link the login to this resident")
+@click.option("--password-stdin", is_flag=True, required=True, help="read the password from standard input")
+@with_appcontext
+def create_user_command(username, role, community_code, resident_id, password_stdin):
+    """Create a login; the password is read from standard input."""
+    from timebank.errors import DomainError
+    from timebank.operations.people import community_by_code, create_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        community_id = community_by_code(community_code).id if community_code else None
+        user = create_user(username, password, role, community_id=community_id, resident_id=resident_id)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        detail = exc.detail
+        if exc.errors:
+            detail += " " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
+        raise click.ClickException(detail)
+    click.echo(f"created user {user.username} ({user.role}) id={user.id}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--timeout", default=60, show_default=True, type=int)
+def serve_command(host, port, workers, timeout):
+    """Serve with gunicorn (a production server, not the debug server)."""
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
+    if gunicorn is None:
+        raise click.ClickException("gunicorn is not installed")
+    args = [gunicorn, "--bind", f"{host}:{port}", "--workers", str(workers), "--timeout", str(timeout),
+            "--access-logfile", "-", "--graceful-timeout", "20", "timebank.wsgi:app"]
+    os.execv(gunicorn, args)
+
+
+@click.command("verify")
+@with_appcontext
+def verify_command():
+    """Re-derive the hash chain, checkpoints and every balance; exit 1 naming the first bad transaction."""
+    from timebank.operations.audit import verify_everything
+
+    report = verify_everything()
+    if report["ok"]:
+        click.echo(f"OK: {report['size']} transactions, head {report['head_hash']}")
+        for line in report.get("notes", []):
+            click.echo(line)
+        return
+    first = report.get("first_bad_transaction")
+    if first is not None:
+        click.echo(f"FAILED: first bad transaction id {first}", err=True)
+    else:
+        click.echo("FAILED", err=True)
+    for item in report["problems"][:50]:
+        click.echo(f"  transaction {item.get('transaction_id')}: {item['problem']}", err=True)
+    sys.exit(1)
+
+
+def register_commands(app) -> None:
+    for command in (init_db_command, create_user_command, serve_command, verify_command):
+        app.cli.add_command(command)
+    for register in app.extensions.get("timebank.cli_hooks", []):
+        register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

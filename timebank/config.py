@@ -1,0 +1,71 @@
+"""Configuration defaults. Order: these defaults, ``instance/config.py``, ``TIMEBANK_*`` variables,
+then the test configuration."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+#: Variables read from the environment, and the Flask config key each one sets.
+ENVIRONMENT = {
+    "TIMEBANK_DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "TIMEBANK_SECRET_KEY": "SECRET_KEY",
+    "TIMEBANK_TIMEZONE": "TIMEBANK_TIMEZONE",
+    "TIMEBANK_RATELIMIT_STORAGE_URL": "RATELIMIT_STORAGE_URI",
+    "TIMEBANK_ORIGIN": "TIMEBANK_ORIGIN",
+    "TIMEBANK_BASE_URL": "TIMEBANK_BASE_URL",
+    "TIMEBANK_TOKEN_TTL_SECONDS": "TIMEBANK_TOKEN_TTL_SECONDS",
+    "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
+}
+
+INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS"}
+
+
+class Defaults:
+    TIMEBANK_TIMEZONE = "Asia/Shanghai"
+    #: Bearer tokens expire after this many seconds (12 hours: one working day).
+    TIMEBANK_TOKEN_TTL_SECONDS = 12 * 3600
+    #: How long a SQLite writer waits for the lock before giving up (then 503 with Retry-After).
+    TIMEBANK_SQLITE_BUSY_TIMEOUT_MS = 30_000
+    #: Name of this deployment in signed checkpoints (the C2SP "origin" line).
+    TIMEBANK_ORIGIN = "timebank.local/ledger"
+    #: Public address used in QR codes; defaults to the address of the request.
+    TIMEBANK_BASE_URL = None
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    # Large enough for any honest request; larger bodies get 413 before they are read.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    API_TITLE = "timebank"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/v1/static/swagger-ui/"
+    JSON_SORT_KEYS = False
+
+
+def apply_environment(config) -> None:
+    for variable, key in ENVIRONMENT.items():
+        value = os.environ.get(variable)
+        if value is not None and value != "":
+            config[key] = int(value) if key in INTEGER_KEYS else value
+
+
+def persistent_secret(instance_path: str) -> str:
+    """A secret key kept in the instance folder, so sessions survive restarts without set-up."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

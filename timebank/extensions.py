@@ -1,0 +1,19 @@
+"""Extensions, created once here and bound to the app in the factory."""
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+from ledger.models import metadata
+
+db = SQLAlchemy(metadata=metadata)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+# Limits are declared where they apply (login, check-in); nothing is limited by default.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

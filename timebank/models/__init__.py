@@ -1,0 +1,5 @@
+"""Domain models. Importing this package registers every table with the shared metadata."""
+
+from timebank.models.people import Community, Household, Resident, User, ApiToken  # noqa: F401
+from timebank.models.idempotency import IdempotencyRecord  # noqa: F401
+from timebank.accounts import AccountOwner  # noqa: F401,E402
