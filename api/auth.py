@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.common import committed
+from timebank.audit_log import record
 from timebank.extensions import limiter
 from timebank.security import authenticate, issue_token
 
@@ -35,4 +36,5 @@ class Token(MethodView):
         """Log in. A resident's username is their phone number."""
         user = authenticate(body["username"], body["password"])
         token, ttl = issue_token(user)
+        record("auth.login", user=user, via="api")
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}

@@ -128,7 +128,9 @@ def test_vector_node_hashes():
             assert m.subtree_root(leaves, i * width, (i + 1) * width).hex() == want
 
 
-@pytest.mark.parametrize("vec", VECTORS["inclusion_proofs"], ids=lambda v: f"{v['leaf_index']}-{v['tree_size']}")
+@pytest.mark.parametrize(
+    "vec", VECTORS["inclusion_proofs"], ids=lambda v: f"{v['leaf_index']}-{v['tree_size']}"
+)
 def test_vector_inclusion(vec):
     leaves = vector_leaves()
     index, size = vec["leaf_index"], vec["tree_size"]
@@ -139,7 +141,9 @@ def test_vector_inclusion(vec):
     assert_inclusion_probes_fail(leaves[index], index, size, proof, root)
 
 
-@pytest.mark.parametrize("vec", VECTORS["consistency_proofs"], ids=lambda v: f"{v['first']}-{v['second']}")
+@pytest.mark.parametrize(
+    "vec", VECTORS["consistency_proofs"], ids=lambda v: f"{v['first']}-{v['second']}"
+)
 def test_vector_consistency(vec):
     leaves = vector_leaves()
     first, second = vec["first"], vec["second"]

@@ -101,9 +101,8 @@ def test_checkpoint_json_ok(tmp_path, signed):
     assert_ok(result)
     assert f"tree_size={len(LEAVES)}" in result.stdout
     assert "timestamp is not covered" in result.stdout
-    assert_ok(
-        run(tmp_path, "checkpoint", "--json", path, "--public-key", signed["pub_b64"], "--origin", ORIGIN)
-    )
+    pub = signed["pub_b64"]
+    assert_ok(run(tmp_path, "checkpoint", "--json", path, "--public-key", pub, "--origin", ORIGIN))
 
 
 def test_checkpoint_json_from_stdin(tmp_path, signed):
@@ -127,10 +126,11 @@ def test_checkpoint_note_and_signature_ok(tmp_path, signed):
 def test_checkpoint_signed_note_ok(tmp_path, signed):
     path = tmp_path / "signed.txt"
     path.write_bytes(signed["signed_note"].encode())
-    assert_ok(run(tmp_path, "checkpoint", "--signed-note", str(path), "--public-key", signed["pub_b64"]))
+    args = ["checkpoint", "--signed-note", str(path), "--public-key", signed["pub_b64"]]
+    assert_ok(run(tmp_path, *args))
     # Tampering with the signed text is caught.
     path.write_bytes(signed["signed_note"].replace(f"\n{len(LEAVES)}\n", "\n24\n").encode())
-    assert_failed(run(tmp_path, "checkpoint", "--signed-note", str(path), "--public-key", signed["pub_b64"]))
+    assert_failed(run(tmp_path, *args))
 
 
 def _tampered_checkpoints(signed):
@@ -164,9 +164,8 @@ def test_checkpoint_wrong_key_or_origin(tmp_path, signed):
     other = base64.b64encode(cp.raw_public_key(cp.generate_key())).decode()
     assert_failed(run(tmp_path, "checkpoint", "--json", path, "--public-key", other))
     assert_failed(run(tmp_path, "checkpoint", "--json", path, "--public-key", "AAAA"))
-    assert_failed(
-        run(tmp_path, "checkpoint", "--json", path, "--public-key", signed["pub_b64"], "--origin", "other")
-    )
+    pub = signed["pub_b64"]
+    assert_failed(run(tmp_path, "checkpoint", "--json", path, "--public-key", pub, "--origin", "x"))
 
 
 # ---------------------------------------------------------------------------
@@ -249,7 +248,9 @@ def consistency_case(first: int, second: int) -> tuple[dict, str, str]:
     return data, r1, r2
 
 
-@pytest.mark.parametrize("first,second", [(1, 23), (4, 23), (7, 23), (16, 23), (22, 23), (23, 23), (0, 23)])
+@pytest.mark.parametrize(
+    "first,second", [(1, 23), (4, 23), (7, 23), (16, 23), (22, 23), (23, 23), (0, 23)]
+)
 def test_consistency_ok(tmp_path, first, second):
     data, r1, r2 = consistency_case(first, second)
     path = write_json(tmp_path, "c.json", data)
@@ -269,9 +270,9 @@ def test_consistency_tampered(tmp_path):
     forked[3] = m.leaf_hash(b"forged")
     fork_r2 = m.to_hex(m.root_from_leaf_hashes(forked))
     fork_r1 = m.to_hex(m.root_from_leaf_hashes(forked[:7]))
-    assert_failed(run(tmp_path, "consistency", "--json", path, "--first-root", r1, "--second-root", fork_r2))
-    assert_failed(run(tmp_path, "consistency", "--json", path, "--first-root", fork_r1, "--second-root", r2))
-    assert_failed(run(tmp_path, "consistency", "--json", path, "--first-root", r2, "--second-root", r1))
+    for roots in [(r1, fork_r2), (fork_r1, r2), (r2, r1)]:
+        args = ["--first-root", roots[0], "--second-root", roots[1]]
+        assert_failed(run(tmp_path, "consistency", "--json", path, *args))
     assert_failed(run(tmp_path, "consistency", "--json", path, "--first-root", r1))
 
     flipped = list(data["proof"])
@@ -289,7 +290,8 @@ def test_consistency_tampered(tmp_path):
         {**data, "proof": "nope"},
     ]:
         p = write_json(tmp_path, "bad.json", bad)
-        assert_failed(run(tmp_path, "consistency", "--json", p, "--first-root", r1, "--second-root", r2))
+        args = ["--first-root", r1, "--second-root", r2]
+        assert_failed(run(tmp_path, "consistency", "--json", p, *args))
 
 
 # ---------------------------------------------------------------------------

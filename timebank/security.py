@@ -77,3 +77,12 @@ def revoke_token(token: str) -> None:
     row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utc_naive()
+
+
+def load_session_user(user_id: str) -> User | None:
+    """Flask-Login's loader for page sessions."""
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    return user if user is not None and user.active else None

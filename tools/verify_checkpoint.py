@@ -346,7 +346,10 @@ def cmd_checkpoint(args: argparse.Namespace) -> str:
     if "root_hash" in data and decode_hash_hex_or_b64(data["root_hash"], "root_hash") != root:
         raise VerificationError("root_hash in JSON differs from the signed note")
 
-    message = f"OK checkpoint origin={origin} tree_size={size} root_hash={root.hex()} key_id={kid.hex()}"
+    message = (
+        f"OK checkpoint origin={origin} tree_size={size} "
+        f"root_hash={root.hex()} key_id={kid.hex()}"
+    )
     if "timestamp" in data:
         message += " (timestamp is not covered by the signature)"
     return message
@@ -476,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaf", help="compute the RFC 6962 leaf hash of some bytes")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file", metavar="PATH", help="read the leaf bytes from a file ('-' = stdin)")
+    source.add_argument("--file", metavar="PATH", help="read the leaf bytes from a file (- = stdin)")
     source.add_argument("--hex", metavar="HEX", help="the leaf bytes as hex")
     source.add_argument("--text", metavar="STRING", help="the leaf bytes as UTF-8 text")
     p.add_argument("--expect", metavar="HEX", help="fail unless the leaf hash equals this")

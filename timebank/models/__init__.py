@@ -3,3 +3,4 @@
 from timebank.models.people import Community, Household, Resident, User, ApiToken  # noqa: F401
 from timebank.models.idempotency import IdempotencyRecord  # noqa: F401
 from timebank.accounts import AccountOwner  # noqa: F401,E402
+from timebank.audit_log import AuditEntry  # noqa: F401,E402
