@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaf", help="compute the RFC 6962 leaf hash of some bytes")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file", metavar="PATH", help="read the leaf bytes from a file (- = stdin)")
+    source.add_argument("--file", metavar="PATH", help="read leaf bytes from a file (- = stdin)")
     source.add_argument("--hex", metavar="HEX", help="the leaf bytes as hex")
     source.add_argument("--text", metavar="STRING", help="the leaf bytes as UTF-8 text")
     p.add_argument("--expect", metavar="HEX", help="fail unless the leaf hash equals this")
