@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from ledger import encoding
@@ -65,10 +65,56 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment
 
 
+# The hot path talks to the driver's cursor with SQL written once per dialect: building SQLAlchemy
+# statements per call cost more than the database work itself (see bench/ledger_bench.py).
+_SQL = {
+    "lock": "SELECT pg_advisory_xact_lock({k})",
+    "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
+    "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
+    "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
+    "posting": "INSERT INTO ledger_postings (transaction_id, account_id, amount, unit) VALUES ({t}, {a}, {m}, {u})",
+    "transaction": (
+        "INSERT INTO ledger_transactions (id, kind, category, memo, actor, reference, reverses_id,"
+        " idempotency_key, request_hash, created_at, leaf_hash, prev_hash, hash) VALUES ({id}, {kind},"
+        " {category}, {memo}, {actor}, {reference}, {reverses_id}, {idempotency_key}, {request_hash},"
+        " {created_at}, {leaf_hash}, {prev_hash}, {hash})"
+    ),
+}
+
+
+class _Placeholders(dict):
+    def __init__(self, style: str):
+        super().__init__()
+        self.style = style
+
+    def __missing__(self, key):
+        return f":{key}" if self.style == "named" else f"%({key})s"
+
+
+_SQL_BY_STYLE = {
+    style: {name: sql.format_map(_Placeholders(style)) for name, sql in _SQL.items()}
+    for style in ("named", "pyformat")
+}
+
+
+def _cursor(conn):
+    """A driver cursor inside the connection's current transaction, and the SQL for its dialect."""
+    style = "named" if conn.dialect.name == "sqlite" else "pyformat"
+    return conn.connection.cursor(), _SQL_BY_STYLE[style]
+
+
+def _connection(session):
+    """The Core connection of a Session (or the Connection itself)."""
+    return session.connection() if hasattr(session, "connection") and not hasattr(session, "exec_driver_sql") \
+        else session
+
+
 def lock_writer(session) -> None:
     """Serialise ledger writers. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+    conn = _connection(session)
+    if conn.dialect.name == "postgresql":
+        cursor, sql = _cursor(conn)
+        cursor.execute(sql["lock"], {"k": _PG_WRITER_LOCK})
 
 
 def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
@@ -79,7 +125,7 @@ def open_account(session, code: str, unit: str, allow_negative: bool = False, no
         select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
     ).first()
     if row is None:
-        dialect = session.get_bind().dialect.name
+        dialect = _connection(session).dialect.name
         values = dict(
             code=code, unit=unit, allow_negative=allow_negative, balance=0,
             created_at=_naive_utc(now or _utcnow()),
@@ -123,15 +169,15 @@ def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_
     )
 
 
-def load(session, transaction_id: int) -> PostedTransaction | None:
-    tx = session.execute(select(Transaction).where(Transaction.id == transaction_id)).scalar_one_or_none()
+def load(session, transaction_id: int, replayed: bool = False) -> PostedTransaction | None:
+    tx = _connection(session).execute(select(Transaction).where(Transaction.id == transaction_id)).first()
     if tx is None:
         return None
-    return _to_posted(session, tx)
+    return _to_posted(session, tx, replayed)
 
 
-def _to_posted(session, tx: Transaction, replayed: bool = False) -> PostedTransaction:
-    rows = session.execute(
+def _to_posted(session, tx, replayed: bool = False) -> PostedTransaction:
+    rows = _connection(session).execute(
         select(Account.code, Posting.amount, Posting.unit)
         .join(Account, Account.id == Posting.account_id)
         .where(Posting.transaction_id == tx.id)
@@ -168,90 +214,85 @@ def post(
     legs = list(legs)
     _validate(legs)
     memo = memo or ""
-    fingerprint = _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id)
-    lock_writer(session)
+    conn = _connection(session)
+    lock_writer(conn)
+    cursor, sql = _cursor(conn)
 
+    fingerprint = None
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise UnbalancedTransaction("idempotency key must be 1..255 characters")
-        existing = session.execute(
-            select(Transaction).where(Transaction.idempotency_key == idempotency_key)
-        ).scalar_one_or_none()
+        fingerprint = _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id)
+        cursor.execute(sql["by_key"], {"k": idempotency_key})
+        existing = cursor.fetchone()
         if existing is not None:
-            if existing.request_hash != fingerprint:
+            if existing[1] != fingerprint:
                 raise IdempotencyKeyReused(f"idempotency key {idempotency_key!r} was used for another request")
-            return _to_posted(session, existing, replayed=True)
+            return load(session, existing[0], replayed=True)
 
-    codes = sorted({leg.account for leg in legs})
-    accounts = {
-        row.code: row
-        for row in session.execute(
-            select(Account.id, Account.code, Account.unit, Account.allow_negative, Account.balance)
-            .where(Account.code.in_(codes))
-        )
-    }
-    for code in codes:
-        if code not in accounts:
-            raise UnknownAccount(code)
+    accounts: dict[str, tuple] = {}  # code -> (id, unit, allow_negative, balance)
+    for leg in legs:
+        if leg.account not in accounts:
+            cursor.execute(sql["account"], {"code": leg.account})
+            row = cursor.fetchone()
+            if row is None:
+                raise UnknownAccount(leg.account)
+            accounts[leg.account] = row
 
     net_by_unit: dict[str, int] = {}
     net_by_account: dict[str, int] = {}
     for leg in legs:
-        unit = accounts[leg.account].unit
+        unit = accounts[leg.account][1]
         net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
         net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
     if any(total != 0 for total in net_by_unit.values()):
         raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
     for code, change in net_by_account.items():
-        acct = accounts[code]
-        if not acct.allow_negative and acct.balance + change < 0:
-            raise InsufficientFunds(code, acct.balance, change, acct.unit)
+        _id, unit, allow_negative, current = accounts[code]
+        if not allow_negative and current + change < 0:
+            raise InsufficientFunds(code, current, change, unit)
 
-    head = session.execute(
-        select(Transaction.id, Transaction.hash).order_by(Transaction.id.desc()).limit(1)
-    ).first()
-    new_id = 1 if head is None else head.id + 1
-    prev_hash = encoding.GENESIS_HASH if head is None else head.hash
+    cursor.execute(sql["head"])
+    head = cursor.fetchone()
+    new_id = 1 if head is None else head[0] + 1
+    prev_hash = encoding.GENESIS_HASH if head is None else head[1]
     created_at = _naive_utc(now or _utcnow())
 
     leaf = encoding.leaf_bytes(
         id=new_id, created_at=created_at, kind=kind, category=category, memo=memo, actor=actor,
         reference=reference, reverses_id=reverses_id,
-        postings=[(leg.account, accounts[leg.account].unit, leg.amount) for leg in legs],
+        postings=[(leg.account, accounts[leg.account][1], leg.amount) for leg in legs],
     )
     leaf_hash = encoding.leaf_hash(leaf)
     tx_hash = encoding.chain_hash(prev_hash, leaf_hash)
 
     try:
-        session.execute(
-            insert(Posting),
-            [
-                dict(transaction_id=new_id, account_id=accounts[leg.account].id,
-                     amount=leg.amount, unit=accounts[leg.account].unit)
-                for leg in legs
-            ],
+        cursor.executemany(
+            sql["posting"],
+            [{"t": new_id, "a": accounts[leg.account][0], "m": leg.amount, "u": accounts[leg.account][1]}
+             for leg in legs],
         )
-        session.execute(
-            insert(Transaction).values(
-                id=new_id, kind=kind, category=category, memo=memo, actor=actor,
-                reference=reference, reverses_id=reverses_id, idempotency_key=idempotency_key,
-                request_hash=fingerprint if idempotency_key else None, created_at=created_at,
-                leaf_hash=leaf_hash, prev_hash=prev_hash, hash=tx_hash,
-            )
-        )
-    except IntegrityError as exc:  # the database's guards; the checks above should have caught it
-        message = str(exc.orig)
+        cursor.execute(sql["transaction"], {
+            "id": new_id, "kind": kind, "category": category, "memo": memo, "actor": actor,
+            "reference": reference, "reverses_id": reverses_id, "idempotency_key": idempotency_key,
+            "request_hash": fingerprint,
+            # SQLite stores text: write it exactly as SQLAlchemy's DateTime does, so comparisons agree.
+            "created_at": created_at.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else created_at,
+            "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
+        })
+    except conn.dialect.dbapi.IntegrityError as exc:  # the database's guards; the checks above come first
+        message = str(exc)
         if "wallet_not_negative" in message:
             code = next(iter(net_by_account))
-            raise InsufficientFunds(code, accounts[code].balance, net_by_account[code], accounts[code].unit) from exc
+            raise InsufficientFunds(code, accounts[code][3], net_by_account[code], accounts[code][1]) from exc
         if reverses_id is not None and "reverses_id" in message:
             raise AlreadyReversed(f"transaction {reverses_id} is already reversed") from exc
-        raise
+        raise IntegrityError(sql["transaction"], None, exc) from exc
 
     return PostedTransaction(
         id=new_id, kind=kind, category=category, memo=memo, actor=actor, reference=reference,
         reverses_id=reverses_id, created_at=created_at, leaf_hash=leaf_hash, prev_hash=prev_hash,
-        hash=tx_hash, postings=[(leg.account, leg.amount, accounts[leg.account].unit) for leg in legs],
+        hash=tx_hash, postings=[(leg.account, leg.amount, accounts[leg.account][1]) for leg in legs],
     )
 
 
@@ -273,7 +314,7 @@ def reverse(
         raise NotReversible(f"no transaction {transaction_id}")
     if original.reverses_id is not None:
         raise NotReversible(f"transaction {transaction_id} is itself a reversal")
-    prior = session.execute(
+    prior = _connection(session).execute(
         select(Transaction.id, Transaction.idempotency_key).where(Transaction.reverses_id == transaction_id)
     ).first()
     if prior is not None and not (idempotency_key and prior.idempotency_key == idempotency_key):
@@ -342,9 +383,9 @@ def verify(session, batch: int = 5000) -> VerifyReport:
     size = 0
     last_id = 0
     while True:
-        txs = session.execute(
-            select(Transaction).where(Transaction.id > last_id).order_by(Transaction.id).limit(batch)
-        ).scalars().all()
+        txs = _connection(session).execute(
+            select(Transaction.__table__).where(Transaction.id > last_id).order_by(Transaction.id).limit(batch)
+        ).all()
         if not txs:
             break
         ids = [t.id for t in txs]
@@ -406,8 +447,3 @@ def verify(session, batch: int = 5000) -> VerifyReport:
                         first_bad_transaction=first_bad)
 
 
-def replay_idempotent(session, idempotency_key: str) -> PostedTransaction | None:
-    tx = session.execute(
-        select(Transaction).where(Transaction.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
-    return None if tx is None else _to_posted(session, tx, replayed=True)
