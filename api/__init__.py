@@ -50,8 +50,9 @@ def init_app(app) -> None:
     api.init_app(app)
 
     from api import auth, ledger_api, people
+    from api import audit
 
-    for module in (auth, people, ledger_api):
+    for module in (auth, people, ledger_api, audit):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply
         api.register_blueprint(module.blp)
 

@@ -4,3 +4,5 @@ from timebank.models.people import Community, Household, Resident, User, ApiToke
 from timebank.models.idempotency import IdempotencyRecord  # noqa: F401
 from timebank.accounts import AccountOwner  # noqa: F401,E402
 from timebank.audit_log import AuditEntry  # noqa: F401,E402
+from timebank.models.audit import Checkpoint, MonthClose, MonthCloseSignoff, SigningKey  # noqa: F401,E402
+from ledger.tree import MerkleNode  # noqa: F401,E402
