@@ -50,9 +50,10 @@ def init_app(app) -> None:
     api.init_app(app)
 
     from api import auth, ledger_api, people
+    from api import shop
     from api import audit
 
-    for module in (auth, people, ledger_api, audit):
+    for module in (auth, people, ledger_api, audit, shop):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply
         api.register_blueprint(module.blp)
 

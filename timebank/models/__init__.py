@@ -6,3 +6,4 @@ from timebank.accounts import AccountOwner  # noqa: F401,E402
 from timebank.audit_log import AuditEntry  # noqa: F401,E402
 from timebank.models.audit import Checkpoint, MonthClose, MonthCloseSignoff, SigningKey  # noqa: F401,E402
 from ledger.tree import MerkleNode  # noqa: F401,E402
+from timebank.models.shop import Item, StockMovement, Redemption, RedemptionLine  # noqa: F401,E402

@@ -24,3 +24,6 @@ def healthz():
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    from timebank.web import receipts
+
+    receipts.init_app(app)
