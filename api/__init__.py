@@ -50,10 +50,11 @@ def init_app(app) -> None:
     api.init_app(app)
 
     from api import auth, ledger_api, people
-    from api import shop
     from api import audit
+    from api import shop
+    from api import earning, hours, tasks
 
-    for module in (auth, people, ledger_api, audit, shop):
+    for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply
         api.register_blueprint(module.blp)
 

@@ -74,12 +74,18 @@ def create_user_command(username, role, community_code, resident_id, password_st
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--timeout", default=60, show_default=True, type=int)
 def serve_command(host, port, workers, timeout):
-    """Serve with gunicorn (a production server, not the debug server)."""
+    """Serve with gunicorn (a production server, not the debug server).
+
+    Settings and why: timebank/gunicorn_conf.py. Each worker opens its own database connections
+    (no preload). More gunicorn options can be passed in ``GUNICORN_CMD_ARGS``.
+    """
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed")
-    args = [gunicorn, "--bind", f"{host}:{port}", "--workers", str(workers), "--timeout", str(timeout),
-            "--access-logfile", "-", "--graceful-timeout", "20", "timebank.wsgi:app"]
+    if workers < 1:
+        raise click.BadParameter("at least one worker", param_hint="--workers")
+    args = [gunicorn, "--config", "python:timebank.gunicorn_conf", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--timeout", str(timeout), "timebank.wsgi:app"]
     os.execv(gunicorn, args)
 
 
@@ -106,7 +112,10 @@ def verify_command():
 
 
 def register_commands(app) -> None:
-    for command in (init_db_command, create_user_command, serve_command, verify_command):
+    from timebank import demo, scheduler
+
+    for command in (init_db_command, create_user_command, serve_command, verify_command,
+                    *scheduler.COMMANDS, demo.demo_command):
         app.cli.add_command(command)
     for register in app.extensions.get("timebank.cli_hooks", []):
         register(app)

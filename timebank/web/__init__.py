@@ -24,6 +24,9 @@ def healthz():
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    from timebank.web import checkin
+
+    checkin.init_app(app)
     from timebank.web import receipts
 
     receipts.init_app(app)
