@@ -28,6 +28,10 @@ blp = Blueprint("shop", __name__, url_prefix="/api/v1",
 def _register_checks(state):
     # `timebank verify` also checks that on-hand stock equals the movement log.
     state.app.extensions.setdefault("timebank.verify_hooks", []).append(ops.verify_hook)
+    # `timebank demo` stocks the demo supermarket (when the demo module takes extensions).
+    from timebank.shop_demo import register_with_demo
+
+    register_with_demo()
 
 
 # --- schemas ----------------------------------------------------------------------------------

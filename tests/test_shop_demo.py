@@ -1,0 +1,28 @@
+"""The supermarket's demo data loads, keeps the books straight, and loads only once."""
+
+from sqlalchemy import func, select
+
+import ledger
+from timebank.extensions import db
+from timebank.models.shop import Item, Redemption
+from timebank.operations import shop as ops
+from timebank.operations.people import community_by_code
+from timebank.shop_demo import DONATIONS, GOODS, load_shop_demo
+
+
+def test_shop_demo_loads_once(app, world):
+    rich, poor = world.household(name="李家"), world.household(name="赵家")
+    world.grant(rich, 200)
+    world.grant(poor, 5)
+    with app.app_context():
+        first = load_shop_demo(community_by_code("hongxing"))
+        db.session.commit()
+        assert first == {"items": len(GOODS), "movements": len(DONATIONS) + 4, "redemptions": 1}
+        again = load_shop_demo(community_by_code("hongxing"))
+        db.session.commit()
+        assert again["items"] == 0
+        assert db.session.execute(select(func.count()).select_from(Item)).scalar_one() == len(GOODS)
+        receipt = db.session.execute(select(Redemption)).scalar_one()
+        assert receipt.household_id == rich and receipt.total_points == 45 + 2 * 3
+        assert ops.verify_stock() == [] and ledger.verify(db.session).ok
+        assert {d["donor"] for d in ops.donors(receipt.community_id)} >= {"爱心企业·华联超市", "王阿姨"}

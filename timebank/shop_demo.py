@@ -1,0 +1,109 @@
+"""Demo goods, donations and a few redemptions for the love supermarket (爱心超市).
+
+:func:`load_shop_demo` is called by ``timebank demo`` for the demo community. It flushes and never
+commits, and is idempotent: a community that already has the demo goods is left alone.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from sqlalchemy import select
+
+from timebank.extensions import db
+from timebank.models import Community, Household
+from timebank.models.shop import Item
+from timebank.operations import shop as ops
+
+#: (sku, name, price in points, barcode, monthly limit per household, low-stock threshold)
+GOODS = [
+    ("soap", "香皂", 3, "6901234500011", None, 10),
+    ("tissue", "抽纸（3包）", 8, "6901234500028", None, 10),
+    ("toothpaste", "牙膏", 6, "6901234500035", None, 5),
+    ("towel", "毛巾", 10, "6901234500042", None, 5),
+    ("detergent", "洗衣液 2kg", 28, "6901234500059", 2, 5),
+    ("oil", "食用油 5L", 45, "6901234500066", 1, 3),
+    ("rice", "大米 5kg", 40, "6901234500073", 1, 3),
+    ("eggs", "鸡蛋（10枚）", 12, None, 2, 5),
+]
+
+#: (sku, quantity, donor, donor kind, note): stock as it came in.
+DONATIONS = [
+    ("soap", 60, "爱心企业·华联超市", "enterprise", "春节爱心捐赠"),
+    ("tissue", 40, "爱心企业·华联超市", "enterprise", "春节爱心捐赠"),
+    ("oil", 20, "帮扶单位·县农业银行", "unit", "结对帮扶物资"),
+    ("rice", 20, "帮扶单位·县农业银行", "unit", "结对帮扶物资"),
+    ("detergent", 15, "爱心企业·蓝月亮经销部", "enterprise", ""),
+    ("towel", 12, "县供销合作社", "unit", ""),
+    ("eggs", 10, "王阿姨", "person", "自家养的土鸡蛋"),
+]
+PURCHASES = [("toothpaste", 30), ("soap", 20), ("oil", 4)]
+
+#: Baskets the demo households take, if they have points by then.
+BASKETS = [
+    [("oil", 1), ("soap", 2)],
+    [("tissue", 2), ("toothpaste", 1)],
+    [("detergent", 1), ("soap", 1)],
+    [("rice", 1)],
+]
+
+
+def _demo_actor(community: Community):
+    # The demo writes as the committee of the community would; nobody logs in as this.
+    return SimpleNamespace(id=None, username="demo", role="admin", actor="demo", community_id=community.id,
+                           resident=None, resident_id=None, household_id=None)
+
+
+def load_shop_demo(community: Community) -> dict:
+    """Stock the demo community's supermarket and ring up a few receipts. Returns what it did."""
+    done = {"items": 0, "movements": 0, "redemptions": 0}
+    existing = db.session.execute(
+        select(Item.id).where(Item.community_id == community.id, Item.sku == GOODS[0][0])).first()
+    if existing is not None:
+        return done
+    actor = _demo_actor(community)
+    items = {}
+    for sku, name, price, barcode, limit, threshold in GOODS:
+        items[sku] = ops.create_item(community, actor, sku=sku, name=name, price_points=price, barcode=barcode,
+                                     monthly_limit_per_household=limit, low_stock_threshold=threshold)
+        done["items"] += 1
+    for sku, quantity, donor, kind, note in DONATIONS:
+        ops.record_movement(items[sku], actor, quantity=quantity, reason="donation", donor=donor,
+                            donor_kind=kind, note=note)
+        done["movements"] += 1
+    for sku, quantity in PURCHASES:
+        ops.record_movement(items[sku], actor, quantity=quantity, reason="purchase", note="社区采购")
+        done["movements"] += 1
+    ops.record_movement(items["eggs"], actor, quantity=2, reason="spoilage", note="破损")
+    done["movements"] += 1
+
+    households = db.session.execute(
+        select(Household).where(Household.community_id == community.id).order_by(Household.id)).scalars()
+    baskets = iter(BASKETS)
+    for household in households:
+        basket = next(baskets, None)
+        if basket is None:
+            break
+        cost = sum(items[sku].price_points * quantity for sku, quantity in basket)
+        if ops.household_balance(household.id) < cost:
+            continue
+        ops.redeem(actor, member_code=household.member_code,
+                   lines=[{"item_id": items[sku].id, "quantity": quantity} for sku, quantity in basket])
+        done["redemptions"] += 1
+    db.session.flush()
+    return done
+
+
+def register_with_demo() -> bool:
+    """Hook :func:`load_shop_demo` into ``timebank demo`` when the demo module offers extensions."""
+    try:
+        from timebank import demo
+    except ImportError:
+        return False
+    register = getattr(demo, "register_extension", None)
+    if register is None:
+        return False
+    if load_shop_demo not in getattr(demo, "EXTENSIONS", ()):
+        register(load_shop_demo)
+    return True
+
