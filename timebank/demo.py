@@ -1,0 +1,344 @@
+"""``timebank demo``: a believable demo community (幸福里社区) with three months of history.
+
+Idempotent: when the demo community exists nothing is done. History is made with a
+:class:`~timebank.clock.FrozenClock` set into ``app.extensions["timebank.clock"]`` and moved through the
+last 90 days, so claims, approvals, publicity, check-ins and help carry their real dates; the clock
+is restored afterwards. Other features add to the demo with :func:`register_extension` (the love
+supermarket adds goods and redemptions): each function is called with the demo :class:`Community` at
+the end, with the clock at the present; :func:`current` gives the whole :class:`DemoContext` meanwhile.
+Extensions flush and never commit: the demo commits once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Callable
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from timebank.clock import FrozenClock, local_zone, now
+from timebank.errors import DomainError
+from timebank.extensions import db
+from timebank.models import Community, Household, Resident, User
+from timebank.models.earning import Grid, Task
+from timebank.operations import earning, hours, people, tasks
+from timebank.security import hash_password
+
+DEMO_CODE = "xingfu"
+DEMO_NAME = "幸福里社区"
+#: Password of every demo login (staff and residents). Documented in docs/earning.md.
+DEMO_PASSWORD = "demo-pass-2026"
+#: Staff logins: username -> role.
+DEMO_STAFF = {
+    "demo_admin": "admin",
+    "demo_committee": "committee",
+    "demo_grid": "grid_worker",
+    "demo_clerk": "clerk",
+    "demo_supervisor": "supervisor",
+}
+HISTORY_DAYS = 90
+
+#: Functions ``fn(community)`` run at the end of the demo (the supermarket adds goods and redemptions).
+EXTENSIONS: list[Callable[[Community], object]] = []
+_current: list["DemoContext"] = []
+
+
+def register_extension(fn: Callable[[Community], object]) -> Callable:
+    """Add ``fn(community)`` to the end of ``timebank demo``. Usable as a decorator; registering twice is once."""
+    if fn not in EXTENSIONS:
+        EXTENSIONS.append(fn)
+    return fn
+
+
+def current() -> "DemoContext | None":
+    """The demo being built (for extensions that want its people, logins or seeded random)."""
+    return _current[-1] if _current else None
+
+
+@dataclass
+class DemoContext:
+    """What an extension gets: the community, its people and logins, the clock and a seeded random."""
+
+    community: Community
+    households: list[Household]
+    residents: list[Resident]
+    staff: dict[str, User]
+    clock: FrozenClock
+    random: random.Random
+    start: datetime
+    end: datetime
+    notes: list[str] = field(default_factory=list)
+
+
+GRIDS = [("1", "东区网格"), ("2", "西区网格"), ("3", "南区网格")]
+SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
+GIVEN = ["秀英", "桂英", "玉兰", "建国", "建华", "志强", "国庆", "海燕", "丽华", "春梅", "明", "伟", "芳", "军", "敏",
+         "静", "磊", "洋", "勇", "艳", "杰", "娟", "涛", "超", "霞", "平", "刚", "桂兰", "子涵", "浩然", "欣怡",
+         "宇轩", "梓萱", "雨桐", "德福", "淑珍", "凤英", "文华", "红梅", "永福"]
+STREETS = ["幸福路", "和平巷", "槐树街", "石榴巷", "东风路"]
+
+#: The points list (积分细则): code, title, category, points, minutes, review, publicity days, cap.
+RULES = [
+    ("clean_lane", "清扫街巷 · 门前三包", "volunteer", 10, 60, "review", 3, ("week", 30)),
+    ("volunteer_hour", "志愿服务（每小时）", "volunteer", 5, 60, "review", 3, ("day", 20)),
+    ("garbage_sorting", "垃圾分类督导", "volunteer", 5, 30, "auto", 0, ("day", 5)),
+    ("party_study", "党员学习日", "red", 5, 0, "auto", 0, ("week", 5)),
+    ("vanguard_post", "党员先锋岗值守", "red", 10, 60, "review", 3, ("month", 40)),
+    ("filial", "孝老爱亲", "moral", 20, 0, "review", 7, ("year", 40)),
+    ("harmony", "邻里和睦", "moral", 10, 0, "review", 3, ("month", 20)),
+    ("courtyard", "美丽庭院", "moral", 15, 0, "review", 7, ("month", 15)),
+    ("civilized_family", "文明家庭（半年一审核）", "moral", 50, 0, "review", 7, ("year", 50)),
+    ("law_abiding", "遵纪守法", "moral", 5, 0, "review", 3, ("month", 5)),
+    ("new_customs", "移风易俗（红白事简办）", "moral", 20, 0, "review", 7, ("year", 20)),
+    ("visit_elderly", "探访空巢老人", "neighbour_help", 5, 60, "review", 3, ("week", 15)),
+    ("left_behind", "关爱留守儿童", "neighbour_help", 5, 60, "review", 3, ("week", 15)),
+    ("mediation", "矛盾纠纷调解", "neighbour_help", 10, 60, "review", 3, ("month", 30)),
+    ("help_disabled", "帮扶残疾邻居", "neighbour_help", 5, 60, "auto", 3, ("week", 15)),
+]
+TASKS = [("clean_lane", "周六清扫槐树街"), ("clean_lane", "门前三包检查"), ("visit_elderly", "重阳节探访空巢老人"),
+         ("vanguard_post", "党员先锋岗值守"), ("garbage_sorting", "垃圾分类宣传日")]
+HELP = [("陪同去医院复查", 120), ("代买米面油", 60), ("修理水龙头", 60), ("辅导孩子作业", 90), ("打扫卫生", 120),
+        ("读报聊天", 60), ("代缴水电费", 30), ("接送孩子放学", 60)]
+
+
+def _morning(day, rng: random.Random, count: int) -> list[datetime]:
+    """``count`` moments between 10:00 and 11:59 local of ``day``, in order.
+
+    Each simulated day keeps the same order (check-ins, claims, help, review), so the ledger's
+    times rise with its ids as they do in real life."""
+    return sorted(datetime.combine(day, time(rng.randint(10, 11), rng.randint(0, 59)), local_zone())
+                  for _ in range(count))
+
+
+def _quietly(action, *args, **kwargs):
+    """Run one demo action in a savepoint; a refusal (a cap, a full task) is skipped, as in real life."""
+    savepoint = db.session.begin_nested()
+    try:
+        result = action(*args, **kwargs)
+        savepoint.commit()
+        return result
+    except DomainError:
+        savepoint.rollback()
+        return None
+
+
+def build(out=click.echo) -> DemoContext | None:
+    if db.session.execute(select(Community.id).where(Community.code == DEMO_CODE)).first():
+        out(f"the demo community {DEMO_CODE!r} exists: nothing done")
+        return None
+    app = current_app._get_current_object()
+    previous = app.extensions.get("timebank.clock")
+    end = now()
+    start_day = end.astimezone(local_zone()).date() - timedelta(days=HISTORY_DAYS)
+    clock = FrozenClock(datetime.combine(start_day, time(8), local_zone()))
+    app.extensions["timebank.clock"] = clock
+    rng = random.Random(20260301)
+    try:
+        context = _people(clock, rng, end)
+        _history(context)
+        clock.set(end)
+        earning.close_publicity()
+        _current.append(context)
+        try:
+            for extension in list(EXTENSIONS):
+                result = extension(context.community)
+                if result:
+                    context.notes.append(f"{getattr(extension, '__name__', 'extension')}: {result}")
+        finally:
+            _current.pop()
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    finally:
+        if previous is None:
+            app.extensions.pop("timebank.clock", None)
+        else:
+            app.extensions["timebank.clock"] = previous
+    return context
+
+
+def _people(clock: FrozenClock, rng: random.Random, end: datetime) -> DemoContext:
+    community = people.create_community(DEMO_CODE, DEMO_NAME)
+    password_hash = hash_password(DEMO_PASSWORD)  # once: argon2 is slow on purpose
+    households, residents = [], []
+    colors = ["red"] * 10 + ["yellow"] * 15 + ["green"] * 35
+    rng.shuffle(colors)
+    phone = 13900000000
+    for number, color in enumerate(colors, start=1):
+        surname = SURNAMES[(number - 1) % len(SURNAMES)]
+        grid = GRIDS[(number - 1) % 3][0]
+        household = people.create_household(
+            community, f"{surname}家", f"{rng.choice(STREETS)}{rng.randint(1, 88)}号", grid, color)
+        households.append(household)
+        # Red households are often one or two elderly people; others are larger families.
+        size = rng.choice([1, 1, 2]) if color == "red" else rng.choice([2, 3, 3, 4])
+        for member in range(size):
+            phone += 1
+            name = surname + rng.choice(GIVEN)
+            birth_year = rng.randint(1938, 1958) if color == "red" else rng.randint(1950, 2008)
+            resident = people.create_resident(household, name, str(phone), None, birth_year)
+            residents.append(resident)
+            db.session.add(User(username=str(phone), password_hash=password_hash, role="resident",
+                                community_id=community.id, resident_id=resident.id))
+    for code, name in GRIDS:
+        db.session.add(Grid(community_id=community.id, code=code, name=name))
+    staff = {}
+    for username, role in DEMO_STAFF.items():
+        existing = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if existing is None:
+            existing = User(username=username, password_hash=password_hash, role=role,
+                            community_id=None if role == "admin" else community.id)
+            db.session.add(existing)
+        staff[username] = existing
+    # The grid worker lives in the community (household 1): the conflict-of-interest rule applies to them.
+    staff["demo_grid"].resident = next(r for r in residents if r.household_id == households[0].id)
+    db.session.flush()
+    for grid in db.session.execute(select(Grid).where(Grid.community_id == community.id)).scalars():
+        grid.worker_user_id = staff["demo_grid"].id
+    committee = staff["demo_committee"]
+    for code, title, category, points, minutes, review, days, cap in RULES:
+        earning.create_rule(committee, community, code, title, category, points, review, minutes, days,
+                            {"period": cap[0], "max_points": cap[1]} if cap else None)
+    db.session.flush()
+    return DemoContext(community=community, households=households, residents=residents, staff=staff,
+                       clock=clock, random=rng, start=clock.now(), end=end)
+
+
+def _login(resident: Resident) -> User:
+    return db.session.execute(select(User).where(User.resident_id == resident.id, User.role == "resident")).scalar_one()
+
+
+def _history(ctx: DemoContext) -> None:
+    rng, clock, community = ctx.random, ctx.clock, ctx.community
+    committee, grid = ctx.staff["demo_committee"], ctx.staff["demo_grid"]
+    first_day = ctx.start.astimezone(local_zone()).date()
+    today = ctx.end.astimezone(local_zone()).date()
+    rule_codes = [r[0] for r in RULES]
+    weights = [6, 8, 8, 3, 2, 1, 2, 2, 1, 1, 1, 5, 3, 1, 2]
+    elderly = [r for r in ctx.residents if r.household.color == "red"]
+    day = first_day
+    while day <= today:
+        if day.weekday() == 5:  # Saturday morning tasks with QR check-in
+            _task_day(ctx, day, rng)
+        # Residents claim, or a grid worker enters claims for those without phones (代录).
+        for moment in _morning(day, rng, rng.randint(3, 9)):
+            clock.set(moment)
+            if clock.now() > ctx.end:
+                break
+            resident = rng.choice(ctx.residents)
+            code = rng.choices(rule_codes, weights)[0]
+            entered_by = grid if resident.household.color == "red" and rng.random() < 0.7 else _login(resident)
+            _quietly(earning.create_claim, entered_by, community, code, resident.id, "")
+        # Reviewers work in the afternoon: most claims pass, a few are rejected or meet an objection.
+        if day.weekday() in (1, 4) and elderly:
+            _help(ctx, day, rng, elderly)
+        clock.set(datetime.combine(day, time(17, 30), local_zone()))
+        if clock.now() <= ctx.end:
+            _review(ctx, committee, grid, rng)
+            earning.close_publicity()
+        db.session.flush()
+        day += timedelta(days=1)
+
+
+def _review(ctx: DemoContext, committee: User, grid: User, rng: random.Random) -> None:
+    from timebank.models.earning import Claim
+
+    pending = db.session.execute(
+        select(Claim).where(Claim.community_id == ctx.community.id, Claim.status == "pending").order_by(Claim.id)
+    ).scalars().all()
+    for claim in pending:
+        if rng.random() < 0.15:
+            continue  # still waiting for review
+        reviewer = committee if claim.household_id == grid.household_id or rng.random() < 0.5 else grid
+        if rng.random() < 0.08:
+            _quietly(earning.reject_claim, reviewer, claim, rng.choice(["材料不全，请补充照片", "与实际情况不符", "重复申报"]))
+        else:
+            _quietly(earning.approve_claim, reviewer, claim)
+    publicized = db.session.execute(
+        select(Claim).where(Claim.community_id == ctx.community.id, Claim.status == "publicized")).scalars().all()
+    for claim in publicized:
+        if rng.random() < 0.03:
+            neighbour = _login(rng.choice(ctx.residents))
+            _quietly(earning.object_claim, neighbour, claim.id, "公示有异议：请核实")
+
+
+def _task_day(ctx: DemoContext, day, rng: random.Random) -> None:
+    code, title = rng.choice(TASKS)
+    starts = datetime.combine(day, time(8, 0), local_zone())
+    if starts > ctx.end:
+        return
+    ctx.clock.set(starts - timedelta(minutes=30))
+    task = _quietly(tasks.create_task, ctx.staff["demo_committee"], ctx.community, code, title, starts,
+                    starts + timedelta(hours=2), rng.randint(8, 20))
+    if task is None:
+        return
+    attendees = rng.sample(ctx.residents, min(len(ctx.residents), rng.randint(5, 22)))
+    for number, resident in enumerate(attendees):
+        ctx.clock.set(starts + timedelta(minutes=number * 3))
+        token = tasks.checkin_code(ctx.staff["demo_grid"], task)["token"]
+        _quietly(tasks.check_in, _login(resident), token)
+
+
+def _help(ctx: DemoContext, day, rng: random.Random, elderly: list[Resident]) -> None:
+    import ledger
+    from timebank import accounts
+
+    ctx.clock.set(datetime.combine(day, time(12, rng.randint(0, 30)), local_zone()))
+    if ctx.clock.now() > ctx.end:
+        return
+    requester = rng.choice(elderly if rng.random() < 0.6 else ctx.residents)
+    title, minutes = rng.choice(HELP)
+    grid = ctx.staff["demo_grid"]
+    help_request = _quietly(hours.create_help_request, grid, requester.id, title, minutes)
+    if help_request is None or rng.random() < 0.2:
+        return  # stays open: a volunteer may still take it
+    volunteers = [r for r in ctx.residents if r.household_id != requester.household_id]
+    volunteer = rng.choice(volunteers)
+    ctx.clock.advance(hours=1)
+    if _quietly(hours.accept_help_request, _login(volunteer), help_request, volunteer.id) is None:
+        return
+    ctx.clock.advance(hours=rng.randint(1, 3))
+    if ctx.clock.now() > ctx.end or rng.random() < 0.15:
+        return  # accepted, not yet done
+    paid_by_pool = requester.household.color == "red"
+    held = ledger.balance(db.session, accounts.resident_minutes(requester.id))
+    if paid_by_pool or held >= minutes:
+        _quietly(hours.complete_help_request, grid, help_request)
+
+
+def _print_logins(out, context: DemoContext | None) -> None:
+    out("")
+    out(f"demo community: {DEMO_NAME} ({DEMO_CODE})")
+    out(f"logins (password for all: {DEMO_PASSWORD}):")
+    for username, role in DEMO_STAFF.items():
+        out(f"  {username:<16} {role}")
+    if context is not None:
+        sample = context.residents[:3]
+        out("  residents log in with their phone number, e.g. "
+            + ", ".join(f"{r.phone} ({r.name})" for r in sample))
+        for note in context.notes:
+            out(note)
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command():
+    """Load the demo community with households, rules, tasks and three months of history (idempotent)."""
+    context = build()
+    if context is None:
+        _print_logins(click.echo, None)
+        return
+    from timebank.models.earning import Claim, HelpRequest
+
+    claims = db.session.query(Claim).filter_by(community_id=context.community.id).count()
+    helps = db.session.query(HelpRequest).filter_by(community_id=context.community.id).count()
+    task_count = db.session.query(Task).filter_by(community_id=context.community.id).count()
+    click.echo(f"loaded {len(context.households)} households, {len(context.residents)} residents, "
+               f"{len(RULES)} rules, {task_count} tasks, {claims} claims, {helps} help requests")
+    _print_logins(click.echo, context)
