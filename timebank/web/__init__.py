@@ -1,20 +1,97 @@
-"""Server-rendered pages (Jinja). Residents, clerks and committees use these, not the API."""
+"""Server-rendered pages (Jinja). Residents, clerks and committees use these, not the API.
 
-from flask import Blueprint, render_template_string
+The frame: ``templates/base.html`` (mobile-first, large type, high contrast; CSS in
+``static/site.css``, no CDN), navigation by role (:data:`NAV`), flash messages, a language switch
+(Chinese by default, English on request) and session login (:mod:`timebank.web.auth`). Feature
+modules register their own blueprints in :func:`init_app`.
+"""
+
+import os
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from timebank.web.common import register_filters, safe_next
 
 bp = Blueprint("web", __name__)
 
-_HOME = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>时间银行 · 积分超市</title>
-<body style="font: 20px/1.6 sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
-<h1>时间银行 · 积分超市</h1>
-<p>社区积分与志愿时间银行。API 文档：<a href="/api/v1/docs">/api/v1/docs</a></p>
-</body></html>"""
+#: The navigation per role: (endpoint, label). Entries whose endpoint is not registered (yet) are
+#: left out, so a page module only has to exist for its link to appear.
+NAV = {
+    "resident": [
+        ("web_resident.home", _l("Home")),
+        ("web_resident.pay_code", _l("Pay code")),
+        ("web_resident.claims", _l("Earn points")),
+        ("web_resident.history", _l("History")),
+        ("web_resident.help_requests", _l("Neighbour help")),
+        ("web_resident.goods", _l("Supermarket")),
+    ],
+    "clerk": [
+        ("web.home", _l("Home")),
+        ("web_clerk.pos", _l("Till")),
+        ("web_clerk.stock", _l("Stock")),
+    ],
+    "committee": [
+        ("web.home", _l("Home")),
+        ("web_committee.claims", _l("Claims")),
+        ("web_committee.tasks", _l("Tasks")),
+        ("web_committee.households", _l("Households")),
+        ("web_committee.ledger", _l("Ledger")),
+        ("web_committee.reports", _l("Reports")),
+    ],
+    "grid_worker": [
+        ("web.home", _l("Home")),
+        ("web_committee.claims", _l("Claims")),
+        ("web_committee.tasks", _l("Tasks")),
+    ],
+    "supervisor": [
+        ("web.home", _l("Home")),
+        ("web_committee.ledger", _l("Ledger")),
+        ("web_committee.reports", _l("Reports")),
+    ],
+    "admin": [
+        ("web.home", _l("Home")),
+    ],
+}
+
+LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
+
+
+def nav_items() -> list[tuple[str, str, bool]]:
+    """(url, label, is_current) for the logged-in user's role."""
+    if not current_user.is_authenticated:
+        return []
+    items = []
+    for endpoint, label in NAV.get(current_user.role, []):
+        if endpoint in current_app.view_functions:
+            items.append((url_for(endpoint), str(label), request.endpoint == endpoint))
+    return items
+
+
+@bp.app_context_processor
+def _frame():
+    locale = str(get_locale() or "zh_CN")
+    return {"nav_items": nav_items, "current_locale": locale, "languages": LANGUAGES,
+            "html_lang": "zh-CN" if locale.startswith("zh") else "en"}
 
 
 @bp.get("/")
 def home():
-    return render_template_string(_HOME)
+    if not current_user.is_authenticated:
+        return redirect(url_for("web_auth.login"))
+    if current_user.role == "resident":
+        return redirect(url_for("web_resident.home"))
+    return render_template("staff_home.html", links=[(url, label) for url, label, _ in nav_items()[1:]])
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str):
+    """Remember the chosen language in the session (a preference, not a change of any record)."""
+    if code in dict(LANGUAGES):
+        session["lang"] = code
+    return redirect(safe_next(request.args.get("next"), url_for("web.home")))
 
 
 @bp.get("/healthz")
@@ -23,7 +100,22 @@ def healthz():
 
 
 def init_app(app) -> None:
+    from timebank.extensions import login_manager
+
+    register_filters(app)
+    # Secure cookies behind HTTPS: instance/config.py, or TIMEBANK_SESSION_COOKIE_SECURE=1.
+    secure = os.environ.get("TIMEBANK_SESSION_COOKIE_SECURE")
+    if secure:
+        app.config["SESSION_COOKIE_SECURE"] = secure.lower() in ("1", "true", "yes", "on")
+    app.config["REMEMBER_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE", False)
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    login_manager.login_view = "web_auth.login"
+    login_manager.login_message = _l("Please log in first.")
     app.register_blueprint(bp)
+    from timebank.web import auth, resident
+
+    auth.init_app(app)
+    resident.init_app(app)
     from timebank.web import checkin
 
     checkin.init_app(app)

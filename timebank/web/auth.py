@@ -1,0 +1,81 @@
+"""Logging in and out of the pages (Flask-Login session, CSRF-protected forms).
+
+Residents log in with their phone number, staff with their username: both are the login's username,
+so one form serves both. Attempts are rate-limited per address (``TIMEBANK_LOGIN_RATE_LIMIT``,
+10 per minute by default) so a password cannot be guessed by trying.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from timebank.audit_log import record
+from timebank.errors import InvalidCredentials
+from timebank.extensions import db, limiter
+from timebank.security import authenticate
+from timebank.web.common import safe_next
+
+bp = Blueprint("web_auth", __name__)
+
+
+def login_rate_limit() -> str:
+    return current_app.config.get("TIMEBANK_LOGIN_RATE_LIMIT", "10 per minute")
+
+
+def _username(raw: str) -> str:
+    """Phone numbers are typed with spaces or dashes on old phones: 138 0013 8000 -> 13800138000."""
+    raw = raw.strip()
+    compact = re.sub(r"[\s\-()]", "", raw)
+    return compact if re.fullmatch(r"\+?\d{5,20}", compact) else raw
+
+
+def home_for(user) -> str:
+    return url_for("web_resident.home") if user.role == "resident" else url_for("web.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_rate_limit, methods=["POST"])
+def login():
+    target = request.values.get("next")
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next(target, home_for(current_user)))
+    username = ""
+    status = 200
+    if request.method == "POST":
+        username = _username(request.form.get("username", ""))
+        password = request.form.get("password", "")
+        try:
+            user = authenticate(username, password)
+        except InvalidCredentials:
+            db.session.rollback()
+            flash(_("The phone number (or username) or the password is wrong."), "error")
+            status = 401
+        else:
+            lang = session.get("lang")
+            session.clear()  # a fresh session for the new login
+            if lang:
+                session["lang"] = lang
+            login_user(user)
+            record("auth.login", user=user, via="web")
+            db.session.commit()
+            return redirect(safe_next(target, home_for(user)))
+    return render_template("login.html", username=username, next=target or ""), status
+
+
+@bp.post("/logout")
+def logout():
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("You are logged out."), "success")
+    return redirect(url_for("web_auth.login"))
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

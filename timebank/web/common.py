@@ -1,0 +1,190 @@
+"""Shared pieces of the pages: who may open a page, one-time forms, labels and formatting.
+
+Pages ask the same access rules as the API (:mod:`timebank.policy` and the operations' own checks);
+these helpers only turn "not logged in" into a trip to the login page and a refusal into a page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+
+from timebank.clock import to_local, utc_naive
+from timebank.extensions import db
+from timebank.models import IdempotencyRecord
+
+# --- who may open a page ---------------------------------------------------------------------------
+
+
+def login_redirect():
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("web_auth.login", next=target))
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_redirect()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def resident_required(view):
+    """A resident's own pages: the login must be a resident's, linked to a resident."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_redirect()
+        if current_user.role != "resident" or current_user.resident is None:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def roles_required(*roles: str):
+    """Staff pages: one of ``roles`` (admin always). The community check is the page's, via policy."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_redirect()
+            if current_user.role != "admin" and current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only a path on this site: never another host (open redirect)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return default
+    return target
+
+
+# --- forms that must take effect once ---------------------------------------------------------------
+
+def new_form_key() -> str:
+    """Put in a hidden ``form_key`` field of every form that moves points or minutes."""
+    return secrets.token_urlsafe(16)
+
+
+def take_form_key() -> bool:
+    """Record this form's key in the current transaction; False when it was already used.
+
+    A double tap on a slow phone sends the form twice; the unique (scope, key) row makes the second
+    one fail, so minutes move once. Call it first in the transaction, before the work.
+    """
+    key = (request.form.get("form_key") or "").strip()
+    if not 8 <= len(key) <= 64:
+        abort(400)
+    db.session.add(IdempotencyRecord(
+        scope=f"web:user:{current_user.id}", key=key,
+        request_hash=hashlib.sha256(f"POST {request.path}".encode()).hexdigest(),
+        status_code=303, response_body="", created_at=utc_naive()))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True
+
+
+def already_sent():
+    flash(_l("This form was already sent; nothing was done twice."), "info")
+
+
+# --- labels in plain words -------------------------------------------------------------------------
+
+CATEGORY_LABELS = {
+    "volunteer": _l("Volunteer service"),
+    "red": _l("Red points (party building)"),
+    "moral": _l("Good conduct"),
+    "neighbour_help": _l("Neighbour help"),
+    "time_bank": _l("Time bank"),
+    "shop": _l("Love supermarket"),
+}
+
+KIND_LABELS = {
+    "claim": _l("Points earned"),
+    "grant": _l("Points given"),
+    "redemption": _l("Goods taken at the supermarket"),
+    "void": _l("Supermarket sale cancelled, points back"),
+    "return": _l("Goods returned, points back"),
+    "expiry": _l("Points expired"),
+    "help": _l("Neighbour help paid in time"),
+    "gift": _l("Time given"),
+    "reversal": _l("Correction"),
+}
+
+CLAIM_STATUS_LABELS = {
+    "pending": _l("Waiting for review"),
+    "publicized": _l("On the notice board"),
+    "posted": _l("Points credited"),
+    "rejected": _l("Not approved"),
+}
+
+HELP_STATUS_LABELS = {
+    "open": _l("Looking for a helper"),
+    "accepted": _l("A helper is coming"),
+    "completed": _l("Done, time paid"),
+    "cancelled": _l("Cancelled"),
+}
+
+
+def label(table: dict, key: str | None) -> str:
+    if key is None:
+        return ""
+    return str(table.get(key, key))
+
+
+def local_time(moment, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return to_local(moment).strftime(fmt) if moment else ""
+
+
+def local_date(moment) -> str:
+    return to_local(moment).strftime("%Y-%m-%d") if moment else ""
+
+
+def hours_text(minutes: int | None) -> str:
+    """Minutes as hours and minutes in words: 90 -> 1 小时 30 分钟."""
+    from flask_babel import gettext as _
+
+    minutes = int(minutes or 0)
+    sign = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(minutes), 60)
+    if hours and rest:
+        return sign + _("%(h)d h %(m)d min", h=hours, m=rest)
+    if hours:
+        return sign + _("%(h)d h", h=hours)
+    return sign + _("%(m)d min", m=rest)
+
+
+def register_filters(app) -> None:
+    app.jinja_env.filters.setdefault("local_time", local_time)
+    app.jinja_env.filters.setdefault("local_date", local_date)
+    app.jinja_env.filters.setdefault("hours", hours_text)
+    app.jinja_env.globals.setdefault("CATEGORY_LABELS", CATEGORY_LABELS)
+    app.jinja_env.globals.setdefault("KIND_LABELS", KIND_LABELS)
+    app.jinja_env.globals.setdefault("CLAIM_STATUS_LABELS", CLAIM_STATUS_LABELS)
+    app.jinja_env.globals.setdefault("HELP_STATUS_LABELS", HELP_STATUS_LABELS)
+    app.jinja_env.globals.setdefault("label", label)
+    app.jinja_env.globals.setdefault("new_form_key", new_form_key)

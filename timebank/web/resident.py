@@ -1,0 +1,305 @@
+"""A resident's pages (居民端), built for an elderly person on a cheap phone (适老化).
+
+Home (household points, own hours), history of postings with reasons, the printed card's QR code, a
+live pay code that refreshes itself before it expires, claims from the points list and their status,
+neighbour help (post, accept, confirm), gifts of minutes to kin or the pool, and the supermarket's goods.
+
+Every page works for the logged-in resident's own household only; the rules are the operations'
+(the same ones the API asks). Forms that move minutes carry a one-time ``form_key``.
+"""
+
+from __future__ import annotations
+
+import segno
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_, select
+
+import ledger
+from ledger.models import Account, Posting, Transaction
+from timebank import accounts
+from timebank.clock import now
+from timebank.errors import DomainError
+from timebank.extensions import db
+from timebank.models import Resident
+from timebank.models.earning import Claim, HelpRequest, Rule
+from timebank.models.shop import Item
+from timebank.operations import earning, hours, shop
+from timebank.web.common import already_sent, resident_required, take_form_key
+
+bp = Blueprint("web_resident", __name__, url_prefix="/me")
+
+HISTORY_PAGE = 30
+
+
+def _me():
+    """The logged-in user, the resident and their household."""
+    user = current_user._get_current_object()
+    return user, user.resident, user.resident.household
+
+
+def qr_svg(data: str, scale: int = 6) -> str:
+    """An inline SVG QR code (no image request, prints sharply)."""
+    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff")
+
+
+def _refused(exc: DomainError) -> None:
+    db.session.rollback()
+    flash(_("Not done: %(reason)s", reason=_domain_message(exc)), "error")
+
+
+def _domain_message(exc: DomainError) -> str:
+    """The refusal in plain words; the codes named by the contract have a translation."""
+    messages = {
+        "insufficient_hours": _("there are not enough minutes in the time bank."),
+        "cap_exceeded": _("your household has reached the limit for this item in this period."),
+        "rule_inactive": _("this item of the points list is not in force."),
+        "help_request_not_open": _("somebody else is already helping."),
+        "help_request_not_accepted": _("nobody has accepted this request yet."),
+        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
+        "token_invalid": _("this is not a valid check-in code."),
+        "task_full": _("all places of this task are taken."),
+        "task_closed": _("the task is not open for check-in now."),
+        "forbidden": _("you may not do this."),
+        "validation_error": _("some of the entries are not valid."),
+    }
+    return messages.get(exc.code, exc.detail or exc.code)
+
+
+# --- home -----------------------------------------------------------------------------------------
+
+@bp.get("/")
+@resident_required
+def home():
+    user, resident, household = _me()
+    points = ledger.balance(db.session, accounts.household_points(household.id))
+    minutes = ledger.balance(db.session, accounts.resident_minutes(resident.id))
+    open_claims = db.session.execute(
+        select(Claim).where(Claim.household_id == household.id, Claim.status.in_(("pending", "publicized")))
+        .order_by(Claim.id.desc()).limit(5)).scalars().all()
+    return render_template("resident/home.html", resident=resident, household=household, points=points,
+                           minutes=minutes, open_claims=open_claims)
+
+
+# --- history --------------------------------------------------------------------------------------
+
+@bp.get("/history")
+@resident_required
+def history():
+    user, resident, household = _me()
+    points_code = accounts.household_points(household.id)
+    minutes_code = accounts.resident_minutes(resident.id)
+    before = request.args.get("before", type=int)
+    mine = select(Account.id).where(Account.code.in_((points_code, minutes_code)))
+    query = (select(Transaction).where(Transaction.id.in_(
+        select(Posting.transaction_id).where(Posting.account_id.in_(mine))))
+        .order_by(Transaction.id.desc()).limit(HISTORY_PAGE + 1))
+    if before:
+        query = query.where(Transaction.id < before)
+    transactions = db.session.execute(query).scalars().all()
+    more = len(transactions) > HISTORY_PAGE
+    transactions = transactions[:HISTORY_PAGE]
+    amounts: dict[int, dict[str, int]] = {t.id: {} for t in transactions}
+    if transactions:
+        rows = db.session.execute(
+            select(Posting.transaction_id, Account.code, Posting.amount)
+            .join(Account, Account.id == Posting.account_id)
+            .where(Posting.transaction_id.in_(list(amounts)), Account.code.in_((points_code, minutes_code))))
+        for tx_id, code, amount in rows:
+            key = "points" if code == points_code else "minutes"
+            amounts[tx_id][key] = amounts[tx_id].get(key, 0) + amount
+    entries = [{"tx": t, "points": amounts[t.id].get("points"), "minutes": amounts[t.id].get("minutes")}
+               for t in transactions]
+    return render_template("resident/history.html", entries=entries, household=household,
+                           next_before=transactions[-1].id if more else None)
+
+
+# --- card and pay code ----------------------------------------------------------------------------
+
+@bp.get("/card")
+@resident_required
+def card():
+    user, resident, household = _me()
+    return render_template("resident/card.html", resident=resident, household=household,
+                           household_qr=qr_svg(household.member_code, 8), resident_qr=qr_svg(resident.member_code, 5))
+
+
+def _pay_code() -> dict:
+    code, expires = shop.issue_pay_code(current_user._get_current_object())
+    seconds_left = max(0, int((expires - now()).total_seconds()))
+    return {"pay_code": code, "expires_at": expires.isoformat(), "seconds_left": seconds_left,
+            "svg": qr_svg(code, 4)}
+
+
+@bp.get("/pay-code")
+@resident_required
+def pay_code():
+    user, resident, household = _me()
+    points = ledger.balance(db.session, accounts.household_points(household.id))
+    return render_template("resident/paycode.html", code=_pay_code(), household=household, points=points)
+
+
+@bp.get("/pay-code.json")
+@resident_required
+def pay_code_json():
+    """A fresh code for the page's timer. GET changes nothing, so it needs no CSRF token."""
+    response = jsonify(_pay_code())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- claims ---------------------------------------------------------------------------------------
+
+def _rules_in_force(community_id: int):
+    rules = db.session.execute(
+        select(Rule).where(Rule.community_id == community_id).order_by(Rule.code)).scalars().all()
+    listed = []
+    for rule in rules:
+        version = earning.version_at(rule)
+        if version is not None and version.active:
+            listed.append((rule, version))
+    order = {c: i for i, c in enumerate(("volunteer", "red", "moral", "neighbour_help"))}
+    listed.sort(key=lambda pair: (order.get(pair[1].category, 9), pair[1].title))
+    return listed
+
+
+@bp.route("/claims", methods=["GET", "POST"])
+@resident_required
+def claims():
+    user, resident, household = _me()
+    if request.method == "POST":
+        try:
+            claim = earning.create_claim(user, household.community, request.form.get("rule_code", ""),
+                                         resident.id, note=(request.form.get("note") or "").strip()[:500])
+            db.session.commit()
+        except DomainError as exc:
+            _refused(exc)
+        else:
+            if claim.status == "posted":
+                flash(_("Claim sent and approved: %(points)d points credited.", points=claim.points), "success")
+            elif claim.status == "publicized":
+                flash(_("Claim sent and approved; it is on the notice board until %(day)s.",
+                        day=claim.publicity_ends_at and _day(claim.publicity_ends_at)), "success")
+            else:
+                flash(_("Claim sent. A reviewer will look at it."), "success")
+        return redirect(url_for(".claims"))
+    mine = db.session.execute(
+        select(Claim).where(Claim.household_id == household.id).order_by(Claim.id.desc()).limit(50)).scalars().all()
+    return render_template("resident/claims.html", rules=_rules_in_force(household.community_id), claims=mine,
+                           household=household)
+
+
+def _day(moment) -> str:
+    from timebank.web.common import local_date
+
+    return local_date(moment)
+
+
+# --- neighbour help -------------------------------------------------------------------------------
+
+@bp.route("/help", methods=["GET", "POST"])
+@resident_required
+def help_requests():
+    user, resident, household = _me()
+    if request.method == "POST":
+        action = request.form.get("action")
+        try:
+            if not take_form_key():
+                already_sent()
+                return redirect(url_for(".help_requests"))
+            if action == "post":
+                minutes = request.form.get("minutes", type=int)
+                title = (request.form.get("title") or "").strip()
+                if not title or not minutes or not 1 <= minutes <= 24 * 60:
+                    db.session.rollback()
+                    flash(_("Say what help you need and for how long."), "error")
+                    return redirect(url_for(".help_requests"))
+                hours.create_help_request(user, resident.id, title[:200], minutes)
+                message = _("Your request is posted. Neighbours can now offer help.")
+            elif action in ("accept", "complete"):
+                request_id = request.form.get("request_id", type=int)
+                help_request = hours.visible_help_request(user, request_id or 0)
+                if action == "accept":
+                    hours.accept_help_request(user, help_request, resident.id)
+                    message = _("Thank you! You are the helper for: %(title)s", title=help_request.title)
+                else:
+                    hours.complete_help_request(user, help_request)
+                    message = _("Confirmed. %(time)s went to %(name)s.",
+                                time=_hours(help_request.minutes), name=help_request.volunteer.name)
+            else:
+                db.session.rollback()
+                return redirect(url_for(".help_requests"))
+            db.session.commit()
+            flash(message, "success")
+        except DomainError as exc:
+            _refused(exc)
+        return redirect(url_for(".help_requests"))
+    members = [m.id for m in household.members]
+    open_requests = db.session.execute(
+        select(HelpRequest).where(HelpRequest.community_id == household.community_id,
+                                  HelpRequest.status == "open", HelpRequest.requester_id.not_in(members))
+        .order_by(HelpRequest.id.desc()).limit(30)).scalars().all()
+    ours = db.session.execute(
+        select(HelpRequest).where(or_(HelpRequest.requester_id.in_(members), HelpRequest.volunteer_id.in_(members)))
+        .order_by(HelpRequest.id.desc()).limit(30)).scalars().all()
+    minutes = ledger.balance(db.session, accounts.resident_minutes(resident.id))
+    return render_template("resident/help.html", open_requests=open_requests, ours=ours, members=members,
+                           resident=resident, household=household, minutes=minutes)
+
+
+def _hours(minutes: int) -> str:
+    from timebank.web.common import hours_text
+
+    return hours_text(minutes)
+
+
+# --- gifts of minutes -----------------------------------------------------------------------------
+
+@bp.route("/gift", methods=["GET", "POST"])
+@resident_required
+def gift():
+    user, resident, household = _me()
+    if request.method == "POST":
+        minutes = request.form.get("minutes", type=int)
+        target = request.form.get("to", "")
+        if not minutes or minutes <= 0:
+            flash(_("Choose how many minutes to give."), "error")
+            return redirect(url_for(".gift"))
+        try:
+            if not take_form_key():
+                already_sent()
+                return redirect(url_for(".gift"))
+            if target == "pool":
+                hours.transfer(user, resident.id, minutes, to_pool=True)
+                message = _("You gave %(time)s to the community pool. Thank you!", time=_hours(minutes))
+            else:
+                receiver = db.session.get(Resident, int(target)) if target.isdigit() else None
+                hours.transfer(user, resident.id, minutes, to_resident_id=receiver.id if receiver else -1)
+                message = _("You gave %(time)s to %(name)s.", time=_hours(minutes), name=receiver.name)
+            db.session.commit()
+            flash(message, "success")
+        except DomainError as exc:
+            _refused(exc)
+        return redirect(url_for(".gift"))
+    minutes = ledger.balance(db.session, accounts.resident_minutes(resident.id))
+    kin = [m for m in household.members if m.id != resident.id]
+    return render_template("resident/gift.html", minutes=minutes, kin=kin, resident=resident)
+
+
+# --- the supermarket's goods ----------------------------------------------------------------------
+
+@bp.get("/shop")
+@resident_required
+def goods():
+    user, resident, household = _me()
+    shop.require_browse(user, household.community_id)
+    items = db.session.execute(
+        select(Item).where(Item.community_id == household.community_id, Item.active.is_(True))
+        .order_by(Item.on_hand == 0, Item.price_points, Item.name)).scalars().all()
+    points = ledger.balance(db.session, accounts.household_points(household.id))
+    return render_template("resident/shop.html", items=items, points=points, household=household)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
