@@ -30,7 +30,8 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN instead of the driver.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # The busy timeout itself comes from the driver's ``timeout`` (see engine_options), which is
+        # per engine: this listener is process-wide, so a value set here would be the first app's.
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 
+import sqlite3
+
 from flask import current_app, jsonify, render_template_string, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from timebank.errors import GENERIC_CODES, TITLES, DomainError
@@ -19,11 +21,57 @@ from timebank.extensions import db
 log = logging.getLogger(__name__)
 
 # Database failures that are the machine's, not the request's: the client should retry later.
+# SQLite names them (``sqlite_errorname``), PostgreSQL gives an SQLSTATE; the messages are the fallback.
 _UNAVAILABLE_MARKERS = (
     "database is locked", "readonly database", "disk is full", "disk i/o error", "unable to open database",
     "could not connect", "connection refused", "no space left", "read-only", "lock timeout",
-    "canceling statement due to lock timeout", "server closed the connection",
+    "canceling statement due to lock timeout", "canceling statement due to statement timeout",
+    "server closed the connection",
 )
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR",
+                       "SQLITE_CANTOPEN", "SQLITE_PROTOCOL")
+# 08 connection, 40 serialization/deadlock (the whole transaction was undone), 53 disk full, out of
+# memory, too many connections, 57 statement timeout / shutdown, 58 I/O; 55P03 lock timeout;
+# 25006 read-only transaction (a standby, or default_transaction_read_only).
+_PG_UNAVAILABLE_CLASSES = ("08", "40", "53", "57", "58")
+_PG_UNAVAILABLE_STATES = ("55P03", "25006")
+# 22 data exception: a value the database cannot hold (string too long, number out of range). The
+# schemas should have refused it first; if one did not, it is still the request's fault, not a 500.
+_PG_INVALID_INPUT_CLASSES = ("22",)
+
+
+def _driver_error(exc):
+    """The driver's exception: SQLAlchemy wraps it in ``orig``; the ledger's hot path raises it bare."""
+    return getattr(exc, "orig", None) or exc
+
+
+def database_unavailable(exc) -> bool:
+    """True when a database error means "not now" (locked, full, read-only, timed out, gone)."""
+    orig = _driver_error(exc)
+    name = getattr(orig, "sqlite_errorname", None)
+    if name and name.startswith(_SQLITE_UNAVAILABLE):
+        return True
+    state = getattr(orig, "sqlstate", None)
+    if state and (state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES):
+        return True
+    message = str(orig).lower()
+    return any(marker in message for marker in _UNAVAILABLE_MARKERS)
+
+
+def database_refused_value(exc) -> bool:
+    state = getattr(_driver_error(exc), "sqlstate", None)
+    return bool(state) and state[:2] in _PG_INVALID_INPUT_CLASSES
+
+
+def _driver_error_classes() -> tuple:
+    classes = [sqlite3.Error]
+    try:
+        import psycopg
+
+        classes.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        pass
+    return tuple(classes)
 
 
 def wants_json() -> bool:
@@ -99,17 +147,23 @@ def init_app(app):
             detail = "The request has invalid fields."
         return _render(status, GENERIC_CODES.get(status), detail, errors=errors, headers=headers)
 
-    @app.errorhandler(OperationalError)
-    def _operational(exc: OperationalError):
+    def _database(exc: Exception):
         _rollback()
-        message = str(exc.orig).lower() if exc.orig else str(exc).lower()
-        if any(marker in message for marker in _UNAVAILABLE_MARKERS):
-            log.warning("database unavailable: %s", message)
+        if database_unavailable(exc):
+            log.warning("database unavailable: %s", _driver_error(exc))
             return _render(503, "service_unavailable",
                            "The database is busy or cannot be written just now; nothing was changed. Try again.",
-                           headers={"Retry-After": "5"})
+                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))})
+        if database_refused_value(exc):
+            log.warning("database refused a value: %s", _driver_error(exc))
+            return _render(422, "validation_error", "A value is too long or out of range; nothing was changed.")
         log.exception("database error")
         return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
+
+    # SQLAlchemy's wrapped errors, and the drivers' own (the ledger's hot path uses driver cursors).
+    app.register_error_handler(DBAPIError, _database)
+    for driver_error in _driver_error_classes():
+        app.register_error_handler(driver_error, _database)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
