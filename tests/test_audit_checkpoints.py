@@ -43,6 +43,28 @@ def save(tmp_path, name, data) -> str:
     return str(path)
 
 
+@pytest.fixture(autouse=True)
+def restore_checkpoint_guard(app):
+    """Tests below drop the append-only trigger to tamper; PostgreSQL keeps the schema between tests."""
+    yield
+    if IS_POSTGRES:
+        from ledger.schema import append_only_guard
+        from timebank.extensions import db
+
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS ledger_checkpoints_no_change ON ledger_checkpoints"))
+            conn.execute(text("DROP TRIGGER IF EXISTS ledger_checkpoints_no_truncate ON ledger_checkpoints"))
+            for statement in append_only_guard("postgresql", "ledger_checkpoints"):
+                conn.execute(text(statement))
+
+
+def drop_checkpoint_guard(conn):
+    if IS_POSTGRES:
+        conn.execute(text("DROP TRIGGER ledger_checkpoints_no_change ON ledger_checkpoints"))
+    else:
+        conn.execute(text("DROP TRIGGER ledger_checkpoints_no_update"))
+
+
 def ledger_size(world) -> int:
     return world.client.get("/api/v1/ledger/tree-head").get_json()["tree_size"]
 
@@ -200,10 +222,7 @@ def test_verify_rederives_checkpoints_and_catches_tampering(staff, runner, app):
 
     with app.app_context():
         with db.engine.begin() as conn:
-            if IS_POSTGRES:
-                conn.execute(text("DROP TRIGGER ledger_checkpoints_no_change ON ledger_checkpoints"))
-            else:
-                conn.execute(text("DROP TRIGGER ledger_checkpoints_no_update"))
+            drop_checkpoint_guard(conn)
             conn.execute(text("UPDATE ledger_checkpoints SET root_hash = :h WHERE id = 1"), {"h": "ab" * 32})
     result = runner.invoke(args=["verify"])
     assert result.exit_code == 1
@@ -220,10 +239,7 @@ def test_verify_catches_a_forged_signature_and_a_bad_cache_row(staff, runner, ap
 
     with app.app_context():
         with db.engine.begin() as conn:
-            if IS_POSTGRES:
-                conn.execute(text("DROP TRIGGER ledger_checkpoints_no_change ON ledger_checkpoints"))
-            else:
-                conn.execute(text("DROP TRIGGER ledger_checkpoints_no_update"))
+            drop_checkpoint_guard(conn)
             sig = base64.b64encode(b"\x01" * 64).decode()
             conn.execute(text("UPDATE ledger_checkpoints SET signature = :s"), {"s": sig})
             conn.execute(text("UPDATE ledger_merkle_nodes SET hash = :h WHERE level = 4 AND position = 0"),
