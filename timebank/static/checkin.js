@@ -1,9 +1,7 @@
-// Opening the check-in link is enough: submit the one-button form once, by itself.
+// Opening the check-in link is enough: submit the one-button form by itself. A repeat is harmless:
+// the server answers "already checked in".
 (function () {
   "use strict";
   var form = document.getElementById("checkin-form");
-  if (form && form.dataset.auto === "1" && !sessionStorage.getItem("checkin:" + form.token.value)) {
-    sessionStorage.setItem("checkin:" + form.token.value, "1");
-    form.submit();
-  }
+  if (form && form.dataset.auto === "1") { form.submit(); }
 })();

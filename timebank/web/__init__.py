@@ -72,9 +72,10 @@ def nav_items() -> list[tuple[str, str, bool]]:
 
 @bp.app_context_processor
 def _frame():
-    locale = str(get_locale() or "zh_CN")
-    return {"nav_items": nav_items, "current_locale": locale, "languages": LANGUAGES,
-            "html_lang": "zh-CN" if locale.startswith("zh") else "en"}
+    locale = get_locale()
+    chinese = locale is None or locale.language == "zh"
+    return {"nav_items": nav_items, "current_locale": "zh_CN" if chinese else "en", "languages": LANGUAGES,
+            "html_lang": "zh-CN" if chinese else "en"}
 
 
 @bp.get("/")
