@@ -157,6 +157,10 @@ def scheduler_command():
     runner = LeasedRunner(current_app._get_current_object())
     scheduler = runner.build(blocking=True)
     click.echo(f"scheduler {runner.holder}: jobs {', '.join(sorted(JOBS))}")
+    if runner.holds_lease():
+        click.echo("holding the lease: this scheduler runs the jobs")
+    else:
+        click.echo("another scheduler holds the lease: standing by")
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
