@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from api.common import ListArgs, LocalDateTime, committed, current_user, idempotent, paginate
+from timebank.models import Resident
 from timebank.models.earning import HELP_STATUSES, HelpRequest
 from timebank.operations import hours as ops
 from timebank.operations.earning import require_member
@@ -86,8 +87,6 @@ class HelpRequests(MethodView):
         query = select(HelpRequest).where(HelpRequest.community_id == community.id)
         if user.role == "resident":
             require_member(user, community.id)
-            from timebank.models import Resident
-
             own = select(Resident.id).where(Resident.household_id == user.household_id)
             query = query.where((HelpRequest.status == "open") | HelpRequest.requester_id.in_(own)
                                 | HelpRequest.volunteer_id.in_(own))

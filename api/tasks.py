@@ -6,7 +6,7 @@ import io
 from datetime import timezone
 
 import segno
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.common import ListArgs, LocalDateTime, committed, current_user, idempotent, paginate
 from api.earning import ClaimOut
-from timebank.errors import ValidationFailed
+from timebank.errors import DomainError, ValidationFailed
 from timebank.extensions import limiter
 from timebank.models.earning import Task
 from timebank.operations import tasks as ops
@@ -144,9 +144,7 @@ def _checkin_rate_key() -> str:
     """Check-in attempts are limited per user (a phone guessing tokens), falling back to the address."""
     try:
         return f"user:{current_user().id}"
-    except Exception:  # not logged in: the view answers 401; limit by address meanwhile
-        from flask import request
-
+    except DomainError:  # not logged in: the view answers 401; limit by address meanwhile
         return f"addr:{request.remote_addr}"
 
 

@@ -84,7 +84,8 @@ def visible_help_request(user: User, help_request_id: int) -> HelpRequest:
         # Residents see open requests of their community (to volunteer) and their own household's.
         own = user.household_id in (help_request.requester.household_id,
                                     help_request.volunteer.household_id if help_request.volunteer else None)
-        if not own and not (help_request.status == "open" and user.community_id == help_request.community_id):
+        neighbour = user.resident is not None and user.resident.household.community_id == help_request.community_id
+        if not own and not (help_request.status == "open" and neighbour):
             raise NotFound("No such help request.")
         return help_request
     if user.role != "admin" and user.community_id != help_request.community_id:
