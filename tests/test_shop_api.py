@@ -582,3 +582,18 @@ def test_audit_log_of_stock_changes(shop):
     with shop.w.app.app_context():
         entry = db.session.execute(select(AuditEntry).where(AuditEntry.action == "stock.movement")).scalar_one()
         assert entry.target == f"item:{soap}" and json.loads(entry.details)["quantity"] == 4
+
+
+def test_price_history_and_lot_records_are_append_only(shop):
+    shop.w.grant(shop.hh, 100)
+    soap = shop.item(stock=5)
+    assert shop.redeem([{"item_id": soap, "quantity": 1}]).status_code == 201
+    with shop.w.app.app_context():
+        for statement in ("UPDATE shop_item_prices SET price_points = 1",
+                          "DELETE FROM shop_item_prices",
+                          "UPDATE stock_lot_consumptions SET quantity = 0",
+                          "DELETE FROM stock_lot_consumptions"):
+            with pytest.raises(DBAPIError):
+                db.session.execute(text(statement))
+                db.session.flush()
+            db.session.rollback()
