@@ -45,11 +45,21 @@ BASKETS = [
     [("tissue", 2), ("toothpaste", 1)],
     [("detergent", 1), ("soap", 1)],
     [("rice", 1)],
+    [("eggs", 1), ("towel", 1)],
 ]
+MAX_RECEIPTS = 8
 
 
 def _demo_actor(community: Community):
-    # The demo writes as the committee of the community would; nobody logs in as this.
+    """The demo's clerk when ``timebank demo`` is running; otherwise a stand-in nobody logs in as."""
+    try:
+        from timebank.demo import current
+    except ImportError:
+        current = None
+    context = current() if current else None
+    clerk = context.staff.get("demo_clerk") if context is not None else None
+    if clerk is not None and clerk.community_id == community.id:
+        return clerk
     return SimpleNamespace(id=None, username="demo", role="admin", actor="demo", community_id=community.id,
                            resident=None, resident_id=None, household_id=None)
 
@@ -79,17 +89,23 @@ def load_shop_demo(community: Community) -> dict:
 
     households = db.session.execute(
         select(Household).where(Household.community_id == community.id).order_by(Household.id)).scalars()
-    baskets = iter(BASKETS)
-    for household in households:
-        basket = next(baskets, None)
-        if basket is None:
+    receipts = []
+    for index, household in enumerate(households):
+        if len(receipts) == MAX_RECEIPTS:
             break
+        basket = BASKETS[index % len(BASKETS)]
         cost = sum(items[sku].price_points * quantity for sku, quantity in basket)
         if ops.household_balance(household.id) < cost:
             continue
-        ops.redeem(actor, member_code=household.member_code,
-                   lines=[{"item_id": items[sku].id, "quantity": quantity} for sku, quantity in basket])
+        receipts.append(ops.redeem(actor, member_code=household.member_code,
+                                   lines=[{"item_id": items[sku].id, "quantity": q} for sku, q in basket]))
         done["redemptions"] += 1
+    # A clerk's mistake corrected by a void, and a return of one unit: both as compensating entries.
+    if len(receipts) >= 3:
+        ops.void(receipts[1].id, actor, "扫错商品，重新结账")
+        first_line = receipts[2].lines[0]
+        ops.return_goods(receipts[2].id, actor, [{"item_id": first_line.item_id, "quantity": 1}], "包装破损")
+        done["voids"], done["returns"] = 1, 1
     db.session.flush()
     return done
 
