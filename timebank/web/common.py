@@ -7,6 +7,7 @@ these helpers only turn "not logged in" into a trip to the login page and a refu
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from functools import wraps
 from urllib.parse import urlsplit
@@ -178,7 +179,16 @@ def hours_text(minutes: int | None) -> str:
     return sign + _("%(m)d min", m=rest)
 
 
+_TECHNICAL = re.compile(r"\s*\((?:resident|household|user|claim|item):\d+[^)]*\)")
+
+
+def plain_memo(memo: str | None) -> str:
+    """A ledger memo without the ids meant for auditors: "清扫 · 张三 (resident:8)" -> "清扫 · 张三"."""
+    return _TECHNICAL.sub("", memo or "").strip()
+
+
 def register_filters(app) -> None:
+    app.jinja_env.filters.setdefault("plain_memo", plain_memo)
     app.jinja_env.filters.setdefault("local_time", local_time)
     app.jinja_env.filters.setdefault("local_date", local_date)
     app.jinja_env.filters.setdefault("hours", hours_text)

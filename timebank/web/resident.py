@@ -41,7 +41,7 @@ def _me():
 
 def qr_svg(data: str, scale: int = 6) -> str:
     """An inline SVG QR code (no image request, prints sharply)."""
-    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff")
+    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff", omitsize=True)
 
 
 def _refused(exc: DomainError) -> None:
@@ -185,7 +185,7 @@ def claims():
                 flash(_("Claim sent. A reviewer will look at it."), "success")
         return redirect(url_for(".claims"))
     mine = db.session.execute(
-        select(Claim).where(Claim.household_id == household.id).order_by(Claim.id.desc()).limit(50)).scalars().all()
+        select(Claim).where(Claim.household_id == household.id).order_by(Claim.id.desc()).limit(12)).scalars().all()
     return render_template("resident/claims.html", rules=_rules_in_force(household.community_id), claims=mine,
                            household=household)
 
