@@ -64,7 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     # Parts that build on the core (the JSON API, the pages) plug themselves in by name, so that
     # imports keep pointing one way: api -> timebank -> ledger.
-    for name in app.config.get("TIMEBANK_PLUGINS", ("api", "timebank.web", "timebank.transparency")):
+    for name in app.config.get("TIMEBANK_PLUGINS", ("api", "timebank.web", "timebank.transparency", "timebank.ops")):
         module = importlib.import_module(name)
         module.init_app(app)
 
