@@ -195,3 +195,13 @@ def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
     assert second.exit_code == 0 and "nothing done" in second.output
     with app.app_context():
         assert db.session.query(Claim).count() == claims
+
+
+def test_demo_if_empty_leaves_a_real_database_alone(world, runner):
+    from timebank.extensions import db
+    from timebank.models import Community
+
+    result = runner.invoke(args=["demo", "--if-empty"])
+    assert result.exit_code == 0 and "not loaded" in result.output
+    with world.app.app_context():
+        assert db.session.query(Community).filter_by(code="xingfu").count() == 0

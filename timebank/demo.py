@@ -327,9 +327,13 @@ def _print_logins(out, context: DemoContext | None) -> None:
 
 
 @click.command("demo")
+@click.option("--if-empty", is_flag=True, help="load only into a database without any community")
 @with_appcontext
-def demo_command():
+def demo_command(if_empty):
     """Load the demo community with households, rules, tasks and three months of history (idempotent)."""
+    if if_empty and db.session.execute(select(Community.id).limit(1)).first():
+        click.echo("the database already holds communities: demo not loaded")
+        return
     context = build()
     if context is None:
         _print_logins(click.echo, None)
