@@ -24,7 +24,7 @@ chromium:
 
 run: install
 	$(BIN)/timebank init-db
-	$(BIN)/timebank demo
+	$(BIN)/timebank demo --if-empty
 	$(BIN)/timebank serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install chromium
