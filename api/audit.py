@@ -7,7 +7,6 @@ Month closes and the audit log are for committee, supervisor and admin of the co
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import timezone
 
@@ -18,7 +17,6 @@ from sqlalchemy import select
 
 from api.common import ListArgs, LocalDateTime, committed, current_user, decode_cursor, encode_cursor, paginate
 from ledger import merkle
-from ledger.models import Transaction
 from ledger.tree import MerkleTree
 from timebank.audit_log import AuditEntry
 from timebank.errors import Forbidden, NotFound, ValidationFailed

@@ -19,7 +19,8 @@ module only decides where subtree hashes come from.
   the table, streams only the new leaf hashes and writes every newly completed node. Concurrent
   fillers compute identical rows; inserts use ``ON CONFLICT DO NOTHING``.
 * The root at any size, an inclusion proof and a consistency proof each need O(log n) subtree
-  hashes (:func:`ledger.merkle.range_hash_from_subtrees`), i.e. O(log n) primary-key lookups.
+  hashes (:func:`ledger.merkle.range_hash_from_subtrees`). Their shape does not depend on hash
+  values, so the needed cached nodes are read in one query, plus at most a few blocks of leaves.
 * The cache is derived data. :func:`scan` re-derives everything from the leaf hashes alone in one
   streaming pass, returning the roots at the requested sizes and any cached node that disagrees, so
   a verifier never has to trust the cache.
@@ -32,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, func, select
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger import merkle
@@ -169,6 +170,37 @@ class MerkleTree:
             return self._memo[key]
         return None
 
+    def _leaf_block(self, block: int) -> list[bytes]:
+        """Leaf hashes of the aligned block of ``2**min_level`` leaves (fewer at the ledger's end)."""
+        key = (-1, block)  # level -1: not a tree node, just the memo slot of a block of leaves
+        if key not in self._memo:
+            start = block << self.min_level
+            self._memo[key] = list(iter_leaf_hashes(self.session, start, min(start + (1 << self.min_level),
+                                                                              self.size())))
+        return self._memo[key]
+
+    def _prefetch(self, plan) -> None:
+        """Run ``plan(range_hash)`` with dummy hashes to learn which subtrees it needs (proof shapes
+        never depend on hash values), then read all cached ones in one query."""
+        wanted: dict[int, set[int]] = {}
+        dummy = bytes(merkle.HASH_SIZE)
+
+        def record(start: int, end: int) -> bytes:
+            level = (end - start).bit_length() - 1
+            if level >= self.min_level and (level, start >> level) not in self._memo:
+                wanted.setdefault(level, set()).add(start >> level)
+            return dummy
+
+        plan(merkle.range_hash_from_subtrees(record))
+        if not wanted:
+            return
+        clauses = [(MerkleNode.level == level) & MerkleNode.position.in_(sorted(positions))
+                   for level, positions in wanted.items()]
+        for row in self.session.execute(
+            select(MerkleNode.level, MerkleNode.position, MerkleNode.hash).where(or_(*clauses))
+        ):
+            self._memo[(row.level, int(row.position))] = bytes.fromhex(row.hash)
+
     def sync(self, upto: int | None = None) -> int:
         """Cache every complete node at ``>= min_level`` within the first ``upto`` leaves
         (default: the whole ledger). Returns how many leaves are now covered."""
@@ -207,10 +239,10 @@ class MerkleTree:
         if end > self.size():
             raise ValueError(f"the ledger has only {self.size()} transactions")
         level = width.bit_length() - 1
-        if level == 0:
-            return next(iter_leaf_hashes(self.session, start, end))
         if level < self.min_level:
-            return merkle.root_from_leaf_hashes(iter_leaf_hashes(self.session, start, end))
+            block = self._leaf_block(start >> self.min_level)
+            offset = start - ((start >> self.min_level) << self.min_level)
+            return merkle.root_from_leaf_hashes(block[offset:offset + width])
         position = start >> level
         value = self._lookup(level, position)
         if value is None:
@@ -235,6 +267,7 @@ class MerkleTree:
         self._check_size(tree_size)
         if tree_size == 0:
             return merkle.EMPTY_ROOT
+        self._prefetch(lambda rh: rh(0, tree_size))
         return merkle.range_hash_from_subtrees(self.subtree_hash)(0, tree_size)
 
     def leaf_hash(self, index: int) -> bytes:
@@ -243,11 +276,13 @@ class MerkleTree:
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """RFC 6962 audit path of leaf ``index`` in the tree of ``tree_size`` leaves."""
         self._check_size(tree_size)
+        self._prefetch(lambda rh: merkle.inclusion_proof_from(rh, index, tree_size))
         return merkle.inclusion_proof_from(merkle.range_hash_from_subtrees(self.subtree_hash), index, tree_size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 6962 proof that the tree of ``first`` leaves is a prefix of that of ``second``."""
         self._check_size(second)
+        self._prefetch(lambda rh: merkle.consistency_proof_from(rh, first, second))
         return merkle.consistency_proof_from(merkle.range_hash_from_subtrees(self.subtree_hash), first, second)
 
 

@@ -90,7 +90,8 @@ def rotate_signing_key() -> SigningKey:
     if path.exists():
         old = notes.load_private_key(path)
         _register(notes.raw_public_key(old))
-        retired = path.with_name(f"{path.stem}.{notes.key_id(origin(), notes.raw_public_key(old))}.retired{path.suffix}")
+        old_id = notes.key_id(origin(), notes.raw_public_key(old))
+        retired = path.with_name(f"{path.stem}.{old_id}.retired{path.suffix}")
         os.replace(path, retired)
     _, row = signing_key()
     record("signing_key.rotate", actor="cli", target=f"signing_key:{row.key_id}")

@@ -28,17 +28,19 @@ _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
  @media print { a { color: inherit; text-decoration: none } }
 </style>
 <h1>{{ c.name }} · {{ d.month }} 月结报表</h1>
-<p>状态 Status: <strong>{{ {"closed": "已月结 closed", "pending_second": "待第二人签署 pending second sign-off",
- "open": "未月结 open"}[d.status] }}</strong></p>
+<p>状态 Status: <strong>{{ {"closed": "已月结 closed",
+ "pending_second": "待第二人签署 pending second sign-off", "open": "未月结 open"}[d.status] }}</strong></p>
 {% if d.signoffs %}<p>签署 Signed off by:
- {% for s in d.signoffs %}{{ s.username }} ({{ s.signed_at.strftime("%Y-%m-%d %H:%M") }} UTC){% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
+ {% for s in d.signoffs %}{{ s.username }} ({{ s.signed_at.strftime("%Y-%m-%d %H:%M") }} UTC)
+ {%- if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
 {% set st = d.statement or d.preview %}
 {% if not d.statement %}<p><em>预览（未签署）Preview, not signed.</em></p>{% endif %}
 <p>期间 Period: {{ st.period.start }} — {{ st.period.end }} · 交易笔数 Transactions: {{ st.transactions }}</p>
 <h2>积分 Points</h2>
 <table>
 <tr><th>发放 Issued</th><td></td></tr>
-{% for cat, n in st.points.issued_by_category.items() %}<tr><td>&nbsp;&nbsp;{{ cat }}</td><td class="n">{{ n }}</td></tr>{% endfor %}
+{% for cat, n in st.points.issued_by_category.items() %}
+<tr><td>&nbsp;&nbsp;{{ cat }}</td><td class="n">{{ n }}</td></tr>{% endfor %}
 <tr><td>发放合计 Issued total</td><td class="n">{{ st.points.issued_total }}</td></tr>
 <tr><td>兑换 Redeemed</td><td class="n">{{ st.points.redeemed }}</td></tr>
 <tr><td>撤销退回 Voided / returned</td><td class="n">{{ st.points.voided }}</td></tr>
@@ -54,7 +56,8 @@ _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <tr><td>月末结余 Outstanding</td><td class="n">{{ st.hours.outstanding_minutes }}</td></tr>
 </table>
 {% if st.stock is not none %}<h2>库存 Stock</h2>
-<table><tr><th>SKU</th><th>品名 Item</th><th>期初 Opening</th><th>入库 In</th><th>出库 Out</th><th>期末 Closing</th></tr>
+<table><tr><th>SKU</th><th>品名 Item</th><th>期初 Opening</th><th>入库 In</th><th>出库 Out</th>
+<th>期末 Closing</th></tr>
 {% for s in st.stock %}<tr><td>{{ s.sku or "" }}</td><td>{{ s.name or s.item_id }}</td><td class="n">{{ s.opening }}</td>
 <td class="n">{{ s.received }}</td><td class="n">{{ s.issued }}</td><td class="n">{{ s.closing }}</td></tr>{% endfor %}
 </table>{% endif %}
