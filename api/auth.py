@@ -1,13 +1,16 @@
-"""``POST /api/v1/auth/token``: exchange a username and password for a bearer token."""
+"""``POST /api/v1/auth/token``: exchange a username and password for a bearer token;
+``POST /api/v1/auth/revoke``: end it (log out)."""
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from api.common import committed
+from api.common import committed, current_user
 from timebank.audit_log import record
 from timebank.extensions import limiter
-from timebank.security import authenticate, issue_token
+from timebank.errors import Unauthenticated
+from timebank.security import authenticate, issue_token, revoke_token
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Log in for a bearer token.")
 
@@ -38,3 +41,20 @@ class Token(MethodView):
         token, ttl = issue_token(user)
         record("auth.login", user=user, via="api")
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+
+@blp.route("/revoke")
+class Revoke(MethodView):
+    @blp.response(204)
+    @blp.alt_response(401, description="unauthenticated / token_expired: the token is already not valid")
+    @committed
+    def post(self):
+        """Revoke the bearer token this request carries (log out). It stops working at once; other
+        tokens of the same user are untouched."""
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("bearer "):
+            raise Unauthenticated("Send the token to revoke as Authorization: Bearer <token>.")
+        user = current_user()
+        revoke_token(header[7:].strip())
+        record("auth.logout", user=user, via="api")
+        return None

@@ -160,6 +160,16 @@ def init_app(app):
         log.exception("database error")
         return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
 
+    @app.errorhandler(OverflowError)
+    def _overflow(exc: OverflowError):
+        # sqlite3 refuses to bind an integer beyond 64 bits (an id of 10**25 in a query string, say):
+        # the request's number is out of range, not a fault of the server.
+        _rollback()
+        if "too large to convert" in str(exc):
+            return _render(422, "validation_error", "A number in the request is out of range.")
+        current_app.logger.exception("unhandled error")
+        return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
+
     # SQLAlchemy's wrapped errors, and the drivers' own (the ledger's hot path uses driver cursors).
     app.register_error_handler(DBAPIError, _database)
     for driver_error in _driver_error_classes():

@@ -7,13 +7,16 @@
 - ``TIMEBANK_PROXY_FIX=1``: trust one reverse proxy's ``X-Forwarded-*`` headers (off by default: without
   a proxy in front, a client could claim any address and dodge the per-address login limit).
 - The input guard refuses, for every request, text the database cannot store the same way on SQLite
-  and PostgreSQL (NUL characters) and JSON integers beyond 64 bits, with 422 ``validation_error``.
+  and PostgreSQL (NUL characters), JSON integers beyond 64 bits, and fractional or non-finite JSON
+  numbers (no field takes fractions; marshmallow would quietly turn 1.5 into 1), with 422
+  ``validation_error``.
 
 See docs/operations.md and docs/deploy.md.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sqlite3
@@ -80,6 +83,12 @@ def _bad_values(value, path="body"):
         return
     elif isinstance(value, int):
         if not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+            yield path, "Integer out of range."
+    elif isinstance(value, float):
+        # Points and minutes are integers, and no field takes fractions: 1.5 must not become 1.
+        if not math.isfinite(value) or not value.is_integer():
+            yield path, "Whole numbers only."
+        elif not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
             yield path, "Integer out of range."
     elif isinstance(value, dict):
         for key, item in value.items():
