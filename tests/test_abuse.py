@@ -396,3 +396,85 @@ def test_behind_a_configured_proxy_the_client_address_counts(world, limited_app)
     r = client.post("/api/v1/auth/token", json={"username": "admin", "password": "secret-pass"},
                     headers={"X-Forwarded-For": "203.0.113.2"})
     assert r.status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------
+# Earning and the supermarket: replays and other households' records
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop(world, town):
+    world.user("clerk", "clerk")
+    r = world.call("POST", "/api/v1/items", "clerk",
+                   json={"community_code": "hongxing", "sku": "rice", "name": "大米", "price_points": 7})
+    assert r.status_code == 201, r.get_json()
+    item = r.get_json()["id"]
+    r = world.call("POST", "/api/v1/stock-movements", "clerk",
+                   json={"item_id": item, "quantity": 20, "reason": "donation", "donor": "爱心企业"})
+    assert r.status_code == 201, r.get_json()
+    return item
+
+
+def test_a_pay_code_is_spent_once_whatever_the_replay(world, town, shop):
+    from timebank import accounts
+
+    code = world.client.get("/api/v1/me/pay-code", headers=_as(world, "13900000001")).get_json()["pay_code"]
+    sale = {"pay_code": code, "lines": [{"item_id": shop, "quantity": 1}]}
+    first = world.call("POST", "/api/v1/redemptions", "clerk", json=sale, headers={"Idempotency-Key": "a"})
+    assert first.status_code == 201, first.get_json()
+    # The same request under a new key is a second sale attempt with a spent code.
+    again = world.call("POST", "/api/v1/redemptions", "clerk", json=sale, headers={"Idempotency-Key": "b"})
+    assert again.status_code in (409, 410) and again.mimetype == "application/problem+json"
+    without_key = world.call("POST", "/api/v1/redemptions", "clerk", json=sale)
+    assert without_key.status_code in (409, 410)
+    assert world.balance(accounts.household_points(town.mine)) == 50 - 7
+    # A clerk of another community cannot take a sale with this household's code.
+    fresh = world.client.get("/api/v1/me/pay-code", headers=_as(world, "13900000001")).get_json()["pay_code"]
+    r = world.call("POST", "/api/v1/redemptions", "far_clerk",
+                   json={"pay_code": fresh, "lines": [{"item_id": shop, "quantity": 1}]})
+    assert 400 <= r.status_code < 500 and r.mimetype == "application/problem+json"
+    assert world.balance(accounts.household_points(town.mine)) == 50 - 7
+    # The receipt is the household's own business.
+    sale_id = first.get_json()["id"]
+    assert world.client.get(f"/api/v1/redemptions/{sale_id}", headers=_as(world, "13900000001")).status_code == 200
+    r = world.client.get(f"/api/v1/redemptions/{sale_id}", headers=_as(world, "13900000002"))
+    assert r.status_code in (403, 404) and "balance_after" not in r.get_data(as_text=True)
+    r = world.call("GET", f"/api/v1/redemptions/{sale_id}", "far_clerk")
+    assert r.status_code in (403, 404)
+
+
+def test_a_check_in_code_counts_once_and_only_here(world, town, clock):
+    from datetime import timedelta
+
+    from timebank import accounts
+
+    r = world.call("POST", "/api/v1/rules", "committee", json={
+        "community_code": "hongxing", "code": "clean", "title": "清扫楼道", "category": "volunteer",
+        "points": 10, "review": "auto", "publicity_days": 0})
+    assert r.status_code == 201, r.get_json()
+    r = world.call("POST", "/api/v1/tasks", "committee", json={
+        "community_code": "hongxing", "rule_code": "clean", "title": "周六清扫",
+        "starts_at": clock.now().isoformat(), "ends_at": (clock.now() + timedelta(hours=2)).isoformat(), "slots": 5})
+    assert r.status_code == 201, r.get_json()
+    task = r.get_json()["id"]
+    token = world.call("GET", f"/api/v1/tasks/{task}/checkin-code", "committee").get_json()["token"]
+    me = _as(world, "13900000001")
+    first = world.client.post("/api/v1/checkins", json={"token": token}, headers=me)
+    assert first.status_code == 201, first.get_json()
+    for _ in range(3):
+        again = world.client.post("/api/v1/checkins", json={"token": token}, headers=me)
+        assert again.status_code == 200 and again.get_json()["claim"]["id"] == first.get_json()["claim"]["id"]
+    assert world.balance(accounts.household_points(town.mine)) == 50 + 10
+    # A resident of another community cannot use a photo of this community's code.
+    stranger = world.client.post("/api/v1/checkins", json={"token": token}, headers=_as(world, "13900000003"))
+    assert 400 <= stranger.status_code < 500 and stranger.mimetype == "application/problem+json"
+    assert world.balance(accounts.household_points(town.far)) == 0
+    # A tampered code is refused.
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    r = world.client.post("/api/v1/checkins", json={"token": tampered}, headers=_as(world, "13900000002"))
+    _problem(r, 422, "token_invalid")
+    # And the claim itself is not another household's to read.
+    claim = first.get_json()["claim"]["id"]
+    r = world.client.get(f"/api/v1/claims/{claim}", headers=_as(world, "13900000002"))
+    assert r.status_code in (403, 404)
