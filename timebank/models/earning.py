@@ -194,6 +194,10 @@ class CheckIn(db.Model):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: Client address of the check-in request (for the anomaly report: many residents, one source).
+    address: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Device fingerprint of the check-in request: its User-Agent, cut to 300 characters.
+    device: Mapped[str | None] = mapped_column(String(300))
 
     claim: Mapped[Claim] = relationship()
 

@@ -127,7 +127,9 @@ def check_in(user: User, token: str) -> tuple[Claim, bool]:
     if version_at(task.rule) is None:
         raise Conflict("The task's item of the points list is not in force.", code="rule_inactive")
     claim = create_claim(user, community, task.rule.code, resident.id, note=task.title, task=task)
-    db.session.add(CheckIn(task_id=task.id, resident_id=resident.id, claim_id=claim.id, created_at=moment))
+    db.session.add(CheckIn(task_id=task.id, resident_id=resident.id, claim_id=claim.id, created_at=moment,
+                           **({"address": request.remote_addr, "device": request.user_agent.string[:300] or None}
+                              if has_request_context() else {})))
     db.session.flush()
     return claim, True
 
