@@ -53,8 +53,9 @@ def init_app(app) -> None:
     from api import audit
     from api import shop
     from api import earning, hours, tasks
+    from api import reports
 
-    for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit):
+    for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit, reports):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply
         api.register_blueprint(module.blp)
 
