@@ -123,3 +123,6 @@ def init_app(app) -> None:
     from timebank.web import receipts
 
     receipts.init_app(app)
+    from timebank.web import public
+
+    public.init_app(app)

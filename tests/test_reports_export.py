@@ -1,0 +1,124 @@
+"""Ledger exports: the browser's filters, one row per posting, CSV with BOM (streamed), XLSX, audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from reports_support import build_scenario
+
+EXPORT = "/api/v1/ledger/transactions/export"
+
+
+@pytest.fixture
+def scenario(world, clock):
+    return build_scenario(world, clock)
+
+
+def browse_all(world, user, query):
+    """Every transaction the ledger browser shows for ``query`` (all pages)."""
+    items, cursor = [], None
+    while True:
+        url = f"/api/v1/ledger/transactions?{query}&limit=500" + (f"&cursor={cursor}" if cursor else "")
+        page = world.call("GET", url, user).get_json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+
+
+def csv_rows(response) -> list[list[str]]:
+    raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+@pytest.mark.parametrize("query", [
+    "community_code=yangguang",
+    "community_code=yangguang&kind=redemption",
+    "community_code=yangguang&category=volunteer&since=2026-03-01T00:00:00%2B08:00&until=2026-04-01T00:00:00%2B08:00",
+    "household_id={A}",
+])
+def test_csv_export_is_the_browser_view_one_row_per_posting(world, scenario, query):
+    query = query.format(**scenario)
+    browsed = browse_all(world, "yg_committee", query)
+    assert browsed  # every filter selects something
+    r = world.call("GET", f"{EXPORT}?{query}&format=csv", "yg_committee")
+    assert r.status_code == 200
+    assert r.is_streamed and r.mimetype == "text/csv"
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="ledger-')
+    rows = csv_rows(r)
+    header = rows[0]
+    assert header == ["transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
+                      "reverses_id", "account", "amount", "unit", "hash"]
+    body = [dict(zip(header, row)) for row in rows[1:]]
+    expected = [(t["id"], p["account"], p["amount"], p["unit"], t["kind"], t["hash"], t["created_at"])
+                for t in sorted(browsed, key=lambda t: t["id"]) for p in t["postings"]]
+    assert [(int(b["transaction_id"]), b["account"], int(b["amount"]), b["unit"], b["kind"], b["hash"],
+             b["created_at"]) for b in body] == expected
+    # The postings of each transaction sum to zero per unit.
+    sums = {}
+    for b in body:
+        key = (b["transaction_id"], b["unit"])
+        sums[key] = sums.get(key, 0) + int(b["amount"])
+    assert set(sums.values()) == {0}
+
+
+def test_csv_keeps_chinese_and_is_read_in_batches(world, scenario, monkeypatch):
+    from timebank.operations import reports
+
+    monkeypatch.setattr(reports, "EXPORT_BATCH", 2)
+    r = world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_committee")
+    rows = csv_rows(r)[1:]
+    ids = [int(row[0]) for row in rows]
+    assert ids == sorted(ids) and len(set(ids)) == len(browse_all(world, "yg_committee", "community_code=yangguang"))
+    assert any("清扫楼道" in row[5] for row in rows)  # the claim's memo, in Chinese
+
+
+def test_xlsx_export_has_the_same_rows(world, scenario):
+    from openpyxl import load_workbook
+
+    query = "community_code=yangguang&kind=redemption"
+    csv_body = csv_rows(world.call("GET", f"{EXPORT}?{query}", "yg_super"))
+    r = world.call("GET", f"{EXPORT}?{query}&format=xlsx", "yg_super")
+    assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(r.get_data())).active
+    rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    assert rows == csv_body
+    assert len(rows) == 1 + 2 * 3  # three receipts, two postings each
+
+
+def test_exports_are_audit_logged_with_their_filters(world, scenario):
+    world.call("GET", f"{EXPORT}?community_code=yangguang&kind=expiry", "yg_committee").get_data()
+    world.call("GET", f"{EXPORT}?community_code=yangguang&format=xlsx", "yg_super")
+    log = world.call("GET", "/api/v1/audit-log?community_code=yangguang&action=ledger.export",
+                     "yg_committee").get_json()["items"]
+    assert [(e["actor"], e["details"]["format"]) for e in log] == [("yg_super", "xlsx"), ("yg_committee", "csv")]
+    assert log[1]["details"]["filters"] == {"community_code": "yangguang", "kind": "expiry"}
+    assert log[0]["details"]["rows"] > 0
+
+
+def test_xlsx_too_large_is_refused(world, scenario):
+    world.app.config["TIMEBANK_XLSX_MAX_ROWS"] = 3
+    r = world.call("GET", f"{EXPORT}?community_code=yangguang&format=xlsx", "yg_committee")
+    assert r.status_code == 422 and r.get_json()["error"] == "export_too_large"
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang&format=csv", "yg_committee").status_code == 200
+
+
+def test_who_may_export(world, scenario):
+    world.user("yg_grid", "grid_worker", community_code="yangguang")
+    world.user("hx_committee", "committee")
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_clerk").status_code == 403
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_grid").status_code == 403
+    other = world.call("GET", f"{EXPORT}?community_code=yangguang", "hx_committee")
+    assert other.status_code == 403 and other.get_json()["error"] == "forbidden"
+    # Without a community filter, staff get their own community only: nothing of 阳光社区.
+    own = csv_rows(world.call("GET", EXPORT, "hx_committee"))
+    assert own == [own[0]]
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang", "admin").status_code == 200
+    assert world.client.get(EXPORT).status_code == 401
+    bad = world.call("GET", f"{EXPORT}?format=pdf", "yg_committee")
+    assert bad.status_code == 422 and bad.get_json()["error"] == "validation_error"
+    backwards = world.call("GET", f"{EXPORT}?since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z", "yg_committee")
+    assert backwards.status_code == 422
