@@ -141,7 +141,9 @@ def init_app(app) -> None:
 
     app.register_blueprint(bp)
     app.register_blueprint(reports_bp)
+    # The menu gets an entry unless it links to an anomalies page already (the committee pages'
+    # entry leads here when this page exists).
     entry = ("web_reports.anomalies", _l("Anomalies"))
     for role in ("committee", "supervisor"):
-        if all(endpoint != entry[0] for endpoint, _label in NAV.setdefault(role, [])):
+        if not any(endpoint.endswith(".anomalies") for endpoint, _label in NAV.setdefault(role, [])):
             NAV[role].append(entry)
