@@ -37,9 +37,11 @@ def _requesting_user():
         from timebank.security import user_for_token
 
         try:
-            return user_for_token(header[7:].strip())
+            user = user_for_token(header[7:].strip())
         except DomainError:
             return None  # the view will answer 401
+        g.api_user = user  # api.common.current_user() reuses it: one token lookup per request
+        return user
     from flask_login import current_user
 
     if current_user and current_user.is_authenticated:

@@ -444,6 +444,9 @@ def _find_member(user: User, member_code: str | None, pay_code: str | None):
 def _resolve_lines(community_id: int, lines: list[dict]) -> dict[int, int]:
     """{item_id: quantity}, lines of one item merged; unknown or inactive goods are refused."""
     wanted: dict[int, int] = {}
+    if all(line.get("item_id") is not None for line in lines):
+        # The usual till: goods by id. Lock and read them at once (in id order, as _lock_items does).
+        _lock_items(line["item_id"] for line in lines)
     for line in lines:
         if line.get("item_id") is not None:
             item = db.session.get(Item, line["item_id"])
@@ -510,7 +513,10 @@ def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
     household, resident_id = _find_member(user, member_code, pay_code)
     community_id = household.community_id
     wanted = _resolve_lines(community_id, lines)
-    items = _lock_items(wanted)
+    if all(line.get("item_id") is not None for line in lines):
+        items = {item_id: db.session.get(Item, item_id) for item_id in wanted}  # locked just now
+    else:
+        items = _lock_items(wanted)
 
     for item_id, quantity in wanted.items():
         item = items[item_id]
@@ -526,17 +532,18 @@ def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
 
     total = sum(items[i].price_points * q for i, q in wanted.items())
     receipt_no = _next_receipt_no(community_id)
+    # The receipt is built whole (lines and no returns yet), so answering the request needs no reload.
     redemption = Redemption(community_id=community_id, receipt_no=receipt_no, household_id=household.id,
                             resident_id=resident_id, identified_by="pay_code" if pay_code else "member_code",
                             total_points=total, returned_points=0, balance_after=0, status="completed",
-                            clerk_id=user.id, created_at=utc_naive())
+                            clerk_id=user.id, created_at=utc_naive(), returns=[],
+                            lines=[RedemptionLine(item_id=item_id, name=items[item_id].name, quantity=quantity,
+                                                  unit_points=items[item_id].price_points, returned_quantity=0)
+                                   for item_id, quantity in wanted.items()])
     db.session.add(redemption)
     db.session.flush()
     for item_id, quantity in wanted.items():
-        item = items[item_id]
-        db.session.add(RedemptionLine(redemption_id=redemption.id, item_id=item_id, name=item.name,
-                                      quantity=quantity, unit_points=item.price_points, returned_quantity=0))
-        _move(item, -quantity, "redemption", user.actor, redemption_id=redemption.id,
+        _move(items[item_id], -quantity, "redemption", user.actor, redemption_id=redemption.id,
               note=f"receipt {receipt_no}")
 
     wallet = accounts.household_points(household.id)
@@ -548,13 +555,13 @@ def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
     except ledger.InsufficientFunds as exc:
         raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
                        code="insufficient_points") from exc
+    with db.session.no_autoflush:  # one UPDATE of the receipt, not two
+        redemption.balance_after = ledger.balance(db.session, wallet)
     redemption.transaction_id = tx.id
-    redemption.balance_after = ledger.balance(db.session, wallet)
     record("redemption.create", user=user, target=f"redemption:{redemption.id}", community_id=community_id,
            receipt_no=receipt_no, household_id=household.id, total_points=total, transaction_id=tx.id,
            lines={str(i): q for i, q in wanted.items()}, identified_by=redemption.identified_by)
     db.session.flush()
-    db.session.refresh(redemption)
     return redemption
 
 
