@@ -31,25 +31,39 @@ NAV = {
     "clerk": [
         ("web.home", _l("Home")),
         ("web_clerk.pos", _l("Till")),
+        ("web_clerk.receipts", _l("Receipts")),
         ("web_clerk.stock", _l("Stock")),
     ],
     "committee": [
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
+        ("web_committee.rules", _l("Points list")),
         ("web_committee.households", _l("Households")),
         ("web_committee.ledger", _l("Ledger")),
         ("web_committee.reports", _l("Reports")),
+        ("web_committee.month_close", _l("Month close")),
+        ("web_committee.anomalies", _l("Anomalies")),
+        ("web_clerk.pos", _l("Till")),
+        ("web_clerk.stock", _l("Stock")),
     ],
     "grid_worker": [
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
+        ("web_committee.households", _l("Households")),
     ],
     "supervisor": [
         ("web.home", _l("Home")),
+        ("web_committee.claims", _l("Claims")),
+        ("web_committee.tasks", _l("Tasks")),
+        ("web_committee.rules", _l("Points list")),
+        ("web_committee.households", _l("Households")),
         ("web_committee.ledger", _l("Ledger")),
         ("web_committee.reports", _l("Reports")),
+        ("web_committee.month_close", _l("Month close")),
+        ("web_committee.anomalies", _l("Anomalies")),
+        ("web_clerk.stock", _l("Stock")),
     ],
     "admin": [
         ("web.home", _l("Home")),
@@ -123,6 +137,10 @@ def init_app(app) -> None:
     from timebank.web import receipts
 
     receipts.init_app(app)
+    from timebank.web import clerk, committee
+
+    clerk.init_app(app)
+    committee.init_app(app)
     from timebank.web import public
 
     public.init_app(app)

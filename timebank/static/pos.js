@@ -1,0 +1,116 @@
+// The till: keeps the focus where the barcode scanner types, sends the till's GET forms in the
+// background and swaps the till's part of the page, and queues scans made while it is busy.
+// Without this script every step is an ordinary form and still works.
+(function () {
+  "use strict";
+  var busy = false;
+  var queue = [];          // goods codes scanned while a request was on its way
+
+  function pos() { return document.getElementById("pos"); }
+
+  function focusField() {
+    var box = pos();
+    if (!box) { return; }
+    var want = box.dataset.focus;
+    var field = want === "member" ? document.getElementById("member") : document.getElementById("scan");
+    if (want === "results") {
+      var first = box.querySelector("#search-results a");
+      if (first) { first.focus(); return; }
+    }
+    if (field) { field.focus(); field.select(); }
+  }
+
+  function swap(html, url) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var fresh = doc.getElementById("pos");
+    var scan = document.getElementById("scan");
+    var typed = scan ? scan.value : "";   // typed after the request left: keep it
+    if (!fresh) { window.location.href = url; return; }
+    pos().replaceWith(fresh);
+    if (url) { window.history.replaceState(null, "", url); }
+    bind();
+    focusField();
+    var newScan = document.getElementById("scan");
+    if (newScan && typed) { newScan.value = typed; }
+  }
+  function send(url) {
+    busy = true;
+    pos().setAttribute("aria-busy", "true");
+    return fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html", "X-Requested-With": "pos"}})
+      .then(function (r) { return r.text().then(function (t) { return [t, r.url]; }); })
+      .then(function (pair) { swap(pair[0], pair[1]); })
+      .catch(function () { window.location.href = url; })
+      .then(function () {
+        busy = false;
+        if (queue.length) { submitScan(queue.shift()); }
+      });
+  }
+
+  function formUrl(form) {
+    var params = new URLSearchParams(new FormData(form));
+    return form.action + "?" + params.toString();
+  }
+
+  function submitScan(code) {
+    var form = document.getElementById("scan-form");
+    var field = document.getElementById("scan");
+    if (!form || !field) { return; }
+    field.value = code;
+    var url = formUrl(form);
+    field.value = "";
+    send(url);
+  }
+
+  function bind() {
+    var box = pos();
+    if (!box) { return; }
+    var scanForm = document.getElementById("scan-form");
+    var memberForm = document.getElementById("member-form");
+    var confirmForm = document.getElementById("confirm-form");
+    if (scanForm) {
+      scanForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var field = document.getElementById("scan");
+        var code = field.value.trim();
+        if (!code) {
+          var button = document.getElementById("confirm");
+          if (button && !button.disabled) { button.focus(); }
+          return;
+        }
+        if (busy) { queue.push(code); field.value = ""; return; }
+        submitScan(code);
+      });
+    }
+    if (memberForm) {
+      memberForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        if (busy) { return; }
+        send(formUrl(memberForm));
+      });
+    }
+    Array.prototype.forEach.call(box.querySelectorAll("a.pos-link"), function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        if (!busy) { send(link.href); }
+      });
+    });
+    if (confirmForm) {
+      confirmForm.addEventListener("submit", function (event) {
+        if (confirmForm.dataset.sent) { event.preventDefault(); return; }   // a double click charges once
+        confirmForm.dataset.sent = "1";
+        var button = document.getElementById("confirm");
+        if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("sending"); }
+      });
+    }
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && pos()) {
+      var next = document.getElementById("next-member");
+      if (next) { event.preventDefault(); next.click(); }
+    }
+  });
+
+  bind();
+  focusField();
+})();
