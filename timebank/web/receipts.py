@@ -20,6 +20,7 @@ bp = Blueprint("receipts", __name__)
 _RECEIPT = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>兑换小票 No.{{ r.receipt_no }}</title>
+<link rel="icon" href="data:,">
 <style>
  /* 80 mm receipt printers by default (72 mm printable); ?paper=a4 for an office printer. */
  @page { size: {{ "A4" if a4 else "80mm auto" }}; margin: {{ "15mm" if a4 else "3mm" }}; }
