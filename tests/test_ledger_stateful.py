@@ -8,6 +8,8 @@ equal the model's.
 
 from __future__ import annotations
 
+import itertools
+
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
@@ -21,6 +23,9 @@ from ledger import Leg
 from ledger.models import Posting
 from timebank.extensions import db
 
+#: Each example gets its own accounts (the database is shared by the examples of one test run).
+RUNS = itertools.count(1)
+
 WALLETS = ["w1", "w2", "w3"]
 HOURS = ["h1", "h2"]
 
@@ -32,8 +37,7 @@ def make_machine(app):
             self.ctx = app.app_context()
             self.ctx.push()
             s = db.session
-            # Fresh accounts per run: a run is one example, the database is shared between examples.
-            self.prefix = f"r{id(self)}-"
+            self.prefix = f"r{next(RUNS)}-"
             self.model = {}
             for code in WALLETS:
                 ledger.open_account(s, self.prefix + code, "points")
