@@ -59,14 +59,26 @@ def live_server(app):
     server.stop()
 
 
+#: One Playwright and one Chromium for the whole session, however many test modules import ``browser``
+#: (each importing module defines its own session fixture; two sync Playwrights in one thread fail).
+_SHARED: dict = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    if _SHARED["users"] == 0:
+        _SHARED["manager"] = sync_playwright()
+        _SHARED["chromium"] = launch_chromium(_SHARED["manager"].start())
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["chromium"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            _SHARED.pop("chromium").close()
+            _SHARED.pop("manager").__exit__(None, None, None)
 
 
 class ConsoleWatch:

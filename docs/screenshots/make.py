@@ -38,6 +38,13 @@ SHOTS = [
     ("/me/gift", "resident-gift", "resident"),
     ("/me/shop", "resident-shop", "resident"),
     ("{checkin}", "resident-checkin", "resident"),
+    ("{pos}", "clerk-pos", "demo_clerk"),
+    ("/clerk/stock", "clerk-stock", "demo_clerk"),
+    ("/committee/claims", "committee-claims", "demo_committee"),
+    ("{task_qr}", "committee-task-qr", "demo_committee"),
+    ("/committee/households/cards?grid={grid}", "committee-cards", "demo_committee"),
+    ("/committee/ledger", "committee-ledger", "demo_committee"),
+    ("/committee/reports", "committee-reports", "demo_committee"),
 ]
 
 
@@ -96,7 +103,34 @@ def checkin_path(app, base_url: str) -> str:
                                  moment + timedelta(hours=2), 30)
         code = tasks.checkin_code(committee, task)
         db.session.commit()
-        return code["url"][len(base_url):]
+        return code["url"][len(base_url):], task.id
+
+
+def staff_paths(app) -> dict:
+    """The till with a household and two goods in the basket, a grid for the card sheet."""
+    from urllib.parse import urlencode
+
+    from sqlalchemy import select
+
+    import ledger
+    from timebank import accounts
+    from timebank.demo import DEMO_CODE
+    from timebank.extensions import db
+    from timebank.models import Household
+    from timebank.models.shop import Item
+    from timebank.operations.people import community_by_code
+
+    with app.app_context():
+        community = community_by_code(DEMO_CODE)
+        homes = db.session.execute(select(Household).where(Household.community_id == community.id)
+                                   .order_by(Household.id)).scalars().all()
+        home = max(homes, key=lambda h: ledger.balance(db.session, accounts.household_points(h.id)))
+        goods = db.session.execute(select(Item).where(Item.community_id == community.id, Item.on_hand > 2)
+                                   .order_by(Item.price_points)).scalars().all()[:2]
+        items = [goods[0].id, goods[0].id, goods[-1].id] if goods else []
+        grid = next((h.grid for h in homes if h.grid), "")
+        return {"pos": "/clerk/pos?" + urlencode([("member", home.member_code)] + [("item", i) for i in items]),
+                "grid": grid}
 
 
 def main() -> None:
@@ -111,7 +145,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     username, password = pick_resident(app)
-    checkin = checkin_path(app, base)
+    checkin, task_id = checkin_path(app, base)
+    places = {"checkin": checkin, "task_qr": f"/committee/tasks/{task_id}/qr", **staff_paths(app)}
     problems = []
     try:
         with sync_playwright() as playwright:
@@ -132,7 +167,7 @@ def main() -> None:
                             page.click("form button[type=submit]")
                             page.wait_for_load_state("load")
                         logged_in = who
-                    page.goto(base + path.format(checkin=checkin))
+                    page.goto(base + path.format(**places))
                     page.wait_for_load_state("networkidle")
                     target = HERE / f"{stem}-{width_name}.png"
                     page.screenshot(path=str(target), full_page=width_name == "phone")

@@ -30,19 +30,19 @@ def _nice_max(value: int) -> int:
 
 
 def month_bars(months: list[str], stacks: list[tuple[str, str, list[int]]], single: tuple[str, str, list[int]],
-               title: str, width: int = 760, height: int = 340) -> Markup:
+               title: str, width: int = 640, height: int = 340) -> Markup:
     """Per month: one stacked bar of ``stacks`` (key, label, values) and one bar of ``single`` beside it.
 
     Used for points issued by category (stacked) next to points redeemed.
     """
-    left, right, top, bottom = 64, 16, 20, 48
+    left, right, top, bottom = 64, 12, 26, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s[2][i] for s in stacks) for i in range(len(months))]
     peak = _nice_max(max(totals + single[2] + [0]))
     group = plot_w / max(1, len(months))
     bar = min(44.0, group * 0.34)
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-             f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="16">',
+             f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="19">',
              f"<title>{escape(title)}</title>"]
     for step in range(5):
         value = peak * step // 4

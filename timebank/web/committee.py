@@ -324,7 +324,7 @@ def cards():
     if only:
         rows = [h for h in rows if h.id in set(only)]
     cards = [{"household": h, "qr": qr_svg(h.member_code, 4),
-              "members": ", ".join(m.name for m in h.members)} for h in rows]
+              "members": "、".join(m.name for m in h.members)} for h in rows]
     pages = [cards[i:i + 8] for i in range(0, len(cards), 8)]
     return render_template("committee/cards.html", place=place, pages=pages, count=len(cards))
 
