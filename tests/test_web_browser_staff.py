@@ -120,7 +120,8 @@ def test_a_double_click_charges_once_and_refusals_are_plain(shop_town, world, ap
     assert "没有找到这张卡" in page.inner_text("#pos-error")
 
 
-def test_committee_approves_a_claim_and_it_appears_on_the_public_board(shop_town, world, live_server, page):  # noqa: F811
+def test_committee_approves_a_claim_and_it_appears_on_the_public_board(shop_town, world,  # noqa: F811
+                                                                       live_server, page):  # noqa: F811
     t = shop_town
     rule(world, code="visit", title="探访空巢老人", category="neighbour_help", points=6, publicity_days=3)
     c = claim(world, t.r2, t.resident2, rule_code="visit")

@@ -58,16 +58,19 @@ def month_bars(months: list[str], stacks: list[tuple[str, str, list[int]]], sing
                 continue
             h = plot_h * value / peak
             y -= h
-            parts.append(f'<rect x="{x0:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{COLORS.get(key, "#555")}">'
+            parts.append(f'<rect x="{x0:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                         f'fill="{COLORS.get(key, "#555")}">'
                          f"<title>{escape(month)} {escape(label)}: {value}</title></rect>")
         if totals[i]:
-            parts.append(f'<text x="{x0 + bar / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" fill="#111">{totals[i]}</text>')
+            parts.append(f'<text x="{x0 + bar / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                         f'fill="#111">{totals[i]}</text>')
         value = single[2][i]
         if value > 0:
             h = plot_h * value / peak
             x1 = x0 + bar + 6
             parts.append(f'<rect x="{x1:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                         f'fill="{COLORS.get(single[0], "#555")}"><title>{escape(month)} {escape(single[1])}: {value}</title></rect>')
+                         f'fill="{COLORS.get(single[0], "#555")}">'
+                         f"<title>{escape(month)} {escape(single[1])}: {value}</title></rect>")
             parts.append(f'<text x="{x1 + bar / 2:.1f}" y="{top + plot_h - h - 4:.1f}" text-anchor="middle" '
                          f'fill="#111">{value}</text>')
         parts.append(f'<text x="{left + group * i + group / 2:.1f}" y="{height - bottom + 24}" text-anchor="middle" '

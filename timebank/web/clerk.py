@@ -149,7 +149,8 @@ def _render_pos(place, member: str | None, ids: list[int], *, error: str | None 
     return render_template(
         "clerk/pos.html", place=place, member=member, household=household, resident=resident, balance=balance,
         lines=lines, total=total, ids=ids, error=error, query=query, results=results or [], searched=searched,
-        done=done, done_household=db.session.get(Household, done.household_id) if done else None, recent=recent, pos_url=_pos_url, is_pay_code=_is_pay_code(member or ""),
+        done=done, done_household=db.session.get(Household, done.household_id) if done else None, recent=recent,
+        pos_url=_pos_url, is_pay_code=_is_pay_code(member or ""),
         can_sell=can_write(*SELLERS)), (200 if request.headers.get("X-Requested-With") == "pos" else status)
 
 

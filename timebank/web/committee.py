@@ -11,7 +11,7 @@ Forms that change something carry the CSRF token and a one-time ``form_key``.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import segno
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from timebank.clock import local_zone, now, to_local, utc_naive
 from timebank.errors import DomainError, ValidationFailed
 from timebank.extensions import db
-from timebank.models import Household, Resident, User
+from timebank.models import Household, User
 from timebank.models.earning import RULE_CATEGORIES, Claim, Rule, Task
 from timebank.models.people import COLORS
 from timebank.operations import earning, people, tasks

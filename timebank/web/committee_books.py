@@ -26,6 +26,7 @@ from timebank.web.common import CATEGORY_LABELS, KIND_LABELS, label, roles_requi
 from timebank.web.staff import me
 
 LEDGER_PAGE = 50
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHART_MONTHS = 6
 
 
@@ -114,8 +115,8 @@ def ledger_export(fmt: str):
         return Response(stream_with_context(reports.export_csv_chunks(query)), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
     if fmt == "xlsx":
-        return Response(reports.export_xlsx(query), headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(reports.export_xlsx(query), mimetype=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
     abort(404)
 
 
@@ -178,8 +179,8 @@ def report_export(month: str, fmt: str):
         return Response("\ufeff" + reports.monthly_report_csv(data), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
     if fmt == "xlsx":
-        return Response(reports.monthly_report_xlsx(data), headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(reports.monthly_report_xlsx(data), mimetype=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
     abort(404)
 
 
