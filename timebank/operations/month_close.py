@@ -43,7 +43,10 @@ def parse_month(month: str) -> tuple[int, int]:
     match = _MONTH_RE.fullmatch(month or "")
     if not match:
         raise ValidationFailed(errors={"month": ["Use YYYY-MM, e.g. 2026-03."]})
-    return int(match.group(1)), int(match.group(2))
+    year = int(match.group(1))
+    if not 1900 <= year <= 9998:  # year 1 or 9999 would overflow when converted to UTC or stepped past
+        raise ValidationFailed(errors={"month": ["A month between 1900-01 and 9998-12."]})
+    return year, int(match.group(2))
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

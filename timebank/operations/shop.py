@@ -779,6 +779,8 @@ def parse_month(text: str) -> date:
         moment = datetime.strptime(text, "%Y-%m")
     except (TypeError, ValueError):
         raise ValidationFailed(errors={"month": ["Use YYYY-MM."]})
+    if not 1900 <= moment.year <= 9998:  # year 1 or 9999 would overflow when converted to UTC or stepped past
+        raise ValidationFailed(errors={"month": ["A month between 1900-01 and 9998-12."]})
     return date(moment.year, moment.month, 1)
 
 
