@@ -1,7 +1,7 @@
 """reports: where a check-in came from (client address and device), for the anomaly report
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-24
 
 """
@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 # The check-ins table is created by the earning migration.
-depends_on = '0002'
+depends_on = None
 
 
 def upgrade():
