@@ -464,3 +464,41 @@ def test_staff_menu_lists_the_pages(app, town):
         assert f'href="{path}"' in home.get_data(as_text=True), path
     clerk_home = client_for(app, "clerk").get("/").get_data(as_text=True)
     assert 'href="/clerk/pos"' in clerk_home and 'href="/committee/claims"' not in clerk_home
+
+
+def test_grid_worker_enters_a_claim_for_a_resident_by_card(app, town, world):
+    """代录: an elderly resident hands over a printed card; the grid worker scans it and enters the claim."""
+    rule(world)
+    with app.app_context():
+        from timebank.extensions import db
+        from timebank.models import Household, Resident
+
+        card = db.session.get(Resident, town.r2).member_code
+        several = db.session.get(Household, town.h1).member_code
+        far_card = db.session.get(Resident, town.r3).member_code
+    grid = client_for(app, "grid")
+    queue = grid.get("/committee/claims")
+    assert "代录申报" in text(queue)
+    r = grid.post("/committee/claims/enter", data={"form_key": form_key(queue), "card": card.lower(),
+                                                   "rule_code": "clean", "note": "代老人申报"}, follow_redirects=True)
+    assert "已为李四代录申报" in text(r)
+    claims = world.call("GET", "/api/v1/claims?community_code=hongxing&status=pending", "committee").get_json()["items"]
+    entered = [c for c in claims if c["resident_id"] == town.r2]
+    assert len(entered) == 1 and entered[0]["points"] == 10
+    # The record keeps who entered it, and the queue says so.
+    assert "grid" in text(grid.get("/committee/claims"))
+    # A household card with several members, another community's card, or no card are refused in words.
+    r = grid.post("/committee/claims/enter", data={"form_key": "q" * 20, "card": several, "rule_code": "clean"},
+                  follow_redirects=True)
+    assert "多位成员" in text(r)
+    r = grid.post("/committee/claims/enter", data={"form_key": "r" * 20, "card": far_card, "rule_code": "clean"},
+                  follow_redirects=True)
+    assert "本社区没有" in text(r)
+    # By phone number works too; a clerk and a supervisor may not enter claims.
+    r = grid.post("/committee/claims/enter", data={"form_key": "s" * 20, "card": town.resident2, "rule_code": "clean"},
+                  follow_redirects=True)
+    assert "已为李四代录申报" in text(r)
+    assert client_for(app, "clerk").post("/committee/claims/enter", data={"card": card, "rule_code": "clean"}
+                                          ).status_code == 403
+    assert client_for(app, "supervisor").post("/committee/claims/enter", data={"card": card, "rule_code": "clean"}
+                                               ).status_code == 403

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from timebank.clock import local_zone, now, to_local, utc_naive
 from timebank.errors import DomainError, ValidationFailed
 from timebank.extensions import db
-from timebank.models import Household, User
+from timebank.models import Household, Resident, User
 from timebank.models.earning import RULE_CATEGORIES, Claim, Rule, Task
 from timebank.models.people import COLORS
 from timebank.operations import earning, people, tasks
@@ -83,7 +83,45 @@ def claims():
         .scalars()} if pending else {}
     return render_template("committee/claims.html", place=place, pending=pending, publicized=publicized,
                            decided=decided, enterers=enterers, can_review=can_write(*earning.REVIEWERS),
-                           can_object=user.role != "supervisor", own_household=user.household_id)
+                           can_object=user.role != "supervisor", own_household=user.household_id,
+                           can_enter=can_write(*earning.ENTERING_STAFF), rules=_rules(place.id))
+
+
+def _resident_from_card(place_id: int, code: str) -> Resident:
+    """The resident behind a scanned card (resident card, or a one-person household's card) or a phone number."""
+    code = code.strip().upper().replace(" ", "").replace("-", "")
+    resident = db.session.execute(select(Resident).join(Household).where(
+        Household.community_id == place_id, or_(Resident.member_code == code, Resident.phone == code))
+    ).scalar_one_or_none()
+    if resident is None:
+        household = db.session.execute(select(Household).where(
+            Household.community_id == place_id, Household.member_code == code)).scalar_one_or_none()
+        if household is not None and len(household.members) == 1:
+            resident = household.members[0]
+        elif household is not None:
+            raise ValidationFailed(errors={"card": [
+                _("This household card has several members: scan the resident's own card.")]})
+    if resident is None:
+        raise ValidationFailed(errors={"card": [_("No resident of this community has this card or phone number.")]})
+    return resident
+
+
+@bp.post("/claims/enter")
+@roles_required(*earning.ENTERING_STAFF)
+def enter_claim():
+    """代录: a grid worker or committee member enters a claim for a resident (an elderly resident with a
+    printed card, say); the claim records who entered it and then follows the usual review."""
+    place = _place()
+    user = me()
+    back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
+
+    def act():
+        resident = _resident_from_card(place.id, request.form.get("card") or "")
+        note = (request.form.get("note") or "").strip()[:500]
+        return earning.create_claim(user, place, request.form.get("rule_code") or "", resident.id, note)
+
+    return _write(act, lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id, name=claim.resident.name),
+                  back)
 
 
 @bp.post("/claims/<int:claim_id>/<action>")
