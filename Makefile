@@ -39,8 +39,13 @@ test-sqlite: install
 test-postgres: install
 	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider
 
+# Each benchmark prints its figures and, last, whether it met its target (docs/performance.md).
 bench: install
 	$(BIN)/python bench/ledger_bench.py
+	$(BIN)/python bench/http_redemption_bench.py
+	$(BIN)/python bench/checkin_burst_bench.py
+	$(BIN)/python bench/redemption_day_bench.py
+	$(BIN)/python bench/proof_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
