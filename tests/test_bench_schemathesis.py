@@ -31,7 +31,7 @@ def _ok(response, status=201):
 def _some_data(world):
     w = world
     hh = w.household(name="张家")
-    w.resident(hh, "张三", phone="13800000001", password="secret-pass")
+    resident = w.resident(hh, "张三", phone="13800000001", password="secret-pass")
     w.user("boss", "committee")
     w.user("clerk", "clerk")
     w.grant(hh, 500)
@@ -39,7 +39,7 @@ def _some_data(world):
         "community_code": "hongxing", "code": "clean", "title": "清扫楼道", "category": "volunteer",
         "points": 10, "minutes": 30, "review": "review", "publicity_days": 1}))
     _ok(w.call("POST", "/api/v1/claims", "13800000001", json={
-        "community_code": "hongxing", "rule_code": "clean", "resident_id": 1}))
+        "community_code": "hongxing", "rule_code": "clean", "resident_id": resident}))
     start = now()
     _ok(w.call("POST", "/api/v1/tasks", "boss", json={
         "community_code": "hongxing", "rule_code": "clean", "title": "大扫除", "slots": 5,
@@ -49,8 +49,7 @@ def _some_data(world):
     _ok(w.call("POST", "/api/v1/stock-movements", "clerk", json={
         "item_id": item, "quantity": 10, "reason": "donation", "donor": "爱心企业"}))
     _ok(w.call("POST", "/api/v1/redemptions", "clerk", json={
-        "member_code": w.call("GET", f"/api/v1/households/{hh}", "clerk").get_json().get("member_code")
-        or _member_code(w, hh), "lines": [{"item_id": item, "quantity": 1}]}))
+        "member_code": _member_code(w, hh), "lines": [{"item_id": item, "quantity": 1}]}))
 
 
 def _member_code(world, household_id):
