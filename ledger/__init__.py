@@ -20,8 +20,9 @@ constraint or trigger so that no other code path can break it):
   writers: writers are serialised (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock
   on PostgreSQL) and the balance column carries a CHECK constraint.
 * Balances are a cache. A trigger adds each posting to its account's balance in the same database
-  transaction; :func:`ledger.core.replay_balances` recomputes them from the postings alone and
-  :func:`ledger.core.verify` compares the two.
+  transaction; :func:`ledger.core.replay_balances` recomputes them from the postings alone,
+  :func:`ledger.core.verify` compares the two and :func:`ledger.core.rebuild_balances` resets the cache
+  from the postings.
 * Every write that moves value may carry an idempotency key, stored with a hash of the request in
   the same database transaction: a retry returns the first transaction and moves nothing, the same
   key with a different request raises :class:`IdempotencyKeyReused`.
@@ -45,6 +46,7 @@ from ledger.core import (  # noqa: F401
     balances,
     open_account,
     post,
+    rebuild_balances,
     replay_balances,
     reverse,
     verify,

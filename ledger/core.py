@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import encoding
@@ -350,6 +350,22 @@ def replay_balances(session) -> dict[str, int]:
         .group_by(Account.code)
     ).all()
     return {code: int(total) for code, total in rows}
+
+
+def rebuild_balances(session) -> dict[str, tuple[int, int]]:
+    """Reset every cached balance to the replay of its postings; return what changed (code: (old, new)).
+
+    The cache is only ever wrong if someone wrote to it behind the ledger's back; ``verify`` says so,
+    and this repairs it from the entries, which are the truth. It takes the writer lock first.
+    """
+    lock_writer(session)
+    replayed = replay_balances(session)
+    changed = {}
+    for code, cached in session.execute(select(Account.code, Account.balance)).all():
+        if cached != replayed.get(code, 0):
+            changed[code] = (cached, replayed.get(code, 0))
+            session.execute(update(Account).where(Account.code == code).values(balance=replayed.get(code, 0)))
+    return changed
 
 
 @dataclass

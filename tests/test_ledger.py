@@ -194,6 +194,10 @@ def test_verify_detects_cached_balance_tampering(books):
     assert not report.ok
     assert any("alice" in p["problem"] for p in report.problems)
     assert ledger.replay_balances(books)["alice"] == 4
+    assert ledger.rebuild_balances(books) == {"alice": (400, 4)}
+    books.commit()
+    assert ledger.balance(books, "alice") == 4 and ledger.verify(books).ok
+    assert ledger.rebuild_balances(books) == {}
 
 
 def test_eight_threads_spend_from_one_wallet(app):
