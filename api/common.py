@@ -9,7 +9,7 @@ from functools import wraps
 
 from flask import g, request
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from timebank.clock import to_local
@@ -75,13 +75,20 @@ def paginate(query, id_column, limit: int, cursor: str | None, descending: bool 
     return {"items": rows, "next_cursor": next_cursor}
 
 
+# Every idempotent write asks and then stores: plain rows, statements built once.
+_RECORDS = IdempotencyRecord.__table__
+_FIND_RECORD = select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body).where(
+    _RECORDS.c.scope == bindparam("scope"), _RECORDS.c.key == bindparam("key"))
+_INSERT_RECORD = insert(_RECORDS)
+
+
 def _request_fingerprint() -> str:
     body = request.get_json(silent=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
 
 
-def _stored(record: IdempotencyRecord):
+def _stored(record):
     from flask import current_app
 
     response = current_app.response_class(record.response_body, status=record.status_code,
@@ -115,9 +122,7 @@ def idempotent(view):
         fingerprint = _request_fingerprint()
 
         def lookup():
-            return db.session.execute(
-                select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-            ).scalar_one_or_none()
+            return db.session.execute(_FIND_RECORD, {"scope": scope, "key": key}).one_or_none()
 
         def replay(record):
             if record.request_hash != fingerprint:
@@ -139,10 +144,11 @@ def idempotent(view):
         if response.status_code >= 500:
             db.session.rollback()
             return response
-        db.session.add(IdempotencyRecord(scope=scope, key=key, request_hash=fingerprint,
-                                         status_code=response.status_code,
-                                         response_body=response.get_data(as_text=True)))
         try:
+            # A Core insert: the unit of work has nothing left to flush, and a taken key fails here.
+            db.session.execute(_INSERT_RECORD, {"scope": scope, "key": key, "request_hash": fingerprint,
+                                                "status_code": response.status_code,
+                                                "response_body": response.get_data(as_text=True)})
             db.session.commit()
         except IntegrityError:
             # A concurrent retry with the same key committed first; its work stands, ours is undone.

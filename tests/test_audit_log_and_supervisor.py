@@ -26,9 +26,9 @@ def _record(app, action, username, target, community_code=None):
     with app.app_context():
         user = db.session.execute(select(User).where(User.username == username)).scalar_one()
         cid = community_by_code(community_code).id if community_code else None
-        entry = record(action, user=user, target=target, community_id=cid, reason="test")
+        entry_id = record(action, user=user, target=target, community_id=cid, reason="test")
         db.session.commit()
-        return entry.id, user.id
+        return entry_id, user.id
 
 
 def test_audit_log_filters_and_scope(people, app, clock):

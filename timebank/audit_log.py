@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 
 from flask import has_request_context, request
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from timebank.clock import utc_naive
@@ -38,21 +38,25 @@ class AuditEntry(db.Model):
     address: Mapped[str | None] = mapped_column(String(64))
 
 
+_INSERT = insert(AuditEntry.__table__)
+
+
 def record(action: str, *, user=None, target: str | None = None, community_id: int | None = None,
-           actor: str | None = None, **details) -> AuditEntry:
+           actor: str | None = None, **details) -> int:
+    """Append an entry in the current transaction and return its id.
+
+    A Core insert rather than an ORM object: it is written at once, in order with the action's
+    other statements, without a unit-of-work flush (every sale at the till writes one)."""
     address = request.remote_addr if has_request_context() else None
     if community_id is None and user is not None:
         community_id = getattr(user, "community_id", None)
-    entry = AuditEntry(
-        created_at=utc_naive(),
-        user_id=getattr(user, "id", None),
-        actor=actor or (user.username if user is not None else "system"),
-        community_id=community_id,
-        action=action,
-        target=target,
-        details=json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
-        address=address,
-    )
-    db.session.add(entry)
-    db.session.flush()
-    return entry
+    return db.session.execute(_INSERT, {
+        "created_at": utc_naive(),
+        "user_id": getattr(user, "id", None),
+        "actor": actor or (user.username if user is not None else "system"),
+        "community_id": community_id,
+        "action": action,
+        "target": target,
+        "details": json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
+        "address": address,
+    }).inserted_primary_key[0]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from timebank.clock import utc_naive
 from timebank.errors import InvalidCredentials, Unauthenticated
@@ -62,15 +62,21 @@ def issue_token(user: User) -> tuple[str, int]:
     return token, ttl
 
 
+# Runs on every API request: the token's dates and its user in one query, built once.
+_TOKEN_USER = (select(ApiToken.revoked_at, ApiToken.expires_at, User).join(User, User.id == ApiToken.user_id)
+               .where(ApiToken.token_hash == bindparam("digest")))
+
+
 def user_for_token(token: str) -> User:
-    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
+    found = db.session.execute(_TOKEN_USER, {"digest": _digest(token)}).one_or_none()
+    if found is None or found.revoked_at is not None:
         raise Unauthenticated("The token is not valid.", code="unauthenticated")
-    if row.expires_at <= utc_naive():
+    user = found.User
+    if found.expires_at <= utc_naive():
         raise Unauthenticated("The token has expired.", code="token_expired")
-    if not row.user.active:
+    if not user.active:
         raise Unauthenticated("The account is disabled.")
-    return row.user
+    return user
 
 
 def revoke_token(token: str) -> None:

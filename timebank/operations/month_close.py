@@ -19,7 +19,7 @@ import json
 import re
 from datetime import datetime
 
-from sqlalchemy import case, func, inspect, select, text
+from sqlalchemy import bindparam, case, func, inspect, select, text
 
 import ledger.core
 from ledger import merkle
@@ -87,6 +87,11 @@ def status_of(community_id: int, month: str) -> str:
     return "pending_second" if signoffs(community_id, month) else "open"
 
 
+# Asked before every posting: built once, and only whether the row exists.
+_IS_CLOSED = select(MonthClose.id).where(MonthClose.community_id == bindparam("community"),
+                                         MonthClose.month == bindparam("month"))
+
+
 def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     """A POST_GUARDS entry: refuse a posting dated inside a closed month of its community."""
     if community_id is None:
@@ -94,7 +99,7 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     # Taken before the check so a close cannot commit between this check and the posting.
     ledger.core.lock_writer(db.session)
     month = month_of(moment)
-    if closed_row(community_id, month) is not None:
+    if db.session.execute(_IS_CLOSED, {"community": community_id, "month": month}).first() is not None:
         raise Conflict(f"The month {month} of this community is closed; nothing dated in it can be posted.",
                        code="month_closed")
 

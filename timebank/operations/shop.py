@@ -18,8 +18,9 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
 from timebank import accounts, ledgering
@@ -176,13 +177,13 @@ def low_stock(community_id: int) -> list[Item]:
 
 # --- stock ------------------------------------------------------------------------------------
 
+_LOCK_ITEMS = (select(Item).where(Item.id.in_(bindparam("ids", expanding=True))).order_by(Item.id)
+               .with_for_update().execution_options(populate_existing=True))
+
+
 def _lock_items(item_ids) -> dict[int, Item]:
     """Lock the items' rows (in id order, so two tills never deadlock) and reload them."""
-    ids = sorted(set(item_ids))
-    rows = db.session.execute(
-        select(Item).where(Item.id.in_(ids)).order_by(Item.id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalars()
+    rows = db.session.execute(_LOCK_ITEMS, {"ids": sorted(set(item_ids))}).scalars()
     return {item.id: item for item in rows}
 
 
@@ -191,49 +192,57 @@ def _insufficient_stock(item: Item, wanted: int) -> Conflict:
                     code="insufficient_stock")
 
 
+# The hot path of every sale: statements built once (building them costs more than running them)
+# and executed as Core statements, without a unit-of-work flush per row.
+_INSERT_MOVEMENT = insert(StockMovement.__table__).returning(StockMovement.__table__.c.id)
+_INSERT_CONSUMPTION = insert(LotConsumption.__table__)
+_TAKEN = func.coalesce(func.sum(LotConsumption.quantity), 0)
+_LOTS_WITH_UNITS = (
+    select(StockMovement.id, (StockMovement.quantity - _TAKEN).label("left"))
+    .outerjoin(LotConsumption, LotConsumption.lot_id == StockMovement.id)
+    .where(StockMovement.item_id == bindparam("item_id"), StockMovement.reason.in_(LOT_REASONS),
+           StockMovement.quantity > 0)
+    .group_by(StockMovement.id, StockMovement.quantity)
+    .having(StockMovement.quantity - _TAKEN > 0)
+    .order_by(StockMovement.id)
+)
+
+
 def _move(item: Item, delta: int, reason: str, actor: str | None, *, redemption_id: int | None = None,
-          donor: str | None = None, donor_kind: str | None = None, note: str = "") -> StockMovement:
-    """Append one movement; the trigger moves on_hand and the CHECK refuses a shelf below zero."""
-    movement = StockMovement(item_id=item.id, community_id=item.community_id, quantity=delta, reason=reason,
-                             donor=donor, donor_kind=donor_kind, note=note or "", redemption_id=redemption_id,
-                             actor=actor, created_at=utc_naive())
-    db.session.add(movement)
+          donor: str | None = None, donor_kind: str | None = None, note: str = "") -> int:
+    """Append one movement and return its id; the trigger moves on_hand and the CHECK refuses a
+    shelf below zero."""
     try:
-        db.session.flush()
+        movement_id = db.session.execute(_INSERT_MOVEMENT, {
+            "item_id": item.id, "community_id": item.community_id, "quantity": delta, "reason": reason,
+            "donor": donor, "donor_kind": donor_kind, "note": note or "", "redemption_id": redemption_id,
+            "actor": actor, "created_at": utc_naive()}).scalar_one()
     except IntegrityError as exc:
         if "on_hand" in str(exc.orig):
             raise _insufficient_stock(item, -delta) from exc
         raise
     db.session.expire(item, ["on_hand"])
     if delta < 0 and reason in ("spoilage", "redemption", "adjustment"):
-        _consume_fifo(item.id, movement.id, -delta)
-    return movement
+        _consume_fifo(item.id, movement_id, -delta)
+    return movement_id
 
 
 def _lots_with_units(item_id: int):
-    taken = func.coalesce(func.sum(LotConsumption.quantity), 0)
-    return db.session.execute(
-        select(StockMovement.id, (StockMovement.quantity - taken).label("left"))
-        .outerjoin(LotConsumption, LotConsumption.lot_id == StockMovement.id)
-        .where(StockMovement.item_id == item_id, StockMovement.reason.in_(LOT_REASONS),
-               StockMovement.quantity > 0)
-        .group_by(StockMovement.id, StockMovement.quantity)
-        .having(StockMovement.quantity - taken > 0)
-        .order_by(StockMovement.id)
-    ).all()
+    return db.session.execute(_LOTS_WITH_UNITS, {"item_id": item_id}).all()
 
 
 def _consume_fifo(item_id: int, movement_id: int, units: int) -> None:
     """Attribute outgoing units to the oldest lots that still hold some."""
+    rows = []
     for lot_id, left in _lots_with_units(item_id):
         if units == 0:
             break
         take = min(units, int(left))
-        db.session.add(LotConsumption(lot_id=lot_id, movement_id=movement_id, quantity=take))
+        rows.append({"lot_id": lot_id, "movement_id": movement_id, "quantity": take})
         units -= take
     if units:  # on_hand and the lots disagree: refuse rather than lose the donor trail
         raise RuntimeError(f"stock lots of item {item_id} hold fewer units than on_hand")
-    db.session.flush()
+    db.session.execute(_INSERT_CONSUMPTION, rows)
 
 
 def _give_back_to_lots(redemption_id: int, item_id: int, movement_id: int, units: int) -> None:
@@ -279,8 +288,9 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
     item = _lock_items([item.id])[item.id]
     if item.on_hand + delta < 0:
         raise _insufficient_stock(item, -delta)
-    movement = _move(item, delta, reason, user.actor, donor=(donor or "").strip() or None,
-                     donor_kind=(donor_kind or ("other" if reason == "donation" else None)), note=note)
+    movement = db.session.get(StockMovement, _move(
+        item, delta, reason, user.actor, donor=(donor or "").strip() or None,
+        donor_kind=(donor_kind or ("other" if reason == "donation" else None)), note=note))
     record("stock.movement", user=user, target=f"item:{item.id}", community_id=item.community_id,
            movement_id=movement.id, reason=reason, quantity=delta, donor=donor, note=note)
     return movement
@@ -409,6 +419,12 @@ def _unknown_member() -> NotFound:
     return NotFound("No household with this card or code here.", code="unknown_member")
 
 
+_HOUSEHOLD_BY_CODE = select(Household).where(Household.member_code == bindparam("code"))
+# A resident's card: the household comes in the same query.
+_RESIDENT_BY_CODE = (select(Resident.id, Household).join(Household, Household.id == Resident.household_id)
+                     .where(Resident.member_code == bindparam("code")))
+
+
 def _find_member(user: User, member_code: str | None, pay_code: str | None):
     """The household (and resident, for a pay code) being served. Another community's members are
     unknown here."""
@@ -420,14 +436,12 @@ def _find_member(user: User, member_code: str | None, pay_code: str | None):
             raise _unknown_member()
         household = resident.household
     else:
-        household = db.session.execute(
-            select(Household).where(Household.member_code == member_code)).scalar_one_or_none()
+        household = db.session.execute(_HOUSEHOLD_BY_CODE, {"code": member_code}).scalar_one_or_none()
         if household is None:
-            resident = db.session.execute(
-                select(Resident).where(Resident.member_code == member_code)).scalar_one_or_none()
-            if resident is None:
+            found = db.session.execute(_RESIDENT_BY_CODE, {"code": member_code}).one_or_none()
+            if found is None:
                 raise _unknown_member()
-            household, resident_id = resident.household, resident.id
+            resident_id, household = found
     if user.role != "admin" and household.community_id != user.community_id:
         raise _unknown_member()
     if pay_code is not None:
@@ -441,15 +455,21 @@ def _find_member(user: User, member_code: str | None, pay_code: str | None):
     return household, resident_id
 
 
-def _resolve_lines(community_id: int, lines: list[dict]) -> dict[int, int]:
-    """{item_id: quantity}, lines of one item merged; unknown or inactive goods are refused."""
+def _resolve_lines(community_id: int, lines: list[dict]) -> tuple[dict[int, int], dict[int, Item] | None]:
+    """{item_id: quantity}, lines of one item merged; unknown or inactive goods are refused.
+
+    Goods named by id are locked and read here in one query, and returned locked ({item_id: item});
+    None when some line names a barcode (the caller locks them then)."""
     wanted: dict[int, int] = {}
+    locked = None
     if all(line.get("item_id") is not None for line in lines):
         # The usual till: goods by id. Lock and read them at once (in id order, as _lock_items does).
-        _lock_items(line["item_id"] for line in lines)
+        # Held in a dict: the session's identity map keeps objects only weakly, so a dropped
+        # result would be read again by every get() below.
+        locked = _lock_items(line["item_id"] for line in lines)
     for line in lines:
         if line.get("item_id") is not None:
-            item = db.session.get(Item, line["item_id"])
+            item = locked.get(line["item_id"]) if locked is not None else db.session.get(Item, line["item_id"])
             label = f"item {line['item_id']}"
         else:
             item = db.session.execute(select(Item).where(Item.community_id == community_id,
@@ -458,7 +478,7 @@ def _resolve_lines(community_id: int, lines: list[dict]) -> dict[int, int]:
         if item is None or item.community_id != community_id or not item.active:
             raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
         wanted[item.id] = wanted.get(item.id, 0) + int(line["quantity"])
-    return wanted
+    return wanted, locked
 
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
@@ -479,26 +499,31 @@ def _bought_this_month(household_id: int, item_id: int) -> int:
     ).scalar_one())
 
 
+_COUNTERS = ReceiptCounter.__table__
+_TAKE_RECEIPT_NO = (
+    update(_COUNTERS).where(_COUNTERS.c.community_id == bindparam("community"))
+    .values(last_no=_COUNTERS.c.last_no + 1).returning(_COUNTERS.c.last_no)
+)
+
+
 def _next_receipt_no(community_id: int) -> int:
-    """Lock the community's counter row and take the next number (in the redemption's transaction)."""
-    counter = db.session.execute(
-        select(ReceiptCounter).where(ReceiptCounter.community_id == community_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if counter is None:
+    """Take the community's next number (in the redemption's transaction). The UPDATE locks the
+    counter row until commit, so numbers are gap-free and two tills never share one."""
+    number = db.session.execute(_TAKE_RECEIPT_NO, {"community": community_id}).scalar_one_or_none()
+    if number is None:  # the community's first sale
         if db.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as upsert
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        db.session.execute(insert(ReceiptCounter).values(community_id=community_id, last_no=0)
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        db.session.execute(upsert(ReceiptCounter).values(community_id=community_id, last_no=0)
                            .on_conflict_do_nothing())
-        counter = db.session.execute(
-            select(ReceiptCounter).where(ReceiptCounter.community_id == community_id).with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
-    counter.last_no += 1
-    db.session.flush()
-    return counter.last_no
+        number = db.session.execute(_TAKE_RECEIPT_NO, {"community": community_id}).scalar_one()
+    return number
+
+
+_RECEIPTS = Redemption.__table__
+_SETTLE_RECEIPT = (update(_RECEIPTS).where(_RECEIPTS.c.id == bindparam("receipt"))
+                   .values(balance_after=bindparam("balance"), transaction_id=bindparam("tx")))
 
 
 def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
@@ -512,10 +537,8 @@ def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
         raise Forbidden("Only a clerk or committee member of the community sells goods.")
     household, resident_id = _find_member(user, member_code, pay_code)
     community_id = household.community_id
-    wanted = _resolve_lines(community_id, lines)
-    if all(line.get("item_id") is not None for line in lines):
-        items = {item_id: db.session.get(Item, item_id) for item_id in wanted}  # locked just now
-    else:
+    wanted, items = _resolve_lines(community_id, lines)
+    if items is None:
         items = _lock_items(wanted)
 
     for item_id, quantity in wanted.items():
@@ -555,13 +578,14 @@ def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
     except ledger.InsufficientFunds as exc:
         raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
                        code="insufficient_points") from exc
-    with db.session.no_autoflush:  # one UPDATE of the receipt, not two
-        redemption.balance_after = ledger.balance(db.session, wallet)
-    redemption.transaction_id = tx.id
+    balance_after = ledger.balance(db.session, wallet)
+    # One Core UPDATE of the receipt; the object is told the stored values, so it is not flushed again.
+    db.session.execute(_SETTLE_RECEIPT, {"receipt": redemption.id, "balance": balance_after, "tx": tx.id})
+    set_committed_value(redemption, "balance_after", balance_after)
+    set_committed_value(redemption, "transaction_id", tx.id)
     record("redemption.create", user=user, target=f"redemption:{redemption.id}", community_id=community_id,
            receipt_no=receipt_no, household_id=household.id, total_points=total, transaction_id=tx.id,
            lines={str(i): q for i, q in wanted.items()}, identified_by=redemption.identified_by)
-    db.session.flush()
     return redemption
 
 
@@ -609,9 +633,9 @@ def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
     for line in lines:
         left = line.quantity - line.returned_quantity
         if left:
-            movement = _move(items[line.item_id], left, "void", user.actor, redemption_id=redemption.id,
-                             note=f"void of receipt {redemption.receipt_no}")
-            _give_back_to_lots(redemption.id, line.item_id, movement.id, left)
+            movement_id = _move(items[line.item_id], left, "void", user.actor, redemption_id=redemption.id,
+                                note=f"void of receipt {redemption.receipt_no}")
+            _give_back_to_lots(redemption.id, line.item_id, movement_id, left)
     redemption.status = "voided"
     redemption.voided_at = utc_naive()
     redemption.void_reason = reason
@@ -654,9 +678,9 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
         db.session.add(RedemptionReturnLine(return_id=returned.id, line_id=line.id, item_id=item_id,
                                             quantity=quantity, points=quantity * line.unit_points))
         line.returned_quantity += quantity
-        movement = _move(items[item_id], quantity, "return", user.actor, redemption_id=redemption.id,
-                         note=f"return against receipt {redemption.receipt_no}")
-        _give_back_to_lots(redemption.id, item_id, movement.id, quantity)
+        movement_id = _move(items[item_id], quantity, "return", user.actor, redemption_id=redemption.id,
+                            note=f"return against receipt {redemption.receipt_no}")
+        _give_back_to_lots(redemption.id, item_id, movement_id, quantity)
     redemption.returned_points += points
     record("redemption.return", user=user, target=f"redemption:{redemption.id}",
            community_id=redemption.community_id, receipt_no=redemption.receipt_no, return_id=returned.id,
