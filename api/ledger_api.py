@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from api.common import ListArgs, LocalDateTime, current_user, paginate
 from ledger.models import Account, Posting, Transaction
-from timebank.accounts import AccountOwner
 from timebank.errors import Forbidden, ValidationFailed
 from timebank.extensions import db
 from timebank.operations.audit import verify_everything
+from timebank.operations.ledger_browser import ledger_query
 from timebank.operations.people import community_by_code
 from timebank.policy import require_role
 
@@ -67,10 +67,6 @@ class VerifyOut(Schema):
     first_bad_transaction = fields.Integer(allow_none=True)
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def with_postings(transactions: list[Transaction]) -> list[dict]:
     ids = [t.id for t in transactions]
     legs: dict[int, list] = {i: [] for i in ids}
@@ -90,43 +86,19 @@ def with_postings(transactions: list[Transaction]) -> list[dict]:
     return out
 
 
-def transaction_query(args: dict, user) -> "Select":
-    """The filtered query behind the ledger browser and its exports."""
-    query = select(Transaction)
-    owners = select(AccountOwner.account_id)
-    scoped = False
-    community_id = None
-    if user.role != "admin":
-        community_id = user.community_id
+def transaction_query(args: dict, user):
+    """The filtered query behind the ledger browser and its exports, scoped to what ``user`` may see."""
+    community_id = None if user.role == "admin" else user.community_id
     if args.get("community_code"):
         wanted = community_by_code(args["community_code"]).id
         if community_id is not None and wanted != community_id:
             raise Forbidden("This belongs to another community.")
         community_id = wanted
-    if community_id is not None:
-        owners = owners.where(AccountOwner.community_id == community_id)
-        scoped = True
-    if args.get("household_id") is not None:
-        owners = owners.where(AccountOwner.household_id == args["household_id"], AccountOwner.resident_id.is_(None))
-        scoped = True
-    if args.get("resident_id") is not None:
-        owners = owners.where(AccountOwner.resident_id == args["resident_id"])
-        scoped = True
-    if scoped:
-        query = query.where(
-            Transaction.id.in_(select(Posting.transaction_id).where(Posting.account_id.in_(owners)))
-        )
-    if args.get("category"):
-        query = query.where(Transaction.category == args["category"])
-    if args.get("kind"):
-        query = query.where(Transaction.kind == args["kind"])
-    if args.get("since"):
-        query = query.where(Transaction.created_at >= _naive(args["since"]))
-    if args.get("until"):
-        query = query.where(Transaction.created_at < _naive(args["until"]))
     if args.get("since") and args.get("until") and args["since"] > args["until"]:
         raise ValidationFailed(errors={"until": ["Must not be before since."]})
-    return query
+    return ledger_query(community_id=community_id, household_id=args.get("household_id"),
+                        resident_id=args.get("resident_id"), category=args.get("category"),
+                        kind=args.get("kind"), since=args.get("since"), until=args.get("until"))
 
 
 @blp.route("/transactions")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -68,3 +69,28 @@ def to_local(moment: datetime | None) -> datetime | None:
 
 def local_today():
     return now().astimezone(local_zone()).date()
+
+
+_MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """``YYYY-MM`` as (year, month); a ValidationFailed (422) for anything else."""
+    from timebank.errors import ValidationFailed
+
+    match = _MONTH_RE.fullmatch(month or "")
+    if not match:
+        raise ValidationFailed(errors={"month": ["Use YYYY-MM, e.g. 2026-03."]})
+    year = int(match.group(1))
+    if not 1900 <= year <= 9998:  # year 1 or 9999 would overflow when converted to UTC or stepped past
+        raise ValidationFailed(errors={"month": ["A month between 1900-01 and 9998-12."]})
+    return year, int(match.group(2))
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The month's start and end (exclusive) as naive UTC, months being those of the deployment's zone."""
+    year, mon = parse_month(month)
+    zone = local_zone()
+    start = datetime(year, mon, 1, tzinfo=zone)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+    return utc_naive(start), utc_naive(end)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, inspect, select, text
@@ -28,34 +27,15 @@ from ledger.models import Account, Posting, Transaction
 from ledger.tree import MerkleTree
 from timebank import accounts
 from timebank.audit_log import record
-from timebank.clock import local_zone, now, to_local, utc_naive
+# parse_month and month_bounds are imported by other modules from here too.
+from timebank.clock import month_bounds, now, parse_month, to_local, utc_naive  # noqa: F401
 from timebank.errors import Conflict, Forbidden, ValidationFailed
 from timebank.extensions import db
 from timebank.models import Community, User
 from timebank.models.audit import MonthClose, MonthCloseSignoff
 from timebank.operations import checkpoints
 
-_MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 STATEMENT_TYPE = "timebank.month-close.v1"
-
-
-def parse_month(month: str) -> tuple[int, int]:
-    match = _MONTH_RE.fullmatch(month or "")
-    if not match:
-        raise ValidationFailed(errors={"month": ["Use YYYY-MM, e.g. 2026-03."]})
-    year = int(match.group(1))
-    if not 1900 <= year <= 9998:  # year 1 or 9999 would overflow when converted to UTC or stepped past
-        raise ValidationFailed(errors={"month": ["A month between 1900-01 and 9998-12."]})
-    return year, int(match.group(2))
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """The month's start and end (exclusive) as naive UTC, in the deployment's time zone."""
-    year, mon = parse_month(month)
-    zone = local_zone()
-    start = datetime(year, mon, 1, tzinfo=zone)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
-    return utc_naive(start), utc_naive(end)
 
 
 def month_of(moment: datetime) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
-from timebank import accounts, ledgering
+from timebank import accounts, clock, ledgering
 from timebank.audit_log import record
 from timebank.clock import local_zone, now, utc_naive
 from timebank.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
@@ -401,7 +401,7 @@ def issue_pay_code(user: User) -> tuple[str, datetime]:
     return code, expires
 
 
-def _read_pay_code(code: str) -> tuple[int, str]:
+def read_pay_code(code: str) -> tuple[int, str]:
     try:
         resident_id, nonce, expires = _serializer().loads(code)
         resident_id, expires = int(resident_id), int(expires)
@@ -430,7 +430,7 @@ def _find_member(user: User, member_code: str | None, pay_code: str | None):
     unknown here."""
     resident_id = None
     if pay_code is not None:
-        resident_id, nonce = _read_pay_code(pay_code)
+        resident_id, nonce = read_pay_code(pay_code)
         resident = db.session.get(Resident, resident_id)
         if resident is None:
             raise _unknown_member()
@@ -483,10 +483,7 @@ def _resolve_lines(community_id: int, lines: list[dict]) -> tuple[dict[int, int]
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
     """The calendar month (local time) holding ``month``, as naive UTC [start, end)."""
-    zone = local_zone()
-    start = datetime(month.year, month.month, 1, tzinfo=zone)
-    end = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=zone)
-    return utc_naive(start), utc_naive(end)
+    return clock.month_bounds(month.strftime("%Y-%m"))
 
 
 def _bought_this_month(household_id: int, item_id: int) -> int:
@@ -799,13 +796,8 @@ def verify_hook(result: dict) -> None:
 
 
 def parse_month(text: str) -> date:
-    try:
-        moment = datetime.strptime(text, "%Y-%m")
-    except (TypeError, ValueError):
-        raise ValidationFailed(errors={"month": ["Use YYYY-MM."]})
-    if not 1900 <= moment.year <= 9998:  # year 1 or 9999 would overflow when converted to UTC or stepped past
-        raise ValidationFailed(errors={"month": ["A month between 1900-01 and 9998-12."]})
-    return date(moment.year, moment.month, 1)
+    year, month = clock.parse_month(text)
+    return date(year, month, 1)
 
 
 def utc_to_date(moment: datetime) -> date:

@@ -59,7 +59,7 @@ def _identify(code: str):
     The sale itself (``shop.redeem``) checks the code again and uses a pay code up there.
     """
     if _is_pay_code(code):
-        resident_id, _nonce = shop._read_pay_code(code)
+        resident_id, _nonce = shop.read_pay_code(code)
         resident = db.session.get(Resident, resident_id)
         household = resident.household if resident else None
     else:

@@ -13,13 +13,14 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
-from timebank.accounts import CATEGORIES, AccountOwner
+from timebank.accounts import CATEGORIES
 from timebank.clock import local_zone, now, to_local, utc_naive
 from timebank.errors import DomainError
 from timebank.extensions import db
 from timebank.models import Household
 from timebank.operations import month_close, reports
 from timebank.operations.audit import verify_everything
+from timebank.operations.ledger_browser import ledger_query
 from timebank.web import charts
 from timebank.web.committee import BOOK_READERS, _place, _write, bp
 from timebank.web.common import CATEGORY_LABELS, KIND_LABELS, label, roles_required
@@ -43,29 +44,20 @@ def _ledger_filters(place_id: int):
     """The filtered query (the community's transactions only) and the filters as the form shows them."""
     args = request.args
     filters = {k: (args.get(k) or "").strip() for k in ("household", "resident", "category", "kind", "since", "until")}
-    owners = select(AccountOwner.account_id).where(AccountOwner.community_id == place_id)
     household = None
+    household_id = None
     if filters["household"]:
         text = filters["household"]
         household = db.session.execute(select(Household).where(
             Household.community_id == place_id,
             (Household.member_code == text) | (Household.id == (int(text) if text.isdigit() else -1)))
         ).scalar_one_or_none()
-        owners = owners.where(AccountOwner.household_id == (household.id if household else -1),
-                              AccountOwner.resident_id.is_(None))
-    if filters["resident"].isdigit():
-        owners = owners.where(AccountOwner.resident_id == int(filters["resident"]))
-    query = select(Transaction).where(
-        Transaction.id.in_(select(Posting.transaction_id).where(Posting.account_id.in_(owners))))
-    if filters["category"]:
-        query = query.where(Transaction.category == filters["category"])
-    if filters["kind"]:
-        query = query.where(Transaction.kind == filters["kind"])
+        household_id = household.id if household else -1  # an unknown card shows nothing
     since, until = _local_day(filters["since"]), _local_day(filters["until"])
-    if since:
-        query = query.where(Transaction.created_at >= utc_naive(since))
-    if until:
-        query = query.where(Transaction.created_at < utc_naive(until + timedelta(days=1)))
+    query = ledger_query(community_id=place_id, household_id=household_id,
+                         resident_id=int(filters["resident"]) if filters["resident"].isdigit() else None,
+                         category=filters["category"] or None, kind=filters["kind"] or None,
+                         since=since, until=until + timedelta(days=1) if until else None)
     return query, filters, household
 
 
