@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import namedtuple
 from functools import wraps
 
 from flask import g, request
 from marshmallow import Schema, fields, validate
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from timebank.clock import to_local
+from ledger import driver
+from timebank.clock import to_local, utc_naive
+from timebank.database import take_write_lock
 from timebank.errors import DomainError, IdempotencyKeyReused, Unauthenticated, ValidationFailed
 from timebank.extensions import db
 from timebank.http_errors import problem
@@ -75,11 +77,15 @@ def paginate(query, id_column, limit: int, cursor: str | None, descending: bool 
     return {"items": rows, "next_cursor": next_cursor}
 
 
-# Every idempotent write asks and then stores: plain rows, statements built once.
-_RECORDS = IdempotencyRecord.__table__
-_FIND_RECORD = select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body).where(
-    _RECORDS.c.scope == bindparam("scope"), _RECORDS.c.key == bindparam("key"))
-_INSERT_RECORD = insert(_RECORDS)
+# Every idempotent write asks and then stores, on the driver's cursor (this runs on every sale).
+_RECORDS = driver.per_dialect({
+    "find": f'SELECT request_hash, status_code, response_body FROM {IdempotencyRecord.__tablename__}'
+            ' WHERE scope = {scope} AND "key" = {key}',
+    "insert": f'INSERT INTO {IdempotencyRecord.__tablename__} (scope, "key", request_hash, status_code,'
+              ' response_body, created_at) VALUES ({scope}, {key}, {request_hash}, {status_code},'
+              ' {response_body}, {created_at})',
+})
+_Record = namedtuple("_Record", "request_hash status_code response_body")
 
 
 def _request_fingerprint() -> str:
@@ -122,7 +128,10 @@ def idempotent(view):
         fingerprint = _request_fingerprint()
 
         def lookup():
-            return db.session.execute(_FIND_RECORD, {"scope": scope, "key": key}).one_or_none()
+            cursor, dialect = driver.cursor(db.session)
+            cursor.execute(_RECORDS[dialect]["find"], {"scope": scope, "key": key})
+            found = cursor.fetchone()
+            return None if found is None else _Record(*found)
 
         def replay(record):
             if record.request_hash != fingerprint:
@@ -144,13 +153,15 @@ def idempotent(view):
         if response.status_code >= 500:
             db.session.rollback()
             return response
-        try:
-            # A Core insert: the unit of work has nothing left to flush, and a taken key fails here.
-            db.session.execute(_INSERT_RECORD, {"scope": scope, "key": key, "request_hash": fingerprint,
-                                                "status_code": response.status_code,
-                                                "response_body": response.get_data(as_text=True)})
+        db.session.flush()  # the view's ORM changes first: the record goes on the driver's cursor
+        take_write_lock(db.session)  # a refusal may come before the view took it (timebank.database)
+        cursor, dialect = driver.cursor(db.session)
+        try:  # a taken key fails here
+            cursor.execute(_RECORDS[dialect]["insert"], {
+                "scope": scope, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
+                "response_body": response.get_data(as_text=True), "created_at": driver.timestamp(dialect, utc_naive())})
             db.session.commit()
-        except IntegrityError:
+        except (IntegrityError, driver.integrity_error(db.session)):
             # A concurrent retry with the same key committed first; its work stands, ours is undone.
             db.session.rollback()
             record = lookup()

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger import encoding
+from ledger import driver, encoding
 from ledger.errors import (
     AlreadyReversed,
     IdempotencyKeyReused,
@@ -53,6 +53,8 @@ class PostedTransaction:
     postings: list[tuple[str, int, str]] = field(default_factory=list)  # (account, amount, unit)
     #: True when an idempotent retry returned an existing transaction.
     replayed: bool = False
+    #: Each account's balance right after this transaction (filled by :func:`post`, not by a replay).
+    balances: dict[str, int] = field(default_factory=dict)
 
 
 def _utcnow() -> datetime:
@@ -82,25 +84,12 @@ _SQL = {
 }
 
 
-class _Placeholders(dict):
-    def __init__(self, style: str):
-        super().__init__()
-        self.style = style
-
-    def __missing__(self, key):
-        return f":{key}" if self.style == "named" else f"%({key})s"
-
-
-_SQL_BY_STYLE = {
-    style: {name: sql.format_map(_Placeholders(style)) for name, sql in _SQL.items()}
-    for style in ("named", "pyformat")
-}
+_SQL_BY_DIALECT = driver.per_dialect(_SQL)
 
 
 def _cursor(conn):
     """A driver cursor inside the connection's current transaction, and the SQL for its dialect."""
-    style = "named" if conn.dialect.name == "sqlite" else "pyformat"
-    return conn.connection.cursor(), _SQL_BY_STYLE[style]
+    return conn.connection.cursor(), _SQL_BY_DIALECT[conn.dialect.name]
 
 
 def _connection(session):
@@ -110,11 +99,18 @@ def _connection(session):
 
 
 def lock_writer(session) -> None:
-    """Serialise ledger writers. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
+    """Serialise ledger writers: a transaction-scoped advisory lock on PostgreSQL; on SQLite, the
+    write lock (``BEGIN IMMEDIATE``, through the connection's ``begin_immediate()`` when it has one)
+    unless the transaction already holds it."""
     conn = _connection(session)
     if conn.dialect.name == "postgresql":
         cursor, sql = _cursor(conn)
         cursor.execute(sql["lock"], {"k": _PG_WRITER_LOCK})
+    elif conn.dialect.name == "sqlite":
+        driver = conn.connection.dbapi_connection
+        if not driver.in_transaction:
+            begin = getattr(driver, "begin_immediate", None)
+            begin() if begin is not None else driver.execute("BEGIN IMMEDIATE")
 
 
 def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
@@ -276,8 +272,7 @@ def post(
             "id": new_id, "kind": kind, "category": category, "memo": memo, "actor": actor,
             "reference": reference, "reverses_id": reverses_id, "idempotency_key": idempotency_key,
             "request_hash": fingerprint,
-            # SQLite stores text: write it exactly as SQLAlchemy's DateTime does, so comparisons agree.
-            "created_at": created_at.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else created_at,
+            "created_at": driver.timestamp(conn.dialect.name, created_at),
             "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
         })
     except conn.dialect.dbapi.IntegrityError as exc:  # the database's guards; the checks above come first
@@ -293,6 +288,7 @@ def post(
         id=new_id, kind=kind, category=category, memo=memo, actor=actor, reference=reference,
         reverses_id=reverses_id, created_at=created_at, leaf_hash=leaf_hash, prev_hash=prev_hash,
         hash=tx_hash, postings=[(leg.account, leg.amount, accounts[leg.account][1]) for leg in legs],
+        balances={code: accounts[code][3] + change for code, change in net_by_account.items()},
     )
 
 

@@ -49,6 +49,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from timebank.extensions import babel, csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
+    from timebank import database
+
+    database.init_app(app)  # before any hook that reads the database
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     from timebank.security import load_session_user

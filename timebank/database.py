@@ -4,17 +4,114 @@ SQLite: WAL so readers never block the writer, ``synchronous=FULL`` so an acknow
 survives a power cut, foreign keys on, a busy timeout so writers queue instead of failing, and
 ``BEGIN IMMEDIATE`` for every transaction so the write lock is taken up front (a deferred
 transaction that later writes can fail at once with "database is locked", whatever the timeout).
+
+Writers queue on a lock file next to the database (``<database>.writers``, an ``flock``) before
+``BEGIN IMMEDIATE``. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, so with
+several gunicorn workers a waiting writer slept through most of the time the lock was free; the
+lock file hands the turn over within a fraction of a millisecond. It only orders writers: SQLite's
+lock still guards the data, and a writer that does not use the lock file (the ``sqlite3`` shell, a
+backup) is waited for as before, up to the busy timeout.
+
+A request may opt in to a *deferred* write lock (:func:`defer_write_lock`, used by the till's sale):
+its reads run outside a transaction until :func:`take_write_lock` is called, and any write statement
+takes the lock first, so nothing is ever written outside a transaction. The reads before the lock
+see the latest committed data but are not isolated from writers; code that opts in re-reads under
+the lock whatever its decisions depend on.
+
 PostgreSQL needs nothing here: the ledger takes its own writer lock.
 """
 
 from __future__ import annotations
 
+import contextvars
+import fcntl
+import os
 import sqlite3
+import time
 
+from flask import request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 _installed = False
+
+#: True while the current request's SQLite reads run outside a transaction (see module docs).
+_deferred = contextvars.ContextVar("timebank_deferred_write_lock", default=False)
+
+_READ_STATEMENTS = ("SELECT", "PRAGMA", "WITH")
+
+
+class QueuedConnection(sqlite3.Connection):
+    """A ``sqlite3`` connection whose write transactions queue on ``<database>.writers``."""
+
+    _POLL = 0.0002  # seconds between tries while another writer holds the turn
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self._timeout = float(kwargs.get("timeout", args[0] if args else 5.0))
+        name = os.fspath(database) if isinstance(database, (str, os.PathLike)) else ""
+        memory = not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name
+        self._queue_path = None if memory else name + ".writers"
+        self._queue_fd = None
+        self._holding = False
+
+    def begin_immediate(self) -> None:
+        """Wait for this process's turn among writers, then ``BEGIN IMMEDIATE``."""
+        self._take_turn()
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._give_turn()
+            raise
+
+    def _take_turn(self) -> None:
+        if self._queue_path is None or self._holding:
+            return
+        if self._queue_fd is None:
+            self._queue_fd = os.open(self._queue_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                fcntl.flock(self._queue_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._holding = True
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked (waited for another writer)")
+                time.sleep(self._POLL)
+
+    def _give_turn(self) -> None:
+        if self._holding:
+            self._holding = False
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self._give_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if not self.in_transaction:
+                self._give_turn()
+
+    def close(self) -> None:
+        self._give_turn()
+        if self._queue_fd is not None:
+            os.close(self._queue_fd)
+            self._queue_fd = None
+        super().close()
+
+
+def _begin_immediate(dbapi_connection) -> None:
+    if isinstance(dbapi_connection, QueuedConnection):
+        dbapi_connection.begin_immediate()
+    else:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
@@ -39,11 +136,72 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
 
     @event.listens_for(Engine, "begin")
     def _on_begin(conn):
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.dialect.name == "sqlite" and not _deferred.get():
+            _begin_immediate(conn.connection.dbapi_connection)
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
+        # Deferred requests: the first statement that is not a read takes the write lock first.
+        if _deferred.get() and conn.dialect.name == "sqlite":
+            dbapi_connection = cursor.connection
+            if not dbapi_connection.in_transaction and \
+                    not statement.lstrip()[:6].upper().startswith(_READ_STATEMENTS):
+                _begin_immediate(dbapi_connection)
+
+
+def defer_write_lock() -> contextvars.Token:
+    """Let this context's SQLite reads run outside a transaction until the first write or
+    :func:`take_write_lock`. Returns the token for :func:`end_deferred_write_lock`."""
+    return _deferred.set(True)
+
+
+def end_deferred_write_lock(token: contextvars.Token) -> None:
+    _deferred.reset(token)
+
+
+def take_write_lock(session) -> None:
+    """Make sure the session's SQLite transaction holds the write lock (a no-op elsewhere, and when
+    it already does). What is read after this is isolated from other writers until commit."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        dbapi_connection = conn.connection.dbapi_connection
+        if not dbapi_connection.in_transaction:
+            _begin_immediate(dbapi_connection)
 
 
 def engine_options(uri: str, busy_timeout_ms: int) -> dict:
     if uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}}
+        return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False,
+                                 "factory": QueuedConnection}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def defers_write_lock(view):
+    """Mark a view whose SQLite reads may run before the write lock (see the module docs). The view
+    must call :func:`take_write_lock` before reading what its writes depend on."""
+    view.defers_write_lock = True
+    return view
+
+
+def _marked(app) -> bool:
+    view = app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None:
+        return False
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        view = getattr(view_class, request.method.lower(), None)
+    return bool(getattr(view, "defers_write_lock", False))
+
+
+def init_app(app) -> None:
+    """Defer the write lock for marked views. Registered before any hook that reads the database
+    (the token lookup of the supervisor check), so those reads are deferred too."""
+
+    @app.before_request
+    def _defer_marked_views():
+        if _marked(app):
+            _deferred.set(True)
+
+    @app.teardown_request
+    def _end_deferral(_exc=None):
+        _deferred.set(False)

@@ -18,10 +18,10 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, inspect, select, text
+from sqlalchemy import case, func, inspect, select, text
 
 import ledger.core
-from ledger import merkle
+from ledger import driver, merkle
 from ledger.encoding import canonical_json
 from ledger.models import Account, Posting, Transaction
 from ledger.tree import MerkleTree
@@ -67,9 +67,9 @@ def status_of(community_id: int, month: str) -> str:
     return "pending_second" if signoffs(community_id, month) else "open"
 
 
-# Asked before every posting: built once, and only whether the row exists.
-_IS_CLOSED = select(MonthClose.id).where(MonthClose.community_id == bindparam("community"),
-                                         MonthClose.month == bindparam("month"))
+# Asked before every posting (every sale at the till), on the driver's cursor: only whether the row exists.
+_IS_CLOSED = driver.per_dialect({"closed": f"SELECT 1 FROM {MonthClose.__tablename__}"
+                                           " WHERE community_id = {community} AND month = {month}"})
 
 
 def month_closed_guard(community_id: int | None, moment: datetime) -> None:
@@ -79,7 +79,9 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     # Taken before the check so a close cannot commit between this check and the posting.
     ledger.core.lock_writer(db.session)
     month = month_of(moment)
-    if db.session.execute(_IS_CLOSED, {"community": community_id, "month": month}).first() is not None:
+    cursor, dialect = driver.cursor(db.session)
+    cursor.execute(_IS_CLOSED[dialect]["closed"], {"community": community_id, "month": month})
+    if cursor.fetchone() is not None:
         raise Conflict(f"The month {month} of this community is closed; nothing dated in it can be posted.",
                        code="month_closed")
 

@@ -20,7 +20,6 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
 from timebank import accounts, clock, ledgering
@@ -28,7 +27,7 @@ from timebank.audit_log import record
 from timebank.clock import local_zone, now, utc_naive
 from timebank.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from timebank.extensions import db
-from timebank.models import Community, Household, Resident, User
+from timebank.models import Community, User
 from timebank.models.shop import (
     DONOR_KINDS,
     LOT_REASONS,
@@ -42,7 +41,6 @@ from timebank.models.shop import (
     RedemptionReturn,
     RedemptionReturnLine,
     StockMovement,
-    UsedPayCode,
 )
 from timebank.policy import STAFF, require_community
 
@@ -415,72 +413,6 @@ def read_pay_code(code: str) -> tuple[int, str]:
 
 # --- redemption -------------------------------------------------------------------------------
 
-def _unknown_member() -> NotFound:
-    return NotFound("No household with this card or code here.", code="unknown_member")
-
-
-_HOUSEHOLD_BY_CODE = select(Household).where(Household.member_code == bindparam("code"))
-# A resident's card: the household comes in the same query.
-_RESIDENT_BY_CODE = (select(Resident.id, Household).join(Household, Household.id == Resident.household_id)
-                     .where(Resident.member_code == bindparam("code")))
-
-
-def _find_member(user: User, member_code: str | None, pay_code: str | None):
-    """The household (and resident, for a pay code) being served. Another community's members are
-    unknown here."""
-    resident_id = None
-    if pay_code is not None:
-        resident_id, nonce = read_pay_code(pay_code)
-        resident = db.session.get(Resident, resident_id)
-        if resident is None:
-            raise _unknown_member()
-        household = resident.household
-    else:
-        household = db.session.execute(_HOUSEHOLD_BY_CODE, {"code": member_code}).scalar_one_or_none()
-        if household is None:
-            found = db.session.execute(_RESIDENT_BY_CODE, {"code": member_code}).one_or_none()
-            if found is None:
-                raise _unknown_member()
-            resident_id, household = found
-    if user.role != "admin" and household.community_id != user.community_id:
-        raise _unknown_member()
-    if pay_code is not None:
-        if db.session.execute(select(UsedPayCode.id).where(UsedPayCode.nonce == nonce)).first():
-            raise Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used")
-        db.session.add(UsedPayCode(nonce=nonce, resident_id=resident_id, used_at=utc_naive()))
-        try:
-            db.session.flush()
-        except IntegrityError as exc:  # another till used it a moment ago
-            raise Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used") from exc
-    return household, resident_id
-
-
-def _resolve_lines(community_id: int, lines: list[dict]) -> tuple[dict[int, int], dict[int, Item] | None]:
-    """{item_id: quantity}, lines of one item merged; unknown or inactive goods are refused.
-
-    Goods named by id are locked and read here in one query, and returned locked ({item_id: item});
-    None when some line names a barcode (the caller locks them then)."""
-    wanted: dict[int, int] = {}
-    locked = None
-    if all(line.get("item_id") is not None for line in lines):
-        # The usual till: goods by id. Lock and read them at once (in id order, as _lock_items does).
-        # Held in a dict: the session's identity map keeps objects only weakly, so a dropped
-        # result would be read again by every get() below.
-        locked = _lock_items(line["item_id"] for line in lines)
-    for line in lines:
-        if line.get("item_id") is not None:
-            item = locked.get(line["item_id"]) if locked is not None else db.session.get(Item, line["item_id"])
-            label = f"item {line['item_id']}"
-        else:
-            item = db.session.execute(select(Item).where(Item.community_id == community_id,
-                                                         Item.barcode == line["barcode"])).scalar_one_or_none()
-            label = f"barcode {line['barcode']}"
-        if item is None or item.community_id != community_id or not item.active:
-            raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
-        wanted[item.id] = wanted.get(item.id, 0) + int(line["quantity"])
-    return wanted, locked
-
-
 def month_bounds(month: date) -> tuple[datetime, datetime]:
     """The calendar month (local time) holding ``month``, as naive UTC [start, end)."""
     return clock.month_bounds(month.strftime("%Y-%m"))
@@ -518,72 +450,12 @@ def _next_receipt_no(community_id: int) -> int:
     return number
 
 
-_RECEIPTS = Redemption.__table__
-_SETTLE_RECEIPT = (update(_RECEIPTS).where(_RECEIPTS.c.id == bindparam("receipt"))
-                   .values(balance_after=bindparam("balance"), transaction_id=bindparam("tx")))
-
-
 def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
            pay_code: str | None = None) -> Redemption:
-    """Sell goods for points: points leave the household wallet and stock leaves the shelf together.
+    """Sell goods for points (see :func:`timebank.operations.sale.sell`) and return the receipt."""
+    from timebank.operations.sale import sell
 
-    Checks in this order: who may sell, the member (card or pay code), the goods, the monthly
-    limits, the stock, then the points (the ledger refuses a wallet below zero).
-    """
-    if user.role not in ("admin", *SHOP_ROLES):
-        raise Forbidden("Only a clerk or committee member of the community sells goods.")
-    household, resident_id = _find_member(user, member_code, pay_code)
-    community_id = household.community_id
-    wanted, items = _resolve_lines(community_id, lines)
-    if items is None:
-        items = _lock_items(wanted)
-
-    for item_id, quantity in wanted.items():
-        item = items[item_id]
-        if item.monthly_limit_per_household is not None:
-            bought = _bought_this_month(household.id, item_id)
-            if bought + quantity > item.monthly_limit_per_household:
-                raise Conflict(
-                    f"{item.name}: at most {item.monthly_limit_per_household} per household a month; "
-                    f"{bought} already taken this month.", code="limit_exceeded")
-    for item_id, quantity in wanted.items():
-        if items[item_id].on_hand < quantity:
-            raise _insufficient_stock(items[item_id], quantity)
-
-    total = sum(items[i].price_points * q for i, q in wanted.items())
-    receipt_no = _next_receipt_no(community_id)
-    # The receipt is built whole (lines and no returns yet), so answering the request needs no reload.
-    redemption = Redemption(community_id=community_id, receipt_no=receipt_no, household_id=household.id,
-                            resident_id=resident_id, identified_by="pay_code" if pay_code else "member_code",
-                            total_points=total, returned_points=0, balance_after=0, status="completed",
-                            clerk_id=user.id, created_at=utc_naive(), returns=[],
-                            lines=[RedemptionLine(item_id=item_id, name=items[item_id].name, quantity=quantity,
-                                                  unit_points=items[item_id].price_points, returned_quantity=0)
-                                   for item_id, quantity in wanted.items()])
-    db.session.add(redemption)
-    db.session.flush()
-    for item_id, quantity in wanted.items():
-        _move(items[item_id], -quantity, "redemption", user.actor, redemption_id=redemption.id,
-              note=f"receipt {receipt_no}")
-
-    wallet = accounts.household_points(household.id)
-    try:
-        tx = ledgering.post(community_id, [ledger.Leg(wallet, -total),
-                                           ledger.Leg(accounts.supermarket_points(community_id), total)],
-                            kind="redemption", memo=f"爱心超市 receipt {receipt_no}", actor=user.actor,
-                            reference=f"redemption:{redemption.id}")
-    except ledger.InsufficientFunds as exc:
-        raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
-                       code="insufficient_points") from exc
-    balance_after = ledger.balance(db.session, wallet)
-    # One Core UPDATE of the receipt; the object is told the stored values, so it is not flushed again.
-    db.session.execute(_SETTLE_RECEIPT, {"receipt": redemption.id, "balance": balance_after, "tx": tx.id})
-    set_committed_value(redemption, "balance_after", balance_after)
-    set_committed_value(redemption, "transaction_id", tx.id)
-    record("redemption.create", user=user, target=f"redemption:{redemption.id}", community_id=community_id,
-           receipt_no=receipt_no, household_id=household.id, total_points=total, transaction_id=tx.id,
-           lines={str(i): q for i, q in wanted.items()}, identified_by=redemption.identified_by)
-    return redemption
+    return db.session.get(Redemption, sell(user, lines=lines, member_code=member_code, pay_code=pay_code).id)
 
 
 def _lock_redemption(redemption_id: int, user: User) -> Redemption:
