@@ -12,7 +12,7 @@ import ledger
 from timebank import accounts
 from timebank.audit_log import AuditEntry
 from timebank.extensions import db
-from timebank.models import Household
+from timebank.models import Household, Resident
 from timebank.models.shop import StockMovement
 
 
@@ -358,6 +358,30 @@ def test_redemption_is_idempotent(shop):
 
 
 # --- pay codes --------------------------------------------------------------------------------
+
+def test_a_new_receipt_answers_as_the_receipt_reads_back(shop):
+    """The sale answers from what it wrote, without loading the receipt: the answer must be exactly
+    what GET /redemptions/<id> says of it, for each way of naming the household and the goods."""
+    shop.w.grant(shop.hh, 500)
+    soap = shop.item("soap", price=3, stock=20)
+    shop.item("oil", name="食用油", price=45, stock=5, barcode="690100")
+    with shop.w.app.app_context():
+        resident_card = db.session.execute(select(Resident.member_code).where(Resident.id == shop.resident)).scalar_one()
+    pay_code = shop.call("GET", "/api/v1/me/pay-code", "13800000001").get_json()["pay_code"]
+    sales = [
+        shop.redeem([{"item_id": soap, "quantity": 2}]),
+        shop.redeem([{"barcode": "690100", "quantity": 1}, {"item_id": soap, "quantity": 1},
+                     {"item_id": soap, "quantity": 2}], member_code=resident_card),
+        shop.redeem([{"item_id": soap, "quantity": 1}], pay_code=pay_code),
+    ]
+    for sale in sales:
+        assert sale.status_code == 201, sale.get_json()
+        body = sale.get_json()
+        assert shop.call("GET", f"/api/v1/redemptions/{body['id']}").get_json() == body
+    assert [s.get_json()["identified_by"] for s in sales] == ["member_code", "member_code", "pay_code"]
+    assert sales[1].get_json()["resident_id"] == sales[2].get_json()["resident_id"] == shop.resident
+    assert sales[0].get_json()["resident_id"] is None
+
 
 def test_pay_code_redeems_once(shop, clock):
     shop.w.grant(shop.hh, 100)
