@@ -511,7 +511,7 @@ def sale_response(sale: Sale) -> Response:
 @blp.route("/redemptions")
 class Redemptions(MethodView):
     @defers_write_lock  # the token, key and member are read before the write lock (timebank.database)
-    @blp.arguments(RedemptionIn)
+    @blp.arguments(RedemptionIn())  # an instance: a class would be instantiated on every sale
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, RedemptionOut)
     @blp.alt_response(404, description="unknown_member or unknown_item")

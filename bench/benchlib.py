@@ -259,6 +259,16 @@ class LoadResult:
                 f"statuses {{{statuses}}}; transport errors {self.errors}")
 
 
+def combine(label: str, results: list[LoadResult]) -> LoadResult:
+    """Several runs of one load as one: requests and seconds summed, latencies and statuses pooled."""
+    statuses: dict[int, int] = {}
+    for result in results:
+        for status, count in result.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    return LoadResult(label, sum(r.requests for r in results), sum(r.seconds for r in results),
+                      [x for r in results for x in r.latencies], statuses, sum(r.errors for r in results))
+
+
 def run_load(port: int, make_request, total: int, threads: int, *, label: str = "load",
              max_seconds: float = 300.0, keep_answers: bool = False, start_barrier: bool = False) -> LoadResult:
     """Send ``total`` requests from ``threads`` threads (each with its own connection).

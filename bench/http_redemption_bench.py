@@ -8,7 +8,8 @@ Prepares a throw-away instance (households with points, goods with stock, a logg
 3. ``POST /api/v1/redemptions`` (card code, one line, ``Idempotency-Key``), every answer a 201.
 
 Prints the figures and, last, whether redemptions reached the target share of the trivial rate.
-Usage: python bench/http_redemption_bench.py [--redemptions N] [--health N] [--threads T] [--workers W]
+Both loads run in alternating rounds (``--rounds``, 3 by default) and each side pools its rounds.
+Usage: python bench/http_redemption_bench.py [--redemptions N] [--health N] [--threads T] [--workers W] [--rounds R]
 SQLite by default; PostgreSQL when TIMEBANK_DATABASE_URL names a dedicated database (its name must
 contain "bench"; it is wiped), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/tb_bench.
 """
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--health", type=int, default=6000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two loads")
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
     args = parser.parse_args()
 
@@ -62,8 +64,22 @@ def main() -> None:
         warm = benchlib.run_load(port, lambda i: redemption(10_000_000 + i), 200, args.threads)
         if warm.statuses != {201: 200}:
             sys.exit(f"warm-up redemptions failed: {warm.line()}")
-        trivial = benchlib.run_load(port, health, args.health, args.threads, label="GET /healthz")
-        sales = benchlib.run_load(port, redemption, args.redemptions, args.threads, label="POST /api/v1/redemptions")
+        # Rounds alternate the two loads (H R, R H, H R...), so that a machine getting busier or
+        # quieter during the run weighs on both sides alike; each side's figures pool its rounds.
+        trivial_rounds, sales_rounds = [], []
+        health_each, sales_each = args.health // args.rounds, args.redemptions // args.rounds
+        for n in range(args.rounds):
+            loads = [("health", health_each), ("sales", sales_each)]
+            for kind, count in (loads if n % 2 == 0 else loads[::-1]):
+                if kind == "health":
+                    trivial_rounds.append(benchlib.run_load(port, health, count, args.threads))
+                else:
+                    offset = n * sales_each
+                    sales_rounds.append(benchlib.run_load(port, lambda i: redemption(offset + i), count,
+                                                          args.threads))
+        trivial = benchlib.combine("GET /healthz", trivial_rounds)
+        sales = benchlib.combine("POST /api/v1/redemptions", sales_rounds)
+        args.redemptions = sales.requests
     print(trivial.line())
     print(sales.line())
     if sales.statuses != {201: args.redemptions}:

@@ -128,3 +128,25 @@ def test_the_till_reads_before_it_takes_the_write_lock(world, app, tmp_path):
     with impatient.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_writer_holding_the_queue_past_the_timeout_gives_503(world, app, tmp_path):
+    household, code, item = _shop(world)
+    impatient = _sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
+    client = impatient.test_client()
+    headers = world.headers("clerk")
+    holder = _connect(_sqlite_path(app), timeout=5)
+    holder.begin_immediate()  # another worker of this deployment, stuck inside its transaction
+    try:
+        _assert_unavailable(client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k2"},
+                                        json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}))
+        _assert_unavailable(client.get("/api/v1/me", headers=headers))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert world.balance(accounts.household_points(household)) == 50
+    assert client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k2"},
+                       json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}).status_code == 201
+    with impatient.app_context():
+        db.session.remove()
+        db.engine.dispose()
