@@ -600,6 +600,39 @@ def test_verify_checks_stock(shop, runner):
     assert "on_hand 7" in result.output
 
 
+def test_stock_lots_cache_follows_the_logs_and_verify_checks_it(shop, runner):
+    """What each lot holds is kept by triggers through sales, voids, returns and spoilage (oldest lot
+    first), and a hand edit of that cache is found by verify."""
+    shop.w.grant(shop.hh, 100)
+    soap = shop.item(stock=3, donor="甲")
+    assert shop.stock(soap, 4, "purchase").status_code == 201
+
+    def held():
+        with shop.w.app.app_context():
+            return [tuple(row) for row in db.session.execute(text(
+                f"SELECT quantity, remaining FROM stock_lots WHERE item_id = {soap} ORDER BY lot_id"))]
+
+    first = shop.redeem([{"item_id": soap, "quantity": 2}]).get_json()
+    assert held() == [(3, 1), (4, 4)]
+    second = shop.redeem([{"item_id": soap, "quantity": 3}]).get_json()
+    assert held() == [(3, 0), (4, 2)]
+    assert shop.call("POST", f"/api/v1/redemptions/{second['id']}/void", json={"reason": "错了"}).status_code == 200
+    assert held() == [(3, 1), (4, 4)]  # given back to the lots it came from, newest first
+    r = shop.call("POST", f"/api/v1/redemptions/{first['id']}/returns",
+                  json={"lines": [{"item_id": soap, "quantity": 1}], "reason": "退货"})
+    assert r.status_code == 201, r.get_json()
+    assert held() == [(3, 2), (4, 4)]
+    assert shop.stock(soap, -3, "spoilage").status_code == 201
+    assert held() == [(3, 0), (4, 3)]
+    assert shop.on_hand(soap) == 3
+    assert runner.invoke(args=["verify"]).exit_code == 0
+    with shop.w.app.app_context():
+        db.session.execute(text(f"UPDATE stock_lots SET remaining = 1 WHERE item_id = {soap} AND quantity = 3"))
+        db.session.commit()
+    result = runner.invoke(args=["verify"])
+    assert result.exit_code == 1 and "stock lot" in result.output
+
+
 def test_audit_log_of_stock_changes(shop):
     soap = shop.item()
     shop.stock(soap, 4, "donation", donor="某人")

@@ -157,6 +157,28 @@ class LotConsumption(db.Model):
     quantity: Mapped[int] = mapped_column(Integer)
 
 
+class StockLot(db.Model):
+    """What an incoming lot still holds: its quantity less what was taken from it (net of what voids
+    and returns gave back). A cache of the two append-only logs, kept by triggers on both in the same
+    transaction (as ``on_hand`` is), so a sale's FIFO attribution reads the open lots of its item
+    instead of summing every consumption of them, which grew with each sale. ``timebank verify``
+    recomputes it from the logs; the CHECK keeps it between zero and the lot's quantity."""
+
+    __tablename__ = "stock_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= quantity", name="remaining_in_range"),
+        Index("ix_stock_lots_item_lot", "item_id", "lot_id"),
+    )
+
+    #: The incoming movement (donation, purchase or positive adjustment).
+    lot_id: Mapped[int] = mapped_column(ForeignKey("stock_movements.id"), primary_key=True, autoincrement=False)
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"))
+    #: Units the lot brought in.
+    quantity: Mapped[int] = mapped_column(Integer)
+    #: Units still on the shelf from this lot.
+    remaining: Mapped[int] = mapped_column(Integer)
+
+
 class ReceiptCounter(db.Model):
     """The last receipt number of a community; locked and bumped inside the redemption's transaction,
     so numbers are sequential without gaps."""

@@ -87,12 +87,7 @@ _SQL = {
         " created_at) VALUES ({item}, {community}, {quantity}, 'redemption', {note}, {receipt}, {actor}, {at})"
         " RETURNING id"
     ),
-    "lots": (
-        "SELECT m.id, m.quantity - COALESCE(SUM(c.quantity), 0) FROM stock_movements m"
-        " LEFT OUTER JOIN stock_lot_consumptions c ON c.lot_id = m.id"
-        " WHERE m.item_id = {item} AND m.reason IN ('donation', 'purchase', 'adjustment') AND m.quantity > 0"
-        " GROUP BY m.id, m.quantity HAVING m.quantity - COALESCE(SUM(c.quantity), 0) > 0 ORDER BY m.id"
-    ),
+    "lots": "SELECT lot_id, remaining FROM stock_lots WHERE item_id = {item} AND remaining > 0 ORDER BY lot_id",
     "consume": "INSERT INTO stock_lot_consumptions (lot_id, movement_id, quantity) VALUES ({lot}, {movement}, {quantity})",
     "settle": "UPDATE redemptions SET balance_after = {balance}, transaction_id = {tx} WHERE id = {receipt}",
     "audit": (

@@ -40,6 +40,7 @@ from timebank.models.shop import (
     RedemptionLine,
     RedemptionReturn,
     RedemptionReturnLine,
+    StockLot,
     StockMovement,
 )
 from timebank.policy import STAFF, require_community
@@ -190,20 +191,14 @@ def _insufficient_stock(item: Item, wanted: int) -> Conflict:
                     code="insufficient_stock")
 
 
-# The hot path of every sale: statements built once (building them costs more than running them)
-# and executed as Core statements, without a unit-of-work flush per row.
+# Stock movements of staff, voids and returns (a sale has its own, in operations.sale): statements
+# built once and executed as Core statements, without a unit-of-work flush per row.
 _INSERT_MOVEMENT = insert(StockMovement.__table__).returning(StockMovement.__table__.c.id)
 _INSERT_CONSUMPTION = insert(LotConsumption.__table__)
-_TAKEN = func.coalesce(func.sum(LotConsumption.quantity), 0)
-_LOTS_WITH_UNITS = (
-    select(StockMovement.id, (StockMovement.quantity - _TAKEN).label("left"))
-    .outerjoin(LotConsumption, LotConsumption.lot_id == StockMovement.id)
-    .where(StockMovement.item_id == bindparam("item_id"), StockMovement.reason.in_(LOT_REASONS),
-           StockMovement.quantity > 0)
-    .group_by(StockMovement.id, StockMovement.quantity)
-    .having(StockMovement.quantity - _TAKEN > 0)
-    .order_by(StockMovement.id)
-)
+# The open lots of an item, oldest first (what they hold is kept by triggers: models.shop.StockLot).
+_LOTS_WITH_UNITS = (select(StockLot.lot_id, StockLot.remaining)
+                    .where(StockLot.item_id == bindparam("item_id"), StockLot.remaining > 0)
+                    .order_by(StockLot.lot_id))
 
 
 def _move(item: Item, delta: int, reason: str, actor: str | None, *, redemption_id: int | None = None,
@@ -637,7 +632,8 @@ def stock_report_csv(report: dict) -> str:
 
 
 def verify_stock() -> list[dict]:
-    """On-hand caches equal the movement log, and the lots hold exactly what is on the shelf."""
+    """On-hand caches equal the movement log, the lots hold exactly what is on the shelf, and the
+    lots' cache (``stock_lots``) equals the logs."""
     problems = []
     sums = dict(db.session.execute(
         select(StockMovement.item_id, func.sum(StockMovement.quantity)).group_by(StockMovement.item_id)).all())
@@ -657,6 +653,20 @@ def verify_stock() -> list[dict]:
         if in_lots != replayed:
             problems.append({"transaction_id": None,
                              "problem": f"item {item_id}: stock lots hold {in_lots}, movement log gives {replayed}"})
+    # The lots' cache against the logs, lot by lot (a lot missing from the cache counts as holding 0).
+    taken_by_lot = dict(db.session.execute(
+        select(LotConsumption.lot_id, func.sum(LotConsumption.quantity)).group_by(LotConsumption.lot_id)).all())
+    cached = {lot_id: remaining for lot_id, remaining in db.session.execute(
+        select(StockLot.lot_id, StockLot.remaining)).all()}
+    for lot_id, quantity in db.session.execute(
+            select(StockMovement.id, StockMovement.quantity)
+            .where(StockMovement.reason.in_(LOT_REASONS), StockMovement.quantity > 0)).all():
+        replayed = quantity - int(taken_by_lot.get(lot_id) or 0)
+        if cached.pop(lot_id, 0) != replayed:
+            problems.append({"transaction_id": None,
+                             "problem": f"stock lot {lot_id}: cache holds a different count than the logs ({replayed})"})
+    for lot_id in cached:
+        problems.append({"transaction_id": None, "problem": f"stock lot {lot_id}: cached but not a lot in the log"})
     return problems
 
 
