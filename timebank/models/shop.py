@@ -123,7 +123,8 @@ class StockMovement(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"), index=True)
+    #: Not indexed alone: ix_stock_movements_item_created (item_id, created_at) serves it.
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"))
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
     #: Signed number of units: positive onto the shelf, negative off it.
     quantity: Mapped[int] = mapped_column(Integer)
@@ -202,7 +203,8 @@ class Redemption(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: Not indexed alone: the unique (community_id, receipt_no) index serves it.
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
     #: Sequential per community, starting at 1, without gaps.
     receipt_no: Mapped[int] = mapped_column(Integer)
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
@@ -246,7 +248,8 @@ class RedemptionLine(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    redemption_id: Mapped[int] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    #: Not indexed alone: the unique (redemption_id, item_id) index serves it.
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("redemptions.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"), index=True)
     #: Item name at the time of sale, as printed.
     name: Mapped[str] = mapped_column(String(200))

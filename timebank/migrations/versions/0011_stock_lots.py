@@ -1,5 +1,7 @@
 """shop: what each stock lot still holds (stock_lots), kept by triggers on the movement and
-consumption logs, so a sale's FIFO attribution no longer sums a lot's whole history
+consumption logs, so a sale's FIFO attribution no longer sums a lot's whole history; and three
+indexes dropped that only repeated the first column of another index (each was one more page
+written by every sale)
 
 Revision ID: 0011
 Revises: 0010
@@ -37,6 +39,13 @@ def upgrade():
     with op.batch_alter_table('stock_lots', schema=None) as batch_op:
         batch_op.create_index('ix_stock_lots_item_lot', ['item_id', 'lot_id'], unique=False)
 
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.drop_index('ix_stock_movements_item_id')  # ix_stock_movements_item_created serves it
+    with op.batch_alter_table('redemptions', schema=None) as batch_op:
+        batch_op.drop_index('ix_redemptions_community_id')  # uq_redemptions_community_receipt_no serves it
+    with op.batch_alter_table('redemption_lines', schema=None) as batch_op:
+        batch_op.drop_index('ix_redemption_lines_redemption_id')  # uq_redemption_lines_redemption_item serves it
+
     # What the existing logs say each lot holds.
     op.execute(
         """INSERT INTO stock_lots (lot_id, item_id, quantity, remaining)
@@ -73,3 +82,9 @@ def downgrade():
         batch_op.drop_index('ix_stock_lots_item_lot')
 
     op.drop_table('stock_lots')
+    with op.batch_alter_table('redemption_lines', schema=None) as batch_op:
+        batch_op.create_index('ix_redemption_lines_redemption_id', ['redemption_id'], unique=False)
+    with op.batch_alter_table('redemptions', schema=None) as batch_op:
+        batch_op.create_index('ix_redemptions_community_id', ['community_id'], unique=False)
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.create_index('ix_stock_movements_item_id', ['item_id'], unique=False)
