@@ -1,7 +1,8 @@
 """Ledger write throughput against raw SQLite, measured in one run.
 
-Both sides use the same SQLite settings (WAL, synchronous=FULL, BEGIN IMMEDIATE, one commit per
-transaction, so each commit waits for the disk). The ledger side writes one transfer of two postings
+Both sides use WAL, BEGIN IMMEDIATE and one commit per transaction, and each commit waits for the
+disk: the raw side with synchronous=FULL, the application's connections by flushing the WAL
+themselves right after COMMIT (timebank/database.py). The ledger side writes one transfer of two postings
 per database transaction through the full stack (SQLAlchemy session, balance checks, hash chain,
 database triggers). The raw side inserts one row per transaction with the sqlite3 module.
 

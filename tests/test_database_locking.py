@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 
 import pytest
@@ -57,6 +59,66 @@ def test_a_writer_outside_the_queue_is_still_waited_for(tmp_path):
     queued.rollback()
     plain.close()
     queued.close()
+
+
+def test_a_write_is_on_disk_before_commit_returns_and_after_the_turn_is_handed_on(tmp_path, monkeypatch):
+    """SQLite runs with synchronous=NORMAL here; the connection flushes the WAL itself, after letting
+    the next writer in and before commit() returns (so before anyone is answered)."""
+    path = tmp_path / "d.sqlite"
+    con = _connect(path)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = NORMAL")
+    flushed, turn_free = [], []
+    real = os.fdatasync
+
+    def spy(fd):
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        probe = os.open(str(path) + ".writers", os.O_RDWR)
+        try:  # the next writer could take its turn now, while the disk is being waited for
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            turn_free.append(True)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        except BlockingIOError:
+            turn_free.append(False)
+        finally:
+            os.close(probe)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    con.begin_immediate()
+    con.execute("CREATE TABLE t (x INTEGER)")  # DDL changes no row: the caller says it wrote
+    con.mark_written()
+    con.commit()
+    assert flushed == [str(path) + "-wal"] and turn_free == [True]
+    con.begin_immediate()
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    assert len(flushed) == 2 and turn_free == [True, True]
+    con.begin_immediate()
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    con.commit()  # nothing written: nothing to wait for
+    con.begin_immediate()
+    con.execute("INSERT INTO t VALUES (2)")
+    con.rollback()  # nothing kept: nothing to wait for
+    assert len(flushed) == 2
+    con.close()
+
+
+def test_the_apps_writes_are_flushed_at_commit(world, app, monkeypatch):
+    household, code, item = _shop(world)
+    flushed = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    wal = _sqlite_path(app) + "-wal"
+    r = world.call("POST", "/api/v1/redemptions", "clerk", json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]})
+    assert r.status_code == 201 and flushed == [wal]
+    assert world.call("GET", f"/api/v1/redemptions/{r.get_json()['id']}", "clerk").status_code == 200
+    assert flushed == [wal]  # a read is not flushed
+    with app.app_context():
+        assert db.session.execute(text("PRAGMA synchronous")).scalar_one() == 1  # NORMAL: the flush is ours
+        db.session.execute(text("CREATE TABLE scratch (x INTEGER)"))  # DDL through SQLAlchemy
+        db.session.commit()
+    assert flushed == [wal, wal]
 
 
 def test_deferred_reads_run_outside_a_transaction_and_the_first_write_takes_the_lock(app):

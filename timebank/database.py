@@ -1,7 +1,8 @@
 """Database connection settings.
 
-SQLite: WAL so readers never block the writer, ``synchronous=FULL`` so an acknowledged write
-survives a power cut, foreign keys on, a busy timeout so writers queue instead of failing, and
+SQLite: WAL so readers never block the writer, every committed write flushed to disk before it is
+acknowledged (so it survives a power cut: see :meth:`QueuedConnection.commit`), foreign keys on, a
+busy timeout so writers queue instead of failing, and
 ``BEGIN IMMEDIATE`` for every transaction so the write lock is taken up front (a deferred
 transaction that later writes can fail at once with "database is locked", whatever the timeout).
 
@@ -55,8 +56,11 @@ class QueuedConnection(sqlite3.Connection):
         name = os.fspath(database) if isinstance(database, (str, os.PathLike)) else ""
         memory = not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name
         self._queue_path = None if memory else name + ".writers"
+        self._wal_path = None if memory else name + "-wal"
         self._queue_fd = None
         self._holding = False
+        self._changes_at_begin = 0
+        self._wrote = False
 
     def begin_immediate(self) -> None:
         """Wait for this process's turn among writers, then ``BEGIN IMMEDIATE``."""
@@ -66,6 +70,12 @@ class QueuedConnection(sqlite3.Connection):
         except BaseException:
             self._give_turn()
             raise
+        self._changes_at_begin = self.total_changes
+        self._wrote = False
+
+    def mark_written(self) -> None:
+        """Note a write that changes no row (DDL): the commit must still reach the disk."""
+        self._wrote = True
 
     def _take_turn(self) -> None:
         if self._queue_path is None or self._holding:
@@ -90,11 +100,36 @@ class QueuedConnection(sqlite3.Connection):
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def commit(self) -> None:
+        """Commit, hand the turn to the next writer, then flush the WAL to disk before returning.
+
+        SQLite runs with ``synchronous=NORMAL`` on these connections, so its COMMIT writes the WAL
+        but does not wait for the disk; the flush (``fdatasync`` of the WAL) happens here, after the
+        next writer has been let in, and before the caller can answer anyone. A write is thus on
+        disk before it is acknowledged, as with ``synchronous=FULL``, while the disk wait no longer
+        holds up the next writer. Other connections may see the transaction for that moment before
+        it is on disk; if the power fails then, it is lost with every later transaction (the WAL
+        is replayed in order and stops at the first frame that did not reach the disk), and none of
+        them was acknowledged."""
+        wrote = self.in_transaction and (self._wrote or self.total_changes != self._changes_at_begin)
         try:
             super().commit()
         finally:
             if not self.in_transaction:
                 self._give_turn()
+        if wrote:
+            self._flush_wal()
+
+    def _flush_wal(self) -> None:
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed into the database file (which SQLite syncs) and removed
+            return
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:  # reported as SQLite reports its own I/O errors (503, see http_errors)
+            raise sqlite3.OperationalError(f"disk I/O error: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def rollback(self) -> None:
         try:
@@ -134,7 +169,10 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
         # The busy timeout itself comes from the driver's ``timeout`` (see engine_options), which is
         # per engine: this listener is process-wide, so a value set here would be the first app's.
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        # Queued connections flush the WAL themselves at commit, after handing over the write lock
+        # (QueuedConnection.commit); the others let SQLite do it inside COMMIT.
+        queued = isinstance(dbapi_connection, QueuedConnection) and dbapi_connection._wal_path is not None
+        cursor.execute("PRAGMA synchronous = NORMAL" if queued else "PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -145,12 +183,16 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
+        if conn.dialect.name != "sqlite":
+            return
+        dbapi_connection = cursor.connection
+        if statement.lstrip()[:6].upper().startswith(_READ_STATEMENTS):
+            return
         # Deferred requests: the first statement that is not a read takes the write lock first.
-        if _deferred.get() and conn.dialect.name == "sqlite":
-            dbapi_connection = cursor.connection
-            if not dbapi_connection.in_transaction and \
-                    not statement.lstrip()[:6].upper().startswith(_READ_STATEMENTS):
-                _begin_immediate(dbapi_connection)
+        if _deferred.get() and not dbapi_connection.in_transaction:
+            _begin_immediate(dbapi_connection)
+        if isinstance(dbapi_connection, QueuedConnection):
+            dbapi_connection.mark_written()  # DDL changes no row but must reach the disk too
 
 
 def defer_write_lock() -> contextvars.Token:
