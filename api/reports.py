@@ -81,6 +81,9 @@ class LedgerExport(MethodView):
             record("ledger.export", user=user, target="ledger", format="xlsx", filters=filters, rows=rows)
             db.session.commit()
             return Response(body, mimetype=XLSX, headers=_attachment(name + ".xlsx"))
+        # Run the query once before streaming: a filter the database refuses (an id beyond
+        # PostgreSQL's INTEGER, say) is answered like any other error, not by a broken stream.
+        db.session.execute(query.limit(1)).first()
         record("ledger.export", user=user, target="ledger", format="csv", filters=filters)
         db.session.commit()
         # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.

@@ -174,19 +174,25 @@ def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
     return wanted, by_id
 
 
-def _consume_fifo(cursor, sql, item_id: int, movement_id: int, units: int) -> None:
-    """Attribute outgoing units to the oldest lots that still hold some (the donor trail)."""
-    cursor.execute(sql["lots"], {"item": item_id})
-    rows = []
-    for lot_id, left in cursor.fetchall():
+def take_from_lots(item_id: int, open_lots, units: int) -> list[tuple[int, int]]:
+    """[(lot id, units taken)]: outgoing units attributed to the oldest of ``open_lots`` ((lot id,
+    units left), oldest first) that still hold some (the donor trail)."""
+    taken = []
+    for lot_id, left in open_lots:
         if units == 0:
             break
         take = min(units, int(left))
-        rows.append({"lot": lot_id, "movement": movement_id, "quantity": take})
+        taken.append((lot_id, take))
         units -= take
     if units:  # on_hand and the lots disagree: refuse rather than lose the donor trail
         raise RuntimeError(f"stock lots of item {item_id} hold fewer units than on_hand")
-    cursor.executemany(sql["consume"], rows)
+    return taken
+
+
+def _consume_fifo(cursor, sql, item_id: int, movement_id: int, units: int) -> None:
+    cursor.execute(sql["lots"], {"item": item_id})
+    cursor.executemany(sql["consume"], [{"lot": lot_id, "movement": movement_id, "quantity": take}
+                                        for lot_id, take in take_from_lots(item_id, cursor.fetchall(), units)])
 
 
 def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Sale:

@@ -43,6 +43,7 @@ from timebank.models.shop import (
     StockLot,
     StockMovement,
 )
+from timebank.operations.sale import take_from_lots
 from timebank.policy import STAFF, require_community
 
 #: Roles that work the till and the stock room.
@@ -225,17 +226,9 @@ def _lots_with_units(item_id: int):
 
 
 def _consume_fifo(item_id: int, movement_id: int, units: int) -> None:
-    """Attribute outgoing units to the oldest lots that still hold some."""
-    rows = []
-    for lot_id, left in _lots_with_units(item_id):
-        if units == 0:
-            break
-        take = min(units, int(left))
-        rows.append({"lot_id": lot_id, "movement_id": movement_id, "quantity": take})
-        units -= take
-    if units:  # on_hand and the lots disagree: refuse rather than lose the donor trail
-        raise RuntimeError(f"stock lots of item {item_id} hold fewer units than on_hand")
-    db.session.execute(_INSERT_CONSUMPTION, rows)
+    db.session.execute(_INSERT_CONSUMPTION, [{"lot_id": lot_id, "movement_id": movement_id, "quantity": take}
+                                             for lot_id, take in take_from_lots(item_id, _lots_with_units(item_id),
+                                                                                units)])
 
 
 def _give_back_to_lots(redemption_id: int, item_id: int, movement_id: int, units: int) -> None:
