@@ -39,7 +39,8 @@ _installed = False
 #: True while the current request's SQLite reads run outside a transaction (see module docs).
 _deferred = contextvars.ContextVar("timebank_deferred_write_lock", default=False)
 
-_READ_STATEMENTS = ("SELECT", "PRAGMA", "WITH")
+# Statements that only read (a ``WITH`` may carry an INSERT, so it counts as a write).
+_READ_STATEMENTS = ("SELECT", "PRAGMA")
 
 
 class QueuedConnection(sqlite3.Connection):
@@ -51,7 +52,7 @@ class QueuedConnection(sqlite3.Connection):
     _POLL_FAST, _POLL_SLOW, _FAST_FOR = 0.00005, 0.001, 0.005
     #: WAL pages before SQLite copies them back into the database (its default is 1,000). A sale
     #: writes about 45 pages, mostly the same hot pages each time, and a checkpoint writes each page
-    #: once however often it changed: fewer, larger checkpoints write less (16 MiB of WAL at most
+    #: once however often it changed: fewer, larger checkpoints write less (about 16 MiB of WAL
     #: between them; +5 % sales per second in paired runs, docs/performance.md).
     AUTOCHECKPOINT_PAGES = 4000
 
