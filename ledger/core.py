@@ -92,10 +92,7 @@ def _cursor(conn):
     return conn.connection.cursor(), _SQL_BY_DIALECT[conn.dialect.name]
 
 
-def _connection(session):
-    """The Core connection of a Session (or the Connection itself)."""
-    return session.connection() if hasattr(session, "connection") and not hasattr(session, "exec_driver_sql") \
-        else session
+_connection = driver.connection
 
 
 def lock_writer(session) -> None:

@@ -31,10 +31,16 @@ def mark(dialect: str, name: str) -> str:
     return f":{name}" if PARAMSTYLES[dialect] == "named" else f"%({name})s"
 
 
+def connection(session_or_connection):
+    """The Core connection of a Session (its current transaction's), or the Connection itself."""
+    if hasattr(session_or_connection, "connection") and not hasattr(session_or_connection, "exec_driver_sql"):
+        return session_or_connection.connection()
+    return session_or_connection
+
+
 def cursor(session_or_connection):
     """``(driver cursor, dialect name)`` inside the current transaction of a Session or Connection."""
-    conn = session_or_connection.connection() if hasattr(session_or_connection, "connection") and \
-        not hasattr(session_or_connection, "exec_driver_sql") else session_or_connection
+    conn = connection(session_or_connection)
     return conn.connection.dbapi_connection.cursor(), conn.dialect.name
 
 
@@ -46,6 +52,4 @@ def timestamp(dialect: str, moment):
 
 def integrity_error(session_or_connection):
     """The driver's IntegrityError class (raised by statements run on its cursor)."""
-    conn = session_or_connection.connection() if hasattr(session_or_connection, "connection") and \
-        not hasattr(session_or_connection, "exec_driver_sql") else session_or_connection
-    return conn.dialect.dbapi.IntegrityError
+    return connection(session_or_connection).dialect.dbapi.IntegrityError

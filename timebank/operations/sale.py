@@ -29,6 +29,7 @@ from timebank.clock import utc_naive
 from timebank.database import take_write_lock
 from timebank.errors import Conflict, Forbidden, NotFound
 from timebank.extensions import db
+from timebank.operations.shop import SHOP_ROLES, bought_this_month, next_receipt_no, read_pay_code, take_from_lots
 
 
 @dataclass
@@ -127,8 +128,6 @@ def _find_member(cursor, sql, user, member_code, pay_code):
     """(household id, community id, community code, resident id or None, pay-code nonce or None)."""
     nonce = None
     if pay_code is not None:
-        from timebank.operations.shop import read_pay_code
-
         resident_id, nonce = read_pay_code(pay_code)
         cursor.execute(sql["resident"], {"resident": resident_id})
     else:
@@ -174,21 +173,6 @@ def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
     return wanted, by_id
 
 
-def take_from_lots(item_id: int, open_lots, units: int) -> list[tuple[int, int]]:
-    """[(lot id, units taken)]: outgoing units attributed to the oldest of ``open_lots`` ((lot id,
-    units left), oldest first) that still hold some (the donor trail)."""
-    taken = []
-    for lot_id, left in open_lots:
-        if units == 0:
-            break
-        take = min(units, int(left))
-        taken.append((lot_id, take))
-        units -= take
-    if units:  # on_hand and the lots disagree: refuse rather than lose the donor trail
-        raise RuntimeError(f"stock lots of item {item_id} hold fewer units than on_hand")
-    return taken
-
-
 def _consume_fifo(cursor, sql, item_id: int, movement_id: int, units: int) -> None:
     cursor.execute(sql["lots"], {"item": item_id})
     cursor.executemany(sql["consume"], [{"lot": lot_id, "movement": movement_id, "quantity": take}
@@ -202,8 +186,6 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     limits, the stock, then the points (the ledger refuses a wallet below zero). Flushes nothing
     through the ORM and never commits.
     """
-    from timebank.operations.shop import SHOP_ROLES, _bought_this_month, _next_receipt_no
-
     if user.role not in ("admin", *SHOP_ROLES):
         raise Forbidden("Only a clerk or committee member of the community sells goods.")
     cursor, sql, dialect = _cursor()
@@ -219,7 +201,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     for item_id, quantity in wanted.items():
         limit = goods[item_id][4]
         if limit is not None:
-            bought = _bought_this_month(household_id, item_id)
+            bought = bought_this_month(household_id, item_id)
             if bought + quantity > limit:
                 raise Conflict(f"{goods[item_id][2]}: at most {limit} per household a month; "
                                f"{bought} already taken this month.", code="limit_exceeded")
@@ -231,7 +213,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
 
     cursor.execute(sql["receipt_no"], {"community": community_id})
     found = cursor.fetchone()
-    receipt_no = found[0] if found is not None else _next_receipt_no(community_id)  # the first sale
+    receipt_no = found[0] if found is not None else next_receipt_no(community_id)  # the first sale
     identified_by = "pay_code" if pay_code is not None else "member_code"
     cursor.execute(sql["receipt"], {"community": community_id, "receipt_no": receipt_no, "household": household_id,
                                     "resident": resident_id, "identified_by": identified_by, "total": total,

@@ -43,7 +43,6 @@ from timebank.models.shop import (
     StockLot,
     StockMovement,
 )
-from timebank.operations.sale import take_from_lots
 from timebank.policy import STAFF, require_community
 
 #: Roles that work the till and the stock room.
@@ -223,6 +222,21 @@ def _move(item: Item, delta: int, reason: str, actor: str | None, *, redemption_
 
 def _lots_with_units(item_id: int):
     return db.session.execute(_LOTS_WITH_UNITS, {"item_id": item_id}).all()
+
+
+def take_from_lots(item_id: int, open_lots, units: int) -> list[tuple[int, int]]:
+    """[(lot id, units taken)]: outgoing units attributed to the oldest of ``open_lots`` ((lot id,
+    units left), oldest first) that still hold some (the donor trail)."""
+    taken = []
+    for lot_id, left in open_lots:
+        if units == 0:
+            break
+        take = min(units, int(left))
+        taken.append((lot_id, take))
+        units -= take
+    if units:  # on_hand and the lots disagree: refuse rather than lose the donor trail
+        raise RuntimeError(f"stock lots of item {item_id} hold fewer units than on_hand")
+    return taken
 
 
 def _consume_fifo(item_id: int, movement_id: int, units: int) -> None:
@@ -406,7 +420,7 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     return clock.month_bounds(month.strftime("%Y-%m"))
 
 
-def _bought_this_month(household_id: int, item_id: int) -> int:
+def bought_this_month(household_id: int, item_id: int) -> int:
     start, end = month_bounds(now().astimezone(local_zone()).date())
     return int(db.session.execute(
         select(func.coalesce(func.sum(RedemptionLine.quantity - RedemptionLine.returned_quantity), 0))
@@ -423,7 +437,7 @@ _TAKE_RECEIPT_NO = (
 )
 
 
-def _next_receipt_no(community_id: int) -> int:
+def next_receipt_no(community_id: int) -> int:
     """Take the community's next number (in the redemption's transaction). The UPDATE locks the
     counter row until commit, so numbers are gap-free and two tills never share one."""
     number = db.session.execute(_TAKE_RECEIPT_NO, {"community": community_id}).scalar_one_or_none()

@@ -53,22 +53,12 @@ NAV = {
         ("web_committee.tasks", _l("Tasks")),
         ("web_committee.households", _l("Households")),
     ],
-    "supervisor": [
-        ("web.home", _l("Home")),
-        ("web_committee.claims", _l("Claims")),
-        ("web_committee.tasks", _l("Tasks")),
-        ("web_committee.rules", _l("Points list")),
-        ("web_committee.households", _l("Households")),
-        ("web_committee.ledger", _l("Ledger")),
-        ("web_committee.reports", _l("Reports")),
-        ("web_committee.month_close", _l("Month close")),
-        ("web_committee.anomalies", _l("Anomalies")),
-        ("web_clerk.stock", _l("Stock")),
-    ],
     "admin": [
         ("web.home", _l("Home")),
     ],
 }
+#: A supervisor sees what the committee sees, except the till (they sell nothing).
+NAV["supervisor"] = [entry for entry in NAV["committee"] if entry[0] != "web_clerk.pos"]
 
 LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
 
