@@ -411,6 +411,28 @@ def machine() -> str:
             f"SQLite {sqlite3.sqlite_version}")
 
 
+def disk_flush(folder, writes: int = 200, size: int = 64 * 1024) -> str:
+    """How long this disk takes to make a write durable (``fdatasync`` after a ``size``-byte write in
+    ``folder``): every committed SQLite write waits for one, so it bounds what the database side of a
+    benchmark can do, and it varies between machines and moments more than the CPU does."""
+    path = Path(folder) / "flush-probe.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        data = os.urandom(size)
+        os.ftruncate(fd, size * 16)
+        times = []
+        for n in range(writes):
+            os.pwrite(fd, data, (n % 16) * size)
+            began = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - began)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return (f"disk: a {size // 1024} KiB write made durable (fdatasync) in p50 {percentile(times, 50) * 1000:.2f} ms, "
+            f"p99 {percentile(times, 99) * 1000:.2f} ms ({writes} tries)")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -8,7 +8,9 @@ Prepares a throw-away instance (households with points, goods with stock, a logg
 3. ``POST /api/v1/redemptions`` (card code, one line, ``Idempotency-Key``), every answer a 201.
 
 Prints the figures and, last, whether redemptions reached the target share of the trivial rate.
-Both loads run in alternating rounds (``--rounds``, 3 by default) and each side pools its rounds.
+Both loads run in alternating rounds (``--rounds``, 5 by default) and each side pools its rounds.
+It also prints how long the disk takes to make a write durable: every sale waits for that once
+(SQLite), /healthz never, so a slow disk lowers the ratio where a slow CPU does not.
 Usage: python bench/http_redemption_bench.py [--redemptions N] [--health N] [--threads T] [--workers W] [--rounds R]
 SQLite by default; PostgreSQL when TIMEBANK_DATABASE_URL names a dedicated database (its name must
 contain "bench"; it is wiped), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/tb_bench.
@@ -29,11 +31,11 @@ TARGET = 0.25
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--households", type=int, default=2000)
-    parser.add_argument("--redemptions", type=int, default=3000)
-    parser.add_argument("--health", type=int, default=6000)
+    parser.add_argument("--redemptions", type=int, default=5000)
+    parser.add_argument("--health", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two loads")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the two loads")
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
     args = parser.parse_args()
 
@@ -41,6 +43,8 @@ def main() -> None:
     ceiling = benchlib.client_limit(args.threads)
     print(ceiling.line())
     with tempfile.TemporaryDirectory() as folder, benchlib.Instance(folder, args.database_url) as instance:
+        if instance.dialect == "sqlite":
+            print(benchlib.disk_flush(folder))
         instance.init_db()
         shop = benchlib.prepare_shop(instance, args.households)
         port = instance.start(args.workers)
