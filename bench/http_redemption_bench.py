@@ -9,8 +9,9 @@ Prepares a throw-away instance (households with points, goods with stock, a logg
 
 Prints the figures and, last, whether redemptions reached the target share of the trivial rate.
 Both loads run in alternating rounds (``--rounds``, 5 by default) and each side pools its rounds.
-It also prints how long the disk takes to make a write durable: every sale waits for that once
-(SQLite), /healthz never, so a slow disk lowers the ratio where a slow CPU does not.
+It also prints how long the disk takes to make a write durable: every SQLite sale waits for that
+once and /healthz never, so a slow disk weighs on one side only. Run it on a quiet machine: a busy
+core slows sales more than /healthz (docs/performance.md).
 Usage: python bench/http_redemption_bench.py [--redemptions N] [--health N] [--threads T] [--workers W] [--rounds R]
 SQLite by default; PostgreSQL when TIMEBANK_DATABASE_URL names a dedicated database (its name must
 contain "bench"; it is wiped), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/tb_bench.
