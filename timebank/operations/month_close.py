@@ -27,8 +27,7 @@ from ledger.models import Account, Posting, Transaction
 from ledger.tree import MerkleTree
 from timebank import accounts
 from timebank.audit_log import record
-# parse_month and month_bounds are imported by other modules from here too.
-from timebank.clock import month_bounds, now, parse_month, to_local, utc_naive  # noqa: F401
+from timebank.clock import month_bounds, now, parse_month, to_local, utc_naive
 from timebank.errors import Conflict, Forbidden, ValidationFailed
 from timebank.extensions import db
 from timebank.models import Community, User

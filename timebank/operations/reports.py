@@ -23,13 +23,13 @@ from sqlalchemy import and_, case, func, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank import accounts
-from timebank.clock import to_local, utc_naive
+from timebank.clock import month_bounds, parse_month, to_local, utc_naive
 from timebank.errors import ValidationFailed
 from timebank.extensions import db
 from timebank.models import Community, Household, Resident
 from timebank.models.earning import Claim, RuleVersion
 from timebank.models.shop import Item, Redemption, StockMovement
-from timebank.operations.month_close import month_bounds, month_of, parse_month
+from timebank.operations.month_close import month_of
 
 #: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
 EXPORT_BATCH = 1000

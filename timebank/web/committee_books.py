@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.accounts import CATEGORIES
-from timebank.clock import local_zone, now, to_local, utc_naive
+from timebank.clock import local_zone, now, parse_month, to_local, utc_naive
 from timebank.errors import DomainError
 from timebank.extensions import db
 from timebank.models import Household
@@ -117,7 +117,7 @@ def ledger_export(fmt: str):
 def _month_arg() -> str:
     month = request.args.get("month") or reports.current_month()
     try:
-        month_close.parse_month(month)
+        parse_month(month)
     except DomainError:
         abort(404)
     return month
@@ -162,7 +162,7 @@ def _next(month: str) -> str:
 def report_export(month: str, fmt: str):
     place = _place()
     try:
-        month_close.parse_month(month)
+        parse_month(month)
     except DomainError:
         abort(404)
     data = reports.monthly_report(place, month)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template_string
 from flask_login import current_user
 
+from timebank.clock import parse_month
 from timebank.errors import Unauthenticated
-from timebank.operations.month_close import describe, parse_month
+from timebank.operations.month_close import describe
 from timebank.operations.people import community_by_code
 from timebank.policy import require_community
 
