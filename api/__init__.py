@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from timebank.extensions import csrf
-from timebank.http_errors import flatten_messages, problem
+from timebank.core.extensions import csrf
+from timebank.core.problems import flatten_messages, problem
 
 
 class ProblemApi(Api):
@@ -14,7 +14,7 @@ class ProblemApi(Api):
     def handle_http_exception(self, error):
         from flask import request
 
-        from timebank.extensions import db
+        from timebank.core.extensions import db
 
         db.session.rollback()
         status = error.code or 500
@@ -49,11 +49,13 @@ def init_app(app) -> None:
     )
     api.init_app(app)
 
-    from api import auth, ledger_api, people
-    from api import audit
-    from api import shop
-    from api import earning, hours, tasks
-    from api import reports
+    from timebank.people import auth_api as auth, api as people
+    from timebank.audit import ledger_api
+    from timebank.audit import api as audit
+    from timebank.shop import api as shop
+    from timebank.earning import api as earning, tasks_api as tasks
+    from timebank.hours import api as hours
+    from timebank.reports import api as reports
 
     for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit, reports):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply

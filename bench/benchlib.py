@@ -185,11 +185,11 @@ def prepare_shop(instance: Instance, households: int, points: int = 100_000, goo
     Everything goes through the operations layer and the ledger, as in production, in a few large
     database transactions."""
     import ledger
-    from timebank import accounts
-    from timebank.extensions import db
-    from timebank.operations import people as people_ops
-    from timebank.operations import shop as shop_ops
-    from timebank.security import issue_token
+    from timebank.core import accounts
+    from timebank.core.extensions import db
+    from timebank.people import operations as people_ops
+    from timebank.shop import operations as shop_ops
+    from timebank.core.auth import issue_token
 
     app = instance.app()
     rows = []

@@ -25,9 +25,10 @@ import benchlib
 
 
 def prepare_task(instance: benchlib.Instance, slots: int) -> tuple[int, str]:
-    from timebank.clock import now
-    from timebank.extensions import db
-    from timebank.operations import earning, people, tasks
+    from timebank.core.clock import now
+    from timebank.core.extensions import db
+    from timebank.earning import operations as earning, tasks
+    from timebank.people import operations as people
 
     app = instance.app()
     with app.app_context():
@@ -49,8 +50,8 @@ def count(instance: benchlib.Instance, task_id: int) -> dict:
     from sqlalchemy import distinct, func, select
 
     import ledger
-    from timebank.extensions import db
-    from timebank.models.earning import CheckIn, Claim
+    from timebank.core.extensions import db
+    from timebank.earning.models import CheckIn, Claim
 
     app = instance.app()
     with app.app_context():

@@ -2,7 +2,7 @@
 
 Both sides use WAL, BEGIN IMMEDIATE and one commit per transaction, and each commit waits for the
 disk: the raw side with synchronous=FULL, the application's connections by flushing the WAL
-themselves right after COMMIT (timebank/database.py). The ledger side writes one transfer of two postings
+themselves right after COMMIT (timebank/core/database.py). The ledger side writes one transfer of two postings
 per database transaction through the full stack (SQLAlchemy session, balance checks, hash chain,
 database triggers). The raw side inserts one row per transaction with the sqlite3 module.
 
@@ -43,7 +43,7 @@ def ledger_stack(folder: str, n: int) -> float:
 
     import ledger
     from ledger import Leg
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     app = create_app({"INSTANCE_PATH": folder, "SECRET_KEY": "bench",
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{os.path.join(folder, 'bench.sqlite')}"})

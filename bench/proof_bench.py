@@ -64,7 +64,7 @@ def measure(app, size: int, proofs: int, reads: int, rng: random.Random) -> dict
     import ledger
     from ledger import merkle
     from ledger.tree import MerkleTree
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     s = db.session
     began = time.perf_counter()
@@ -123,7 +123,7 @@ def main() -> None:
 
     import ledger
     from timebank.cli import init_db
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     print(benchlib.machine())
     rng = random.Random(args.seed)

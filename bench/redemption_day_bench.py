@@ -37,8 +37,8 @@ def check(instance: benchlib.Instance, acknowledged: dict[int, dict]) -> dict:
     from sqlalchemy import func, select
 
     from ledger.models import Transaction
-    from timebank.extensions import db
-    from timebank.models.shop import Redemption, RedemptionLine, StockMovement
+    from timebank.core.extensions import db
+    from timebank.shop.models import Redemption, RedemptionLine, StockMovement
 
     app = instance.app()
     with app.app_context():

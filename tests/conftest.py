@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from timebank import create_app
-from timebank.clock import FrozenClock
+from timebank.core.clock import FrozenClock
 
 TEST_DB_URL = os.environ.get("TIMEBANK_TEST_DATABASE_URL")
 IS_POSTGRES = bool(TEST_DB_URL and TEST_DB_URL.startswith("postgresql"))
@@ -41,7 +41,7 @@ def _migrate(app):
 
     with app.app_context():
         init_db()
-        from timebank.extensions import db
+        from timebank.core.extensions import db
 
         db.engine.dispose()
 
@@ -97,9 +97,9 @@ def clock():
 @pytest.fixture
 def app(db_uri, tmp_path, clock):
     app = create_app(base_config(tmp_path, db_uri))
-    app.extensions["timebank.clock"] = clock
+    app.extensions["timebank.core.clock"] = clock
     yield app
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with app.app_context():
         db.session.remove()
@@ -131,8 +131,8 @@ class World:
         self._tokens = {}
 
     def community(self, code="hongxing", name="红星社区", **kw):
-        from timebank.extensions import db
-        from timebank.operations.people import create_community
+        from timebank.core.extensions import db
+        from timebank.people.operations import create_community
 
         with self.app.app_context():
             c = create_community(code, name, **kw)
@@ -140,8 +140,8 @@ class World:
             return c.id
 
     def household(self, community_code="hongxing", name="张家", color="green", grid="1"):
-        from timebank.extensions import db
-        from timebank.operations.people import community_by_code, create_household
+        from timebank.core.extensions import db
+        from timebank.people.operations import community_by_code, create_household
 
         with self.app.app_context():
             h = create_household(community_by_code(community_code), name, "幸福路1号", grid, color)
@@ -149,9 +149,9 @@ class World:
             return h.id
 
     def resident(self, household_id, name="张三", phone=None, password=None):
-        from timebank.extensions import db
-        from timebank.models import Household
-        from timebank.operations.people import create_resident
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
+        from timebank.people.operations import create_resident
 
         with self.app.app_context():
             r = create_resident(db.session.get(Household, household_id), name, phone, password)
@@ -159,8 +159,8 @@ class World:
             return r.id
 
     def user(self, username, role, community_code="hongxing", password="secret-pass", resident_id=None):
-        from timebank.extensions import db
-        from timebank.operations.people import community_by_code, create_user
+        from timebank.core.extensions import db
+        from timebank.people.operations import community_by_code, create_user
 
         with self.app.app_context():
             cid = community_by_code(community_code).id if community_code else None
@@ -187,9 +187,9 @@ class World:
     def grant(self, household_id, points, category="volunteer"):
         """Give a household points straight from the community's issuance account (test set-up)."""
         import ledger
-        from timebank import accounts
-        from timebank.extensions import db
-        from timebank.models import Household
+        from timebank.core import accounts
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
 
         with self.app.app_context():
             h = db.session.get(Household, household_id)
@@ -201,7 +201,7 @@ class World:
 
     def balance(self, account):
         import ledger
-        from timebank.extensions import db
+        from timebank.core.extensions import db
 
         with self.app.app_context():
             return ledger.balance(db.session, account)

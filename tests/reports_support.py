@@ -13,9 +13,9 @@ def local(*args) -> datetime:
 
 def _grant(app, household_id, points, category, kind="grant"):
     import ledger
-    from timebank import accounts, ledgering
-    from timebank.extensions import db
-    from timebank.models import Household
+    from timebank.core import accounts, ledgering
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
 
     with app.app_context():
         h = db.session.get(Household, household_id)
@@ -27,9 +27,12 @@ def _grant(app, household_id, points, category, kind="grant"):
 
 
 def build_scenario(world, clock):
-    from timebank.extensions import db
-    from timebank.models import Community, Household, User
-    from timebank.operations import earning, expiry, hours, shop
+    from timebank.core.extensions import db
+    from timebank.people.models import Community, Household
+    from timebank.core.users import User
+    from timebank.earning import operations as earning, expiry
+    from timebank.hours import operations as hours
+    from timebank.shop import operations as shop
 
     app = world.app
     s = {}
@@ -83,7 +86,7 @@ def build_scenario(world, clock):
     clock.set(local(2026, 3, 10, 10, 0))
     reversed_id = _grant(app, s["A"], 5, "volunteer")
     with app.app_context():
-        from timebank import ledgering
+        from timebank.core import ledgering
 
         ledgering.reverse(community_id=ctx_objects()[0].id, transaction_id=reversed_id, memo="entered twice",
                           actor="test")

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, text
 
 from conftest import base_config
 from timebank import create_app
-from timebank.extensions import db, limiter
-from timebank.models import Household, Resident
+from timebank.core.extensions import db, limiter
+from timebank.people.models import Household, Resident
 
 PASSWORD = "resident-pass-1"
 
@@ -354,7 +354,7 @@ def limited_app(db_uri, tmp_path, clock):
     def make(**config):
         made = create_app({**base_config(tmp_path / f"limited{len(config)}", db_uri),
                            "RATELIMIT_ENABLED": True, **config})
-        made.extensions["timebank.clock"] = clock
+        made.extensions["timebank.core.clock"] = clock
         with made.app_context():
             limiter.reset()
         return made
@@ -417,7 +417,7 @@ def shop(world, town):
 
 
 def test_a_pay_code_is_spent_once_whatever_the_replay(world, town, shop):
-    from timebank import accounts
+    from timebank.core import accounts
 
     code = world.client.get("/api/v1/me/pay-code", headers=_as(world, "13900000001")).get_json()["pay_code"]
     sale = {"pay_code": code, "lines": [{"item_id": shop, "quantity": 1}]}
@@ -447,7 +447,7 @@ def test_a_pay_code_is_spent_once_whatever_the_replay(world, town, shop):
 def test_a_check_in_code_counts_once_and_only_here(world, town, clock):
     from datetime import timedelta
 
-    from timebank import accounts
+    from timebank.core import accounts
 
     r = world.call("POST", "/api/v1/rules", "committee", json={
         "community_code": "hongxing", "code": "clean", "title": "清扫楼道", "category": "volunteer",

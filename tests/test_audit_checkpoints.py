@@ -49,7 +49,7 @@ def restore_checkpoint_guard(app):
     yield
     if IS_POSTGRES:
         from ledger.schema import append_only_guard
-        from timebank.extensions import db
+        from timebank.core.extensions import db
 
         with app.app_context(), db.engine.begin() as conn:
             conn.execute(text("DROP TRIGGER IF EXISTS ledger_checkpoints_no_change ON ledger_checkpoints"))
@@ -188,9 +188,9 @@ def test_who_may_make_a_checkpoint(staff):
 
 
 def test_nightly_job_is_idempotent(staff, app):
-    from timebank.extensions import db
-    from timebank.jobs import JOBS
-    from timebank.models.audit import Checkpoint
+    from timebank.core.extensions import db
+    from timebank.core.jobs import JOBS
+    from timebank.audit.models import Checkpoint
 
     job = JOBS["checkpoint"]
     assert job.schedule == {"trigger": "cron", "hour": 2}
@@ -219,7 +219,7 @@ def test_verify_rederives_checkpoints_and_catches_tampering(staff, runner, app):
     api = world.call("GET", "/api/v1/ledger/verify", "watcher").get_json()
     assert api["ok"] is True
 
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with app.app_context():
         with db.engine.begin() as conn:
@@ -236,7 +236,7 @@ def test_verify_catches_a_forged_signature_and_a_bad_cache_row(staff, runner, ap
     world = staff
     world.call("POST", "/api/v1/ledger/checkpoints", "chair")
     assert world.client.get("/api/v1/ledger/transactions/1/inclusion-proof").status_code == 200
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with app.app_context():
         with db.engine.begin() as conn:
@@ -253,7 +253,7 @@ def test_verify_catches_a_forged_signature_and_a_bad_cache_row(staff, runner, ap
 def test_checkpoints_refuse_update_and_delete(staff, app):
     world = staff
     world.call("POST", "/api/v1/ledger/checkpoints", "chair")
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     for statement in ("UPDATE ledger_checkpoints SET tree_size = 1", "DELETE FROM ledger_checkpoints",
                       "DELETE FROM signing_keys"):

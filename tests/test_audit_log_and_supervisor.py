@@ -18,10 +18,10 @@ def people(world):
 
 
 def _record(app, action, username, target, community_code=None):
-    from timebank.audit_log import record
-    from timebank.extensions import db
-    from timebank.models import User
-    from timebank.operations.people import community_by_code
+    from timebank.core.audit_log import record
+    from timebank.core.extensions import db
+    from timebank.core.users import User
+    from timebank.people.operations import community_by_code
 
     with app.app_context():
         user = db.session.execute(select(User).where(User.username == username)).scalar_one()
@@ -72,7 +72,7 @@ def test_audit_log_filters_and_scope(people, app, clock):
 
 def test_audit_log_refuses_update_and_delete(people, app):
     entry_id, _ = _record(app, "claim.approve", "chair", "claim:1")
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     for statement in (f"UPDATE audit_log SET action = 'nothing' WHERE id = {entry_id}",
                       f"DELETE FROM audit_log WHERE id = {entry_id}"):
@@ -121,8 +121,8 @@ def test_supervisor_reads_and_logs_in(people, app):
     assert world.call("HEAD", "/api/v1/ledger/checkpoints", "watcher").status_code == 200
 
     # A page session of a supervisor is read-only on the API as well.
-    from timebank.extensions import db
-    from timebank.models import User
+    from timebank.core.extensions import db
+    from timebank.core.users import User
 
     with app.app_context():
         uid = db.session.execute(select(User.id).where(User.username == "watcher")).scalar_one()

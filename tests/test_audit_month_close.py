@@ -28,9 +28,9 @@ def month_world(world):
 
 def post_points(app, household_id, points, now=None, category="red"):
     """Post through the application's ledger wrapper (where the guards sit)."""
-    from timebank import accounts, ledgering
-    from timebank.extensions import db
-    from timebank.models import Household
+    from timebank.core import accounts, ledgering
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
 
     with app.app_context():
         h = db.session.get(Household, household_id)
@@ -98,7 +98,7 @@ def test_nothing_dated_in_a_closed_month_can_be_posted(month_world, app, clock):
     post_points(app, world.hh, 5)  # pending_second does not close it yet
     assert sign(world, "vice").get_json()["status"] == "closed"
 
-    from timebank.errors import Conflict
+    from timebank.core.errors import Conflict
 
     with pytest.raises(Conflict) as caught:
         post_points(app, world.hh, 5)  # still March: closed before it ended
@@ -144,8 +144,8 @@ def test_printable_page(month_world, app):
     sign(world, "vice")
     from sqlalchemy import select
 
-    from timebank.extensions import db
-    from timebank.models import User
+    from timebank.core.extensions import db
+    from timebank.core.users import User
 
     with app.app_context():
         uid = db.session.execute(select(User.id).where(User.username == "watcher")).scalar_one()

@@ -13,7 +13,7 @@ import ledger
 from ledger import merkle
 from ledger.models import Transaction
 from ledger.tree import MerkleNode, MerkleTree, scan
-from timebank.extensions import db
+from timebank.core.extensions import db
 
 
 def _post(n: int, start: int = 0) -> None:

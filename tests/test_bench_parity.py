@@ -15,8 +15,8 @@ import ledger
 from ledger import merkle
 from ledger.models import Transaction
 from ledger.tree import MerkleTree
-from timebank.extensions import db
-from timebank.models import Household
+from timebank.core.extensions import db
+from timebank.people.models import Household
 
 EXPECTED_SIZE = 8
 EXPECTED_KINDS = ["claim", "claim", "claim", "gift", "redemption", "redemption", "void", "return"]

@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
-from timebank.clock import now
+from timebank.core.clock import now
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 EXAMPLES = 25
@@ -53,8 +53,8 @@ def _some_data(world):
 
 
 def _member_code(world, household_id):
-    from timebank.extensions import db
-    from timebank.models import Household
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
 
     with world.app.app_context():
         return db.session.get(Household, household_id).member_code

@@ -27,12 +27,13 @@ from sqlalchemy import func, select
 
 import ledger
 from ledger.models import Transaction
-from timebank import accounts
-from timebank.extensions import db
-from timebank.models import Household, User
-from timebank.models.shop import Item, Redemption, RedemptionLine, StockMovement
-from timebank.operations import shop as shop_ops
-from timebank.security import issue_token
+from timebank.core import accounts
+from timebank.core.extensions import db
+from timebank.people.models import Household
+from timebank.core.users import User
+from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
+from timebank.shop import operations as shop_ops
+from timebank.core.auth import issue_token
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -117,7 +118,7 @@ def server(tmp_path, db_uri):
 def _prepare(world):
     """Households with points, two goods with stock, a clerk's token (on the real clock: the server's)."""
     app = world.app
-    app.extensions.pop("timebank.clock", None)
+    app.extensions.pop("timebank.core.clock", None)
     world.user("clerk", "clerk")
     households = [world.household(name=f"户{n}") for n in range(HOUSEHOLDS)]
     for h in households:

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import text
 
 import ledger
-from timebank import accounts
-from timebank.extensions import db
+from timebank.core import accounts
+from timebank.core.extensions import db
 
 from conftest import IS_POSTGRES
 

@@ -1,5 +1,5 @@
 """SQLite writers: the queue on ``<database>.writers`` and the deferred write lock of the till's sale
-(timebank.database). PostgreSQL takes its own locks, so these run on SQLite."""
+(timebank.core.database). PostgreSQL takes its own locks, so these run on SQLite."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sqlalchemy import func, select, text
 
 from conftest import IS_POSTGRES
 from test_ops_faults import _assert_unavailable, _sibling_app, _sqlite_path
-from timebank import accounts
-from timebank.database import QueuedConnection, defer_write_lock, end_deferred_write_lock, take_write_lock
-from timebank.extensions import db
-from timebank.models.shop import Redemption
+from timebank.core import accounts
+from timebank.core.database import QueuedConnection, defer_write_lock, end_deferred_write_lock, take_write_lock
+from timebank.core.extensions import db
+from timebank.shop.models import Redemption
 
 pytestmark = pytest.mark.skipif(IS_POSTGRES, reason="SQLite's write lock; PostgreSQL has its own")
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import base_config
 from earning_support import advance, build_town, rule
-from timebank import accounts
+from timebank.core import accounts
 
 
 @pytest.fixture
@@ -163,8 +163,8 @@ def test_checkin_page(town, world, clock, app):
     r = client.get(f"/checkin?token={token}")
     assert r.status_code == 302 and "/login" in r.headers["Location"] and "next=" in r.headers["Location"]
 
-    from timebank.extensions import db
-    from timebank.models import User
+    from timebank.core.extensions import db
+    from timebank.core.users import User
 
     with app.app_context():
         user_id = db.session.query(User).filter_by(username=town.resident1).one().id
@@ -191,9 +191,9 @@ def limited_app(db_uri, tmp_path, clock):
     config = base_config(tmp_path, db_uri)
     config.update(RATELIMIT_ENABLED=True, TIMEBANK_CHECKIN_RATE_LIMIT="3 per minute")
     app = create_app(config)
-    app.extensions["timebank.clock"] = clock
+    app.extensions["timebank.core.clock"] = clock
     yield app
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with app.app_context():
         db.session.remove()

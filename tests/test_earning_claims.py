@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from earning_support import advance, build_town, claim, rule
-from timebank import accounts
+from timebank.core import accounts
 
 
 @pytest.fixture
@@ -17,8 +17,8 @@ def town(world):
 
 
 def _claim_row(app, claim_id):
-    from timebank.extensions import db
-    from timebank.models.earning import Claim
+    from timebank.core.extensions import db
+    from timebank.earning.models import Claim
 
     with app.app_context():
         c = db.session.get(Claim, claim_id)
@@ -44,8 +44,8 @@ def test_rules_are_created_listed_and_versioned(town, world, clock):
     one = world.call("GET", f"/api/v1/rules/{created['id']}", "committee").get_json()
     assert [v["version"] for v in one["versions"]] == [1, 2, 3] and one["title"] == "清扫楼道和门前"
 
-    from timebank.audit_log import AuditEntry
-    from timebank.extensions import db
+    from timebank.core.audit_log import AuditEntry
+    from timebank.core.extensions import db
 
     with world.app.app_context():
         actions = [e.action for e in db.session.query(AuditEntry).filter_by(target=f"rule:{created['id']}")]
@@ -149,8 +149,8 @@ def test_staff_enter_claims_for_residents(town, world):
     c = claim(world, town.r2, "grid", note="代录：老人没有手机")
     assert c["entered_for_resident"] is True and c["resident_id"] == town.r2
     with world.app.app_context():
-        from timebank.extensions import db
-        from timebank.models import User
+        from timebank.core.extensions import db
+        from timebank.core.users import User
 
         grid_id = db.session.query(User).filter_by(username="grid").one().id
     assert c["entered_by_user_id"] == grid_id

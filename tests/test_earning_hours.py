@@ -6,7 +6,7 @@ import pytest
 
 import ledger
 from earning_support import build_town, claim, rule
-from timebank import accounts
+from timebank.core import accounts
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def town(world):
 
 def give_minutes(world, resident_id, minutes):
     """Set-up: minutes straight from the community's minutes issuance account."""
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with world.app.app_context():
         ledger.post(db.session, [ledger.Leg(accounts.issuance_minutes(1), -minutes),
@@ -135,8 +135,8 @@ def test_gifts_to_kin_and_to_the_pool(town, world):
 
 
 def test_stored_hours_cap_sends_the_excess_to_the_pool(town, world):
-    from timebank.extensions import db
-    from timebank.models import Community
+    from timebank.core.extensions import db
+    from timebank.people.models import Community
 
     with world.app.app_context():
         db.session.get(Community, 1).hours_cap_minutes = 100

@@ -9,14 +9,14 @@ import pytest
 
 import ledger
 from earning_support import build_town
-from timebank import accounts
+from timebank.core import accounts
 
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 def test_jobs_are_registered_with_a_slot_for_others(app):
-    from timebank.jobs import JOBS
-    from timebank.scheduler import load_jobs
+    from timebank.core.jobs import JOBS
+    from timebank.core.scheduler import load_jobs
 
     with app.app_context():
         load_jobs()
@@ -24,8 +24,8 @@ def test_jobs_are_registered_with_a_slot_for_others(app):
 
 
 def test_only_the_lease_holder_runs_jobs(app, clock):
-    from timebank.jobs import JOBS
-    from timebank.scheduler import LeasedRunner
+    from timebank.core.jobs import JOBS
+    from timebank.core.scheduler import LeasedRunner
 
     runs = []
     JOBS["_probe"] = JOBS["close_publicity"].__class__("_probe", lambda: runs.append(1), {"trigger": "interval",
@@ -46,7 +46,7 @@ def test_only_the_lease_holder_runs_jobs(app, clock):
 
 
 def test_two_schedulers_starting_together_get_one_lease(app):
-    from timebank.scheduler import LeasedRunner
+    from timebank.core.scheduler import LeasedRunner
 
     barrier = threading.Barrier(2)
     results = {}
@@ -65,7 +65,7 @@ def test_two_schedulers_starting_together_get_one_lease(app):
 
 
 def test_scheduler_builds_with_every_job(app):
-    from timebank.scheduler import LeasedRunner
+    from timebank.core.scheduler import LeasedRunner
 
     scheduler = LeasedRunner(app, holder="x").build(blocking=False)
     ids = {j.id for j in scheduler.get_jobs()}
@@ -81,8 +81,8 @@ def test_jobs_cli(runner):
 
 
 def _set_policy(app, policy, months=None):
-    from timebank.extensions import db
-    from timebank.models import Community
+    from timebank.core.extensions import db
+    from timebank.people.models import Community
 
     with app.app_context():
         community = db.session.get(Community, 1)
@@ -92,8 +92,8 @@ def _set_policy(app, policy, months=None):
 
 
 def _spend(world, household_id, points):
-    from timebank.extensions import db
-    from timebank.ledgering import post
+    from timebank.core.extensions import db
+    from timebank.core.ledgering import post
 
     with world.app.app_context():
         post(1, [ledger.Leg(accounts.household_points(household_id), -points),
@@ -102,10 +102,10 @@ def _spend(world, household_id, points):
 
 
 def _grant_now(world, household_id, points):
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with world.app.app_context():
-        from timebank.ledgering import post
+        from timebank.core.ledgering import post
 
         post(1, [ledger.Leg(accounts.issuance_points(1, "moral"), -points),
                  ledger.Leg(accounts.household_points(household_id), points)], kind="grant", memo="test",
@@ -130,7 +130,7 @@ def test_annual_expiry_on_31_december(world, clock, runner):
     assert world.balance(accounts.household_points(town.h1)) == 0
     assert world.balance(accounts.household_points(town.h2)) == 5
     assert world.balance(accounts.expired_points(1)) == 70
-    from timebank.extensions import db
+    from timebank.core.extensions import db
     from ledger.models import Transaction
 
     with world.app.app_context():
@@ -170,14 +170,15 @@ def test_no_expiry_by_default(world, clock, runner):
 
 @pytest.mark.slow
 def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
-    from timebank.extensions import db
-    from timebank.models import Community, Household
-    from timebank.models.earning import CheckIn, Claim, HelpRequest, Rule, Task
+    from timebank.core.extensions import db
+    from timebank.people.models import Community, Household
+    from timebank.earning.models import CheckIn, Claim, Rule, Task
+    from timebank.hours.models import HelpRequest
 
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output
     assert "demo-pass-2026" in first.output and "demo_committee" in first.output
-    assert app.extensions["timebank.clock"] is clock  # restored after the history was made
+    assert app.extensions["timebank.core.clock"] is clock  # restored after the history was made
     with app.app_context():
         community = db.session.query(Community).filter_by(code="xingfu").one()
         households = db.session.query(Household).filter_by(community_id=community.id).all()
@@ -198,8 +199,8 @@ def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
 
 
 def test_demo_if_empty_leaves_a_real_database_alone(world, runner):
-    from timebank.extensions import db
-    from timebank.models import Community
+    from timebank.core.extensions import db
+    from timebank.people.models import Community
 
     result = runner.invoke(args=["demo", "--if-empty"])
     assert result.exit_code == 0 and "not loaded" in result.output

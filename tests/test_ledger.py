@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 import ledger
 from ledger import Leg
-from timebank.extensions import db
+from timebank.core.extensions import db
 
 from conftest import IS_POSTGRES
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 import ledger
 from ledger import Leg
 from ledger.models import Posting
-from timebank.extensions import db
+from timebank.core.extensions import db
 
 #: Each example gets its own accounts (the database is shared by the examples of one test run).
 RUNS = itertools.count(1)

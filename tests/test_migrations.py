@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from timebank.extensions import db
+from timebank.core.extensions import db
 
 
 def test_models_match_migrations(ctx):

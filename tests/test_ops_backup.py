@@ -12,9 +12,10 @@ from sqlalchemy.engine import make_url
 
 import ledger
 from conftest import IS_POSTGRES, TEST_DB_URL, base_config
-from timebank import accounts, create_app
-from timebank.extensions import db
-from timebank.models import Household
+from timebank.core import accounts
+from timebank import create_app
+from timebank.core.extensions import db
+from timebank.people.models import Household
 
 
 def _chain(app) -> list[tuple[int, str]]:

@@ -5,16 +5,16 @@ problem+json, never a 500, and leaves nothing half-written."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
 
 import ledger
 from conftest import IS_POSTGRES, TEST_DB_URL, base_config
-from timebank import accounts, create_app
-from timebank.extensions import db
-from timebank.models import Household
+from timebank.core import accounts
+from timebank import create_app
+from timebank.core.extensions import db
+from timebank.people.models import Household
 
 sqlite_only = pytest.mark.skipif(IS_POSTGRES, reason="SQLite file faults; the PostgreSQL ones are tested below")
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="lock_timeout and statement_timeout exist on PostgreSQL")
@@ -53,13 +53,13 @@ def _sibling_app(app, tmp_path, name, **config):
 
 
 def _with_clock(new_app, app):
-    new_app.extensions["timebank.clock"] = app.extensions["timebank.clock"]
+    new_app.extensions["timebank.core.clock"] = app.extensions["timebank.core.clock"]
     return new_app
 
 
 def _add_grant_route(target_app):
     """A route that posts through the ledger's driver-level hot path (raw driver cursors)."""
-    from api.common import committed
+    from timebank.core.http import committed
 
     @committed
     def grant(household_id):

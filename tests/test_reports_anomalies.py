@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from timebank.clock import utc_naive
+from timebank.core.clock import utc_naive
 
 PASSWORD = "secret-pass"
 URL = "/api/v1/reports/anomalies?community_code=hongxing"
@@ -40,9 +40,9 @@ class Town:
 
     def grant(self, household_id, points, resident_id):
         import ledger
-        from timebank import accounts, ledgering
-        from timebank.extensions import db
-        from timebank.models import Household
+        from timebank.core import accounts, ledgering
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
 
         with self.app.app_context():
             h = db.session.get(Household, household_id)
@@ -81,8 +81,8 @@ class Town:
         return hid
 
     def sell(self, clerk, household_index, quantity=1):
-        from timebank.extensions import db
-        from timebank.models import Household
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
 
         with self.app.app_context():
             code = db.session.get(Household, self.households[household_index]).member_code
@@ -180,8 +180,8 @@ def test_shared_device(town):
     assert items[0]["evidence"]["address"] == "10.1.2.3" and len(items[0]["evidence"]["checkin_ids"]) == 3
     assert {s["id"] for s in items[0]["subjects"]} == set(town.residents[:3])
     with town.app.app_context():
-        from timebank.extensions import db
-        from timebank.models.earning import CheckIn
+        from timebank.core.extensions import db
+        from timebank.earning.models import CheckIn
 
         row = db.session.execute(db.select(CheckIn).order_by(CheckIn.id)).scalars().first()
         assert (row.address, row.device) == ("10.1.2.3", "Mozilla/5.0 (Linux; Android 10; Redmi 9A)")

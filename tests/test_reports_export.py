@@ -67,7 +67,7 @@ def test_csv_export_is_the_browser_view_one_row_per_posting(world, scenario, que
 
 
 def test_csv_keeps_chinese_and_is_read_in_batches(world, scenario, monkeypatch):
-    from timebank.operations import reports
+    from timebank.reports import operations as reports
 
     monkeypatch.setattr(reports, "EXPORT_BATCH", 2)
     r = world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_committee")

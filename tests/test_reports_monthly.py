@@ -76,8 +76,8 @@ def test_february_and_april_are_their_own(world, scenario):
 
 
 def test_report_agrees_with_the_month_close_statement(world, scenario):
-    from timebank.operations.month_close import compute_statement
-    from timebank.operations.people import community_by_code
+    from timebank.audit.month_close import compute_statement
+    from timebank.people.operations import community_by_code
 
     report = world.call("GET", "/api/v1/reports/monthly?community_code=yangguang&month=2026-03",
                         "yg_super").get_json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from earning_support import PASSWORD, advance, build_town, claim, rule
 
-from timebank.operations.reports import mask_name
+from timebank.reports.operations import mask_name
 
 
 @pytest.mark.parametrize("name, masked", [
@@ -64,8 +64,8 @@ def test_board_json_without_login(world, clock, town):
     # After the notice ends and the claims are posted, the board is empty and the ranking grows.
     advance(world, clock, days=3, minutes=1)
     with world.app.app_context():
-        from timebank.extensions import db
-        from timebank.operations.earning import close_publicity
+        from timebank.core.extensions import db
+        from timebank.earning.operations import close_publicity
 
         close_publicity()
         db.session.commit()

@@ -9,11 +9,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 import ledger
-from timebank import accounts
-from timebank.audit_log import AuditEntry
-from timebank.extensions import db
-from timebank.models import Household, Resident
-from timebank.models.shop import StockMovement
+from timebank.core import accounts
+from timebank.core.audit_log import AuditEntry
+from timebank.core.extensions import db
+from timebank.people.models import Household, Resident
+from timebank.shop.models import StockMovement
 
 
 class Shop:
@@ -254,7 +254,7 @@ def test_resident_card_code_also_identifies_the_household(shop, world):
     shop.w.grant(shop.hh, 10)
     soap = shop.item(stock=5)
     with world.app.app_context():
-        from timebank.models import Resident
+        from timebank.people.models import Resident
 
         code = db.session.get(Resident, shop.resident).member_code
     r = shop.redeem([{"item_id": soap, "quantity": 1}], member_code=code)

@@ -7,11 +7,11 @@ import threading
 from sqlalchemy import select
 
 import ledger
-from timebank import accounts
-from timebank.extensions import db
-from timebank.models import Household
-from timebank.models.shop import Redemption
-from timebank.operations import shop as ops
+from timebank.core import accounts
+from timebank.core.extensions import db
+from timebank.people.models import Household
+from timebank.shop.models import Redemption
+from timebank.shop import operations as ops
 
 THREADS = 20
 

@@ -3,11 +3,11 @@
 from sqlalchemy import func, select
 
 import ledger
-from timebank.extensions import db
-from timebank.models.shop import Item, Redemption
-from timebank.operations import shop as ops
-from timebank.operations.people import community_by_code
-from timebank.shop_demo import DONATIONS, GOODS, load_shop_demo
+from timebank.core.extensions import db
+from timebank.shop.models import Item, Redemption
+from timebank.shop import operations as ops
+from timebank.people.operations import community_by_code
+from timebank.shop.demo import DONATIONS, GOODS, load_shop_demo
 
 
 def test_shop_demo_loads_once(app, world):

@@ -25,8 +25,8 @@ def _login(client, user_id):
 def _user_id(world, username):
     from sqlalchemy import select
 
-    from timebank.extensions import db
-    from timebank.models import User
+    from timebank.core.extensions import db
+    from timebank.core.users import User
 
     with world.app.app_context():
         return db.session.execute(select(User.id).where(User.username == username)).scalar_one()

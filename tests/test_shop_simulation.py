@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 import ledger
-from timebank import accounts
-from timebank.errors import DomainError
-from timebank.extensions import db
-from timebank.models import Household
-from timebank.models.shop import Item, Redemption, RedemptionLine, StockMovement
-from timebank.operations import shop as ops
-from timebank.operations.people import community_by_code
+from timebank.core import accounts
+from timebank.core.errors import DomainError
+from timebank.core.extensions import db
+from timebank.people.models import Household
+from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
+from timebank.shop import operations as ops
+from timebank.people.operations import community_by_code
 
 
 def _check(households, items):

@@ -11,7 +11,7 @@ import pytest
 
 from browser_support import DESKTOP, browser, console_allow, live_server, login, page  # noqa: F401
 from earning_support import build_town, rule
-from timebank import accounts
+from timebank.core import accounts
 
 pytestmark = pytest.mark.browser
 

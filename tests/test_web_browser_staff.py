@@ -12,7 +12,7 @@ import pytest
 
 from browser_support import DESKTOP, browser, console_allow, live_server, login, page  # noqa: F401
 from earning_support import build_town, claim, rule
-from timebank import accounts
+from timebank.core import accounts
 
 pytestmark = pytest.mark.browser
 
@@ -32,16 +32,16 @@ def shop_town(world):
         assert r.status_code == 201, r.get_json()
     world.grant(t.h1, 100)
     with world.app.app_context():
-        from timebank.extensions import db
-        from timebank.models import Household
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
 
         t.card1 = db.session.get(Household, t.h1).member_code
     return t
 
 
 def on_hand(app, item_id):
-    from timebank.extensions import db
-    from timebank.models.shop import Item
+    from timebank.core.extensions import db
+    from timebank.shop.models import Item
 
     with app.app_context():
         return db.session.get(Item, item_id).on_hand

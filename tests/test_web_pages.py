@@ -8,7 +8,7 @@ import pytest
 
 from conftest import base_config
 from earning_support import PASSWORD, build_town, rule
-from timebank import accounts
+from timebank.core import accounts
 
 
 @pytest.fixture
@@ -114,9 +114,9 @@ def strict_app(db_uri, tmp_path, clock):
     config = base_config(tmp_path, db_uri) | {"WTF_CSRF_ENABLED": True, "RATELIMIT_ENABLED": True,
                                               "TIMEBANK_LOGIN_RATE_LIMIT": "3 per minute"}
     app = create_app(config)
-    app.extensions["timebank.clock"] = clock
+    app.extensions["timebank.core.clock"] = clock
     yield app
-    from timebank.extensions import db
+    from timebank.core.extensions import db
 
     with app.app_context():
         db.session.remove()
@@ -166,7 +166,7 @@ def test_session_cookie_is_http_only_and_secure_when_configured(db_uri, tmp_path
 
     monkeypatch.setenv("TIMEBANK_SESSION_COOKIE_SECURE", "1")
     app = create_app(base_config(tmp_path, db_uri))
-    app.extensions["timebank.clock"] = clock
+    app.extensions["timebank.core.clock"] = clock
     assert app.config["SESSION_COOKIE_SECURE"] is True
     client = app.test_client()
     r = page_login(client, town.resident1)
@@ -195,8 +195,8 @@ def test_history_lists_postings_with_reasons_in_chinese(resident, world, town):
 
 
 def test_card_shows_the_printed_card_code_as_qr(app, resident, town):
-    from timebank.extensions import db
-    from timebank.models import Household
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
 
     with app.app_context():
         code = db.session.get(Household, town.h1).member_code

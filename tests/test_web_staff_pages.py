@@ -11,7 +11,7 @@ import re
 import pytest
 
 from earning_support import PASSWORD, build_town, claim, rule
-from timebank import accounts
+from timebank.core import accounts
 
 
 def page_login(client, username, password=PASSWORD):
@@ -47,8 +47,8 @@ def town(world):
         assert r.status_code == 201, r.get_json()
     world.grant(t.h1, 100)
     with world.app.app_context():
-        from timebank.extensions import db
-        from timebank.models import Household
+        from timebank.core.extensions import db
+        from timebank.people.models import Household
 
         t.card1 = db.session.get(Household, t.h1).member_code
         t.card3 = db.session.get(Household, t.h3).member_code
@@ -60,8 +60,8 @@ def client_for(app, username):
 
 
 def on_hand(app, item_id):
-    from timebank.extensions import db
-    from timebank.models.shop import Item
+    from timebank.core.extensions import db
+    from timebank.shop.models import Item
 
     with app.app_context():
         return db.session.get(Item, item_id).on_hand
@@ -133,8 +133,8 @@ def test_till_refusals_are_said_in_chinese_and_keep_the_basket(app, town, world,
 
 
 def _card(app, household_id):
-    from timebank.extensions import db
-    from timebank.models import Household
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
 
     with app.app_context():
         return db.session.get(Household, household_id).member_code
@@ -470,8 +470,8 @@ def test_grid_worker_enters_a_claim_for_a_resident_by_card(app, town, world):
     """代录: an elderly resident hands over a printed card; the grid worker scans it and enters the claim."""
     rule(world)
     with app.app_context():
-        from timebank.extensions import db
-        from timebank.models import Household, Resident
+        from timebank.core.extensions import db
+        from timebank.people.models import Household, Resident
 
         card = db.session.get(Resident, town.r2).member_code
         several = db.session.get(Household, town.h1).member_code

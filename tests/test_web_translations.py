@@ -17,7 +17,7 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "timebank" / "translations" / "zh" / "LC_MESSAGES"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
-METHODS = [("timebank/web/**.py", "python"), ("timebank/templates/**.html", "jinja2")]
+METHODS = [("timebank/**/migrations/**", "ignore"), ("timebank/**.py", "python"), ("timebank/templates/**.html", "jinja2")]
 
 
 def source_messages() -> set[str]:

@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from timebank.extensions import db
+from timebank.core.extensions import db
 
 
 def _create_app():
@@ -51,8 +51,8 @@ def init_db_command():
 @with_appcontext
 def create_user_command(username, role, community_code, resident_id, password_stdin):
     """Create a login; the password is read from standard input."""
-    from timebank.errors import DomainError
-    from timebank.operations.people import community_by_code, create_user
+    from timebank.core.errors import DomainError
+    from timebank.people.operations import community_by_code, create_user
 
     password = sys.stdin.readline().rstrip("\r\n")
     try:
@@ -76,7 +76,7 @@ def create_user_command(username, role, community_code, resident_id, password_st
 def serve_command(host, port, workers, timeout):
     """Serve with gunicorn (a production server, not the debug server).
 
-    Settings and why: timebank/gunicorn_conf.py. Each worker opens its own database connections
+    Settings and why: timebank/ops/gunicorn_conf.py. Each worker opens its own database connections
     (no preload). More gunicorn options can be passed in ``GUNICORN_CMD_ARGS``.
     """
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
@@ -84,7 +84,7 @@ def serve_command(host, port, workers, timeout):
         raise click.ClickException("gunicorn is not installed")
     if workers < 1:
         raise click.BadParameter("at least one worker", param_hint="--workers")
-    args = [gunicorn, "--config", "python:timebank.gunicorn_conf", "--bind", f"{host}:{port}",
+    args = [gunicorn, "--config", "python:timebank.ops.gunicorn_conf", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--timeout", str(timeout), "timebank.wsgi:app"]
     os.execv(gunicorn, args)
 
@@ -93,7 +93,7 @@ def serve_command(host, port, workers, timeout):
 @with_appcontext
 def verify_command():
     """Re-derive the hash chain, checkpoints and every balance; exit 1 naming the first bad transaction."""
-    from timebank.operations.audit import verify_everything
+    from timebank.audit.verify import verify_everything
 
     report = verify_everything()
     if report["ok"]:
@@ -111,8 +111,14 @@ def verify_command():
     sys.exit(1)
 
 
+def init_app(app) -> None:
+    """Register the commands (a plugin of the app factory: this module composes the features)."""
+    register_commands(app)
+
+
 def register_commands(app) -> None:
-    from timebank import demo, scheduler
+    from timebank import demo
+    from timebank.core import scheduler
 
     for command in (init_db_command, create_user_command, serve_command, verify_command,
                     *scheduler.COMMANDS, demo.demo_command):

@@ -1,7 +1,7 @@
 """``timebank demo``: a believable demo community (幸福里社区) with three months of history.
 
 Idempotent: when the demo community exists nothing is done. History is made with a
-:class:`~timebank.clock.FrozenClock` set into ``app.extensions["timebank.clock"]`` and moved through the
+:class:`~timebank.core.clock.FrozenClock` set into ``app.extensions["timebank.core.clock"]`` and moved through the
 last 90 days, so claims, approvals, publicity, check-ins and help carry their real dates; the clock
 is restored afterwards. Other features add to the demo with :func:`register_extension` (the love
 supermarket adds goods and redemptions): each function is called with the demo :class:`Community` at
@@ -21,13 +21,17 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from timebank.clock import FrozenClock, local_zone, now
-from timebank.errors import DomainError
-from timebank.extensions import db
-from timebank.models import Community, Household, Resident, User
-from timebank.models.earning import Grid, Task
-from timebank.operations import earning, hours, people, tasks
-from timebank.security import hash_password
+from timebank.core.clock import FrozenClock, local_zone, now
+from timebank.core.errors import DomainError
+from timebank.core.extensions import db
+from timebank.shop.demo import load_shop_demo
+from timebank.people.models import Community, Household, Resident
+from timebank.core.users import User
+from timebank.earning.models import Grid, Task
+from timebank.earning import operations as earning, tasks
+from timebank.hours import operations as hours
+from timebank.people import operations as people
+from timebank.core.auth import hash_password
 
 DEMO_CODE = "xingfu"
 DEMO_NAME = "幸福里社区"
@@ -43,13 +47,15 @@ DEMO_STAFF = {
 }
 HISTORY_DAYS = 90
 
-#: Functions ``fn(community)`` run at the end of the demo (the supermarket adds goods and redemptions).
-EXTENSIONS: list[Callable[[Community], object]] = []
+#: Functions ``fn(context)`` run at the end of the demo (the supermarket adds goods and redemptions).
+EXTENSIONS: list[Callable[["DemoContext"], object]] = [
+    lambda context: load_shop_demo(context.community, context.staff.get("demo_clerk")),
+]
 _current: list["DemoContext"] = []
 
 
-def register_extension(fn: Callable[[Community], object]) -> Callable:
-    """Add ``fn(community)`` to the end of ``timebank demo``. Usable as a decorator; registering twice is once."""
+def register_extension(fn: Callable[["DemoContext"], object]) -> Callable:
+    """Add ``fn(context)`` to the end of ``timebank demo``. Usable as a decorator; registering twice is once."""
     if fn not in EXTENSIONS:
         EXTENSIONS.append(fn)
     return fn
@@ -132,11 +138,11 @@ def build(out=click.echo) -> DemoContext | None:
         out(f"the demo community {DEMO_CODE!r} exists: nothing done")
         return None
     app = current_app._get_current_object()
-    previous = app.extensions.get("timebank.clock")
+    previous = app.extensions.get("timebank.core.clock")
     end = now()
     start_day = end.astimezone(local_zone()).date() - timedelta(days=HISTORY_DAYS)
     clock = FrozenClock(datetime.combine(start_day, time(8), local_zone()))
-    app.extensions["timebank.clock"] = clock
+    app.extensions["timebank.core.clock"] = clock
     rng = random.Random(20260301)
     try:
         context = _people(clock, rng, end)
@@ -146,9 +152,9 @@ def build(out=click.echo) -> DemoContext | None:
         _current.append(context)
         try:
             for extension in list(EXTENSIONS):
-                result = extension(context.community)
+                result = extension(context)
                 if result:
-                    context.notes.append(f"{getattr(extension, '__name__', 'extension')}: {result}")
+                    context.notes.append(f"shop: {result}")
         finally:
             _current.pop()
         db.session.commit()
@@ -157,9 +163,9 @@ def build(out=click.echo) -> DemoContext | None:
         raise
     finally:
         if previous is None:
-            app.extensions.pop("timebank.clock", None)
+            app.extensions.pop("timebank.core.clock", None)
         else:
-            app.extensions["timebank.clock"] = previous
+            app.extensions["timebank.core.clock"] = previous
     return context
 
 
@@ -247,7 +253,7 @@ def _history(ctx: DemoContext) -> None:
 
 
 def _review(ctx: DemoContext, committee: User, grid: User, rng: random.Random) -> None:
-    from timebank.models.earning import Claim
+    from timebank.earning.models import Claim
 
     pending = db.session.execute(
         select(Claim).where(Claim.community_id == ctx.community.id, Claim.status == "pending").order_by(Claim.id)
@@ -287,7 +293,7 @@ def _task_day(ctx: DemoContext, day, rng: random.Random) -> None:
 
 def _help(ctx: DemoContext, day, rng: random.Random, elderly: list[Resident]) -> None:
     import ledger
-    from timebank import accounts
+    from timebank.core import accounts
 
     ctx.clock.set(datetime.combine(day, time(12, rng.randint(0, 30)), local_zone()))
     if ctx.clock.now() > ctx.end:
@@ -338,7 +344,8 @@ def demo_command(if_empty):
     if context is None:
         _print_logins(click.echo, None)
         return
-    from timebank.models.earning import Claim, HelpRequest
+    from timebank.earning.models import Claim
+    from timebank.hours.models import HelpRequest
 
     claims = db.session.query(Claim).filter_by(community_id=context.community.id).count()
     helps = db.session.query(HelpRequest).filter_by(community_id=context.community.id).count()

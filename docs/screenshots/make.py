@@ -68,10 +68,10 @@ def pick_resident(app) -> tuple[str, str]:
     import ledger
     from sqlalchemy import select
 
-    from timebank import accounts
+    from timebank.core import accounts
     from timebank.demo import DEMO_PASSWORD
-    from timebank.extensions import db
-    from timebank.models import User
+    from timebank.core.extensions import db
+    from timebank.core.users import User
 
     with app.app_context():
         users = db.session.execute(select(User).where(User.role == "resident")).scalars().all()
@@ -84,13 +84,13 @@ def checkin_path(app, base_url: str) -> str:
     """A task open now, and its check-in URL (the page a resident's camera opens)."""
     from sqlalchemy import select
 
-    from timebank.clock import utc_naive
+    from timebank.core.clock import utc_naive
     from timebank.demo import DEMO_CODE
-    from timebank.extensions import db
-    from timebank.models import User
-    from timebank.models.earning import Rule
-    from timebank.operations import tasks
-    from timebank.operations.people import community_by_code
+    from timebank.core.extensions import db
+    from timebank.core.users import User
+    from timebank.earning.models import Rule
+    from timebank.earning import tasks
+    from timebank.people.operations import community_by_code
 
     app.config["TIMEBANK_BASE_URL"] = base_url
     with app.app_context():
@@ -113,12 +113,12 @@ def staff_paths(app) -> dict:
     from sqlalchemy import select
 
     import ledger
-    from timebank import accounts
+    from timebank.core import accounts
     from timebank.demo import DEMO_CODE
-    from timebank.extensions import db
-    from timebank.models import Household
-    from timebank.models.shop import Item
-    from timebank.operations.people import community_by_code
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
+    from timebank.shop.models import Item
+    from timebank.people.operations import community_by_code
 
     with app.app_context():
         community = community_by_code(DEMO_CODE)

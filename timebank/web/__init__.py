@@ -40,10 +40,10 @@ NAV = {
         ("web_committee.tasks", _l("Tasks")),
         ("web_committee.rules", _l("Points list")),
         ("web_committee.households", _l("Households")),
-        ("web_committee.ledger", _l("Ledger")),
-        ("web_committee.reports", _l("Reports")),
-        ("web_committee.month_close", _l("Month close")),
-        ("web_committee.anomalies", _l("Anomalies")),
+        ("web_books.ledger", _l("Ledger")),
+        ("web_books.reports", _l("Reports")),
+        ("web_books.month_close", _l("Month close")),
+        ("web_books.anomalies", _l("Anomalies")),
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
     ],
@@ -105,7 +105,7 @@ def healthz():
 
 
 def init_app(app) -> None:
-    from timebank.extensions import login_manager
+    from timebank.core.extensions import login_manager
 
     register_filters(app)
     # Secure cookies behind HTTPS: instance/config.py, or TIMEBANK_SESSION_COOKIE_SECURE=1.
@@ -121,16 +121,3 @@ def init_app(app) -> None:
 
     auth.init_app(app)
     resident.init_app(app)
-    from timebank.web import checkin
-
-    checkin.init_app(app)
-    from timebank.web import receipts
-
-    receipts.init_app(app)
-    from timebank.web import clerk, committee
-
-    clerk.init_app(app)
-    committee.init_app(app)
-    from timebank.web import public
-
-    public.init_app(app)

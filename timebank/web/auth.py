@@ -13,10 +13,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from timebank.audit_log import record
-from timebank.errors import InvalidCredentials
-from timebank.extensions import db, limiter
-from timebank.security import authenticate
+from timebank.core.audit_log import record
+from timebank.core.errors import InvalidCredentials
+from timebank.core.extensions import db, limiter
+from timebank.core.auth import authenticate
 from timebank.web.common import safe_next
 
 bp = Blueprint("web_auth", __name__)

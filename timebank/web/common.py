@@ -1,6 +1,6 @@
 """Shared pieces of the pages: who may open a page, one-time forms, labels and formatting.
 
-Pages ask the same access rules as the API (:mod:`timebank.policy` and the operations' own checks);
+Pages ask the same access rules as the API (:mod:`timebank.core.policy` and the operations' own checks);
 these helpers only turn "not logged in" into a trip to the login page and a refusal into a page.
 """
 
@@ -17,9 +17,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from timebank.clock import to_local, utc_naive
-from timebank.extensions import db
-from timebank.models import IdempotencyRecord
+from timebank.core.clock import to_local, utc_naive
+from timebank.core.extensions import db
+from timebank.core.idempotency import IdempotencyRecord
 
 # --- who may open a page ---------------------------------------------------------------------------
 

@@ -18,14 +18,17 @@ from sqlalchemy import or_, select
 
 import ledger
 from ledger.models import Account, Posting, Transaction
-from timebank import accounts
-from timebank.clock import now
-from timebank.errors import DomainError
-from timebank.extensions import db
-from timebank.models import Resident
-from timebank.models.earning import Claim, HelpRequest, Rule
-from timebank.models.shop import Item
-from timebank.operations import earning, hours, shop
+from timebank.core import accounts
+from timebank.core.clock import now
+from timebank.core.errors import DomainError
+from timebank.core.extensions import db
+from timebank.people.models import Resident
+from timebank.earning.models import Claim, Rule
+from timebank.hours.models import HelpRequest
+from timebank.shop.models import Item
+from timebank.earning import operations as earning
+from timebank.hours import operations as hours
+from timebank.shop import operations as shop
 from timebank.web.common import already_sent, resident_required, take_form_key
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")

@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
-from flask import abort, request
+from flask import abort, flash, redirect, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from timebank.errors import DomainError
-from timebank.extensions import db
-from timebank.models import Community
+from timebank.core.errors import DomainError
+from timebank.core.extensions import db
+from timebank.core.policy import require_community
+from timebank.people.models import Community
+from timebank.web.common import already_sent, take_form_key
 
 
 #: The three-colour care label of a household (三色管理).
@@ -96,3 +98,26 @@ def message(exc: DomainError) -> str:
     if exc.code == "validation_error" and exc.errors:
         text += " (" + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items()) + ")"
     return _("Not done: %(reason)s", reason=text)
+
+
+def place():
+    """The page's community, after checking that the user may work in it."""
+    place = community()
+    require_community(me(), place.id)
+    return place
+
+
+def write_once(action, success: str, back: str):
+    """Run ``action`` once per form, commit, and say what happened; a refusal is said in words."""
+    try:
+        if not take_form_key():
+            already_sent()
+            return redirect(back)
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(message(exc), "error")
+        return redirect(back)
+    flash(success if not callable(success) else success(result), "success")
+    return redirect(back)

@@ -1,0 +1,9 @@
+"""Audit: signed Merkle checkpoints, month close with two sign-offs, verification, the ledger
+browser; supervisors read only; the committee's books pages."""
+
+
+def init_app(app) -> None:
+    from timebank.audit import books_pages, plugin
+
+    plugin.init_app(app)
+    books_pages.init_app(app)

@@ -1,0 +1,109 @@
+"""Audit and transparency: signing keys, signed checkpoints of the ledger, and month closes (月结).
+
+Every table here is append-only (the database refuses UPDATE and DELETE): a checkpoint, a public
+key, a sign-off and a closing statement are statements made once and never edited. A month's
+status is derived from its rows: no sign-off -> ``open``, one -> ``pending_second``, a closing
+statement -> ``closed``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from timebank.core.extensions import db
+
+#: Tables the migration makes append-only.
+APPEND_ONLY_TABLES = ("signing_keys", "ledger_checkpoints", "month_close_signoffs", "month_closes")
+
+
+class SigningKey(db.Model):
+    """A public key that has signed checkpoints or statements. Old keys stay, so old signatures verify.
+
+    The private key lives in a file in the instance folder, never in the database; the newest row
+    whose public key matches that file is the current key.
+    """
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: signed-note key ID: first 4 bytes of SHA-256(origin || 0x0A || 0x01 || public key), hex.
+    key_id: Mapped[str] = mapped_column(String(8), unique=True)
+    #: The key name (the checkpoint origin line) the key ID was derived with.
+    origin: Mapped[str] = mapped_column(String(200))
+    #: Raw 32-byte Ed25519 public key, base64.
+    public_key: Mapped[str] = mapped_column(String(64))
+    #: When this key was first used by the deployment.
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Checkpoint(db.Model):
+    """A signed tree head: the ledger's Merkle root at one size, in the C2SP tlog-checkpoint form."""
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (
+        CheckConstraint("tree_size >= 0", name="tree_size_not_negative"),
+        UniqueConstraint("tree_size", "key_id", name="uq_ledger_checkpoints_tree_size_key_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Number of transactions (leaves) covered.
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    #: RFC 6962 root of the first ``tree_size`` transactions, lowercase hex.
+    root_hash: Mapped[str] = mapped_column(String(64))
+    #: The exact signed text: origin, tree size and base64 root, each followed by a newline.
+    note: Mapped[str] = mapped_column(Text)
+    #: Ed25519 signature over the note's UTF-8 bytes, base64 of 64 bytes.
+    signature: Mapped[str] = mapped_column(String(128))
+    #: Key that signed it (signing_keys.key_id).
+    key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
+    #: When it was made (not covered by the signature).
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class MonthCloseSignoff(db.Model):
+    """One committee member's sign-off of a community's month. Two different members close it."""
+
+    __tablename__ = "month_close_signoffs"
+    __table_args__ = (
+        UniqueConstraint("community_id", "month", "user_id", name="uq_month_close_signoffs_signer"),
+        CheckConstraint("length(month) = 7", name="month_format"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: ``YYYY-MM`` in the deployment's time zone.
+    month: Mapped[str] = mapped_column(String(7))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: SHA-256 of the statement the signer saw (canonical JSON), hex.
+    statement_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MonthClose(db.Model):
+    """The signed closing statement of a community's month (月结). Its presence closes the month:
+    nothing dated inside it can be posted afterwards."""
+
+    __tablename__ = "month_closes"
+    __table_args__ = (
+        UniqueConstraint("community_id", "month", name="uq_month_closes_community_month"),
+        CheckConstraint("length(month) = 7", name="month_format"),
+        CheckConstraint("first_signer_id <> second_signer_id", name="two_signers"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: ``YYYY-MM`` in the deployment's time zone.
+    month: Mapped[str] = mapped_column(String(7))
+    #: The statement as canonical JSON (sorted keys, no spaces, UTF-8): exactly the signed bytes.
+    statement: Mapped[str] = mapped_column(Text)
+    #: Ed25519 signature over the statement's UTF-8 bytes, base64.
+    signature: Mapped[str] = mapped_column(String(128))
+    #: Key that signed it (signing_keys.key_id).
+    key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
+    #: The first and the second signer.
+    first_signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    second_signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,94 @@
+"""Names of the ledger accounts the application uses, and opening them.
+
+The ledger sees only these strings. Wallets may not go negative; issuance, sink and pool accounts
+may (an issuance account's negative balance is what the community has given out).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column
+
+import ledger
+from timebank.core.clock import utc_naive
+from timebank.core.extensions import db
+
+CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
+
+
+class AccountOwner(db.Model):
+    """Which community (and household or resident) a ledger account belongs to.
+
+    The ledger knows only account codes; this table lets the application scope the ledger browser
+    and reports to a community without parsing codes.
+    """
+
+    __tablename__ = "account_owners"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"), index=True)
+
+
+def _own(session, account_id: int, community_id: int, household_id=None, resident_id=None) -> None:
+    if session.get(AccountOwner, account_id) is None:
+        session.add(AccountOwner(account_id=account_id, community_id=community_id,
+                                 household_id=household_id, resident_id=resident_id))
+        session.flush()
+
+
+def household_points(household_id: int) -> str:
+    return f"household:{household_id}:points"
+
+
+def resident_minutes(resident_id: int) -> str:
+    return f"resident:{resident_id}:minutes"
+
+
+def issuance_points(community_id: int, category: str) -> str:
+    return f"community:{community_id}:issuance:{category}"
+
+
+def issuance_minutes(community_id: int) -> str:
+    return f"community:{community_id}:issuance:minutes"
+
+
+def pool_minutes(community_id: int) -> str:
+    """The community's time-bank pool: gifts, excess over the cap, seeded hours; pays for red households."""
+    return f"community:{community_id}:pool:minutes"
+
+
+def expired_points(community_id: int) -> str:
+    return f"community:{community_id}:expired:points"
+
+
+def supermarket_points(community_id: int) -> str:
+    """Where redeemed points go: the love supermarket's takings."""
+    return f"community:{community_id}:supermarket:points"
+
+
+def open_household(session, household) -> str:
+    code = household_points(household.id)
+    account_id = ledger.open_account(session, code, "points", allow_negative=False, now=utc_naive())
+    _own(session, account_id, household.community_id, household_id=household.id)
+    return code
+
+
+def open_resident(session, resident, community_id: int) -> str:
+    code = resident_minutes(resident.id)
+    account_id = ledger.open_account(session, code, "minutes", allow_negative=False, now=utc_naive())
+    _own(session, account_id, community_id, household_id=resident.household_id, resident_id=resident.id)
+    return code
+
+
+def open_community(session, community_id: int) -> None:
+    now = utc_naive()
+    wanted = [(issuance_points(community_id, c), "points") for c in CATEGORIES] + [
+        (issuance_minutes(community_id), "minutes"),
+        (pool_minutes(community_id), "minutes"),
+        (expired_points(community_id), "points"),
+        (supermarket_points(community_id), "points"),
+    ]
+    for code, unit in wanted:
+        _own(session, ledger.open_account(session, code, unit, True, now=now), community_id)

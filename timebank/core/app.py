@@ -1,0 +1,101 @@
+"""The application factory: configuration, extensions, the features, then the surfaces.
+
+The order is the dependency direction read bottom-up: the core (configuration, database, errors,
+logins) first, then each feature of :data:`FEATURES` (its tables, jobs, hooks and pages), then the
+parts named in ``TIMEBANK_PLUGINS`` (the JSON API, the page frame, operations' guards), each with an
+``init_app(app)``. Nothing here imports a feature by name: features are plugged in from the lists,
+so the core never depends on them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+from flask import Flask, request, session
+
+from timebank.core.config import Defaults, apply_environment, persistent_secret
+
+#: The feature packages, in dependency order. Each may have ``models`` (its tables) and ``init_app``.
+FEATURES = (
+    "timebank.people",
+    "timebank.earning",
+    "timebank.hours",
+    "timebank.shop",
+    "timebank.audit",
+    "timebank.reports",
+    "timebank.public",
+)
+
+#: The surfaces built on the features, plugged in after them.
+PLUGINS = ("api", "timebank.web", "timebank.ops.maintenance", "timebank.cli")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """The application factory.
+
+    Configuration: :class:`timebank.core.config.Defaults`, then ``instance/config.py`` if present, then
+    ``TIMEBANK_*`` environment variables, then ``test_config``.
+    """
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("TIMEBANK_INSTANCE_PATH")
+    # Named after the package, not this module: templates, static files and migrations live there.
+    app = Flask(
+        "timebank",
+        instance_path=os.path.abspath(instance_path) if instance_path else None,
+        instance_relative_config=True,
+    )
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    apply_environment(app.config)
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI", "sqlite:///" + os.path.join(app.instance_path, "timebank.sqlite")
+    )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = persistent_secret(app.instance_path)
+
+    from timebank.core import database
+
+    busy_ms = int(app.config["TIMEBANK_SQLITE_BUSY_TIMEOUT_MS"])
+    database.install_sqlite_settings(busy_ms)
+    options = database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"], busy_ms)
+    options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+    from timebank.core import auth, problems
+    from timebank.core.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    features = [importlib.import_module(name) for name in app.config.get("TIMEBANK_FEATURES", FEATURES)]
+    for feature in features:  # every table registered before the first query
+        if importlib.util.find_spec(f"{feature.__name__}.models") is not None:
+            importlib.import_module(f"{feature.__name__}.models")
+
+    db.init_app(app)
+    database.init_app(app)  # before any hook that reads the database
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    migrate.init_app(app, db, directory=os.path.join(package, "migrations"))
+    login_manager.init_app(app)
+    auth.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    limiter.init_app(app)
+    problems.init_app(app)
+
+    for feature in features:
+        if hasattr(feature, "init_app"):
+            feature.init_app(app)
+    for name in app.config.get("TIMEBANK_PLUGINS", PLUGINS):
+        importlib.import_module(name).init_app(app)
+    return app
+
+
+def _select_locale():
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in ("zh_CN", "en"):
+        return chosen
+    # Chinese unless the person chose otherwise: many users' phones are set to English by a relative.
+    return "zh_CN"

@@ -1,0 +1,142 @@
+"""Passwords (argon2id), bearer tokens, and who is asking.
+
+Identity has one source: Flask-Login. A page session names its user through the user loader; an API
+request's ``Authorization: Bearer`` header through the request loader (one token lookup per request,
+Flask-Login keeps the result for the request). A request that carries a bearer token is that
+token's user even when it also carries a page cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher, profiles
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, request
+from sqlalchemy import select
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
+
+from ledger import driver
+from timebank.core.clock import utc_naive
+from timebank.core.errors import InvalidCredentials, Unauthenticated
+from timebank.core.extensions import db
+from timebank.core.users import ApiToken, User
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+# Tests and the demo make many logins; they may opt into the cheapest parameters.
+_cheap_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+# Verified against when the username is unknown, so both failures take the same time.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def _current_hasher() -> PasswordHasher:
+    return _cheap_hasher if current_app.config.get("TIMEBANK_CHEAP_PASSWORD_HASHING") else _hasher
+
+
+def hash_password(password: str) -> str:
+    return _current_hasher().hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        # The parameters are in the hash itself, so either hasher verifies either kind.
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(username: str, password: str) -> User:
+    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        check_password(_DUMMY_HASH, password)
+        raise InvalidCredentials()
+    if not user.active or not check_password(user.password_hash, password):
+        raise InvalidCredentials()
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User) -> tuple[str, int]:
+    ttl = int(current_app.config["TIMEBANK_TOKEN_TTL_SECONDS"])
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_hash=_digest(token),
+                            expires_at=utc_naive() + timedelta(seconds=ttl)))
+    db.session.flush()
+    return token, ttl
+
+
+# Runs on every API request: the token's dates and its user's columns in one query on the driver's
+# cursor (an ORM query here cost more than the rest of a sale's reads together).
+_TOKEN_USER = driver.per_dialect({"user": (
+    "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active"
+    " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = {digest}")})
+
+
+def _attached_user(user_id, username, role, community_id, resident_id, active) -> User:
+    """The session's User for these columns, without loading it again: a new instance is attached as
+    if it had been loaded (its other columns load on first use, its relationships as usual)."""
+    existing = db.session.identity_map.get(identity_key(User, user_id))
+    if existing is not None:
+        return existing
+    user = User(id=user_id, username=username, role=role, community_id=community_id, resident_id=resident_id,
+                active=bool(active))
+    make_transient_to_detached(user)
+    db.session.add(user)
+    return user
+
+
+def user_for_token(token: str) -> User:
+    cursor, dialect = driver.cursor(db.session)
+    cursor.execute(_TOKEN_USER[dialect]["user"], {"digest": _digest(token)})
+    found = cursor.fetchone()
+    if found is None or found[0] is not None:
+        raise Unauthenticated("The token is not valid.", code="unauthenticated")
+    expires_at = found[1] if isinstance(found[1], datetime) else datetime.fromisoformat(found[1])
+    if expires_at <= utc_naive():
+        raise Unauthenticated("The token has expired.", code="token_expired")
+    if not found[7]:
+        raise Unauthenticated("The account is disabled.")
+    return _attached_user(*found[2:])
+
+
+def revoke_token(token: str) -> None:
+    row = db.session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utc_naive()
+
+
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header, if it has one."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def load_request_user(_request) -> User | None:
+    """Flask-Login's request loader: the user of the bearer token. An invalid, expired or revoked
+    token raises 401 (``unauthenticated``, ``token_expired``) when ``current_user`` is first read."""
+    token = bearer_token()
+    return user_for_token(token) if token is not None else None
+
+
+def load_session_user(user_id: str) -> User | None:
+    """Flask-Login's loader for page sessions (not for requests that carry a bearer token)."""
+    if bearer_token() is not None:
+        return None
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    return user if user is not None and user.active else None
+
+
+def init_app(app) -> None:
+    from timebank.core.extensions import login_manager
+
+    login_manager.user_loader(load_session_user)
+    login_manager.request_loader(load_request_user)

@@ -1,0 +1,179 @@
+"""Shared pieces of the API: the current user, idempotent writes, cursor pagination, base schemas."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import namedtuple
+from functools import wraps
+
+import flask_login
+from flask import request
+from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
+
+from ledger import driver
+from timebank.core.clock import to_local, utc_naive
+from timebank.core.database import take_write_lock
+from timebank.core.errors import DomainError, IdempotencyKeyReused, Unauthenticated, ValidationFailed
+from timebank.core.extensions import db
+from timebank.core.problems import problem
+from timebank.core.idempotency import IdempotencyRecord
+from timebank.core.users import User
+
+
+def current_user() -> User:
+    """The user of the bearer token or of the page session (Flask-Login's loaders,
+    :mod:`timebank.core.auth`). 401 when there is none."""
+    user = flask_login.current_user
+    if user is not None and user.is_authenticated:
+        return user._get_current_object()
+    raise Unauthenticated("Send Authorization: Bearer <token> (POST /api/v1/auth/token).")
+
+
+class LocalDateTime(fields.DateTime):
+    """Stored naive UTC; shown ISO 8601 with the deployment's offset."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else to_local(value).isoformat()
+
+
+class ListArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(load_default=None)
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed(errors={"cursor": ["Not a cursor returned by this API."]})
+
+
+def paginate(query, id_column, limit: int, cursor: str | None, descending: bool = False):
+    """Keyset pagination on an id column: stable under concurrent inserts."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(id_column < after if descending else id_column > after)
+    query = query.order_by(id_column.desc() if descending else id_column).limit(limit + 1)
+    rows = list(db.session.execute(query).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(getattr(rows[-1], id_column.key)) if more and rows else None
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+# Every idempotent write asks and then stores, on the driver's cursor (this runs on every sale).
+_RECORDS = driver.per_dialect({
+    "find": f'SELECT request_hash, status_code, response_body FROM {IdempotencyRecord.__tablename__}'
+            ' WHERE scope = {scope} AND "key" = {key}',
+    "insert": f'INSERT INTO {IdempotencyRecord.__tablename__} (scope, "key", request_hash, status_code,'
+              ' response_body, created_at) VALUES ({scope}, {key}, {request_hash}, {status_code},'
+              ' {response_body}, {created_at})',
+})
+_Record = namedtuple("_Record", "request_hash status_code response_body")
+
+
+def _request_fingerprint() -> str:
+    body = request.get_json(silent=True)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
+
+
+def _stored(record):
+    from flask import current_app
+
+    response = current_app.response_class(record.response_body, status=record.status_code,
+                                          mimetype="application/json")
+    if record.status_code >= 400:
+        response.mimetype = "application/problem+json"
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(view):
+    """Make a POST that moves points, minutes or stock safe to retry.
+
+    The first response to (user, ``Idempotency-Key``) is stored in the same database transaction as
+    the work it describes; a retry with the same body gets it back and moves nothing, a retry with
+    another body gets 422 ``idempotency_key_reused``. Business refusals (4xx) are stored too, so a
+    retry cannot succeed where the first attempt was refused and the client told so.
+    """
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            response = view(*args, **kwargs)
+            db.session.commit()
+            return response
+        if not 1 <= len(key) <= 255:
+            raise ValidationFailed(errors={"Idempotency-Key": ["Must be 1 to 255 characters."]})
+        user = current_user()
+        scope = f"user:{user.id}"
+        fingerprint = _request_fingerprint()
+
+        def lookup():
+            cursor, dialect = driver.cursor(db.session)
+            cursor.execute(_RECORDS[dialect]["find"], {"scope": scope, "key": key})
+            found = cursor.fetchone()
+            return None if found is None else _Record(*found)
+
+        def replay(record):
+            if record.request_hash != fingerprint:
+                raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+            body = _stored(record)
+            db.session.rollback()
+            return body
+
+        record = lookup()
+        if record is not None:
+            return replay(record)
+        try:
+            response = view(*args, **kwargs)
+        except DomainError as exc:
+            if exc.status >= 500:
+                raise
+            db.session.rollback()
+            response = problem(exc.status, exc.code, exc.detail, exc.title, exc.errors, exc.headers)
+        if response.status_code >= 500:
+            db.session.rollback()
+            return response
+        db.session.flush()  # the view's ORM changes first: the record goes on the driver's cursor
+        take_write_lock(db.session)  # a refusal may come before the view took it (timebank.core.database)
+        cursor, dialect = driver.cursor(db.session)
+        try:  # a taken key fails here
+            cursor.execute(_RECORDS[dialect]["insert"], {
+                "scope": scope, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
+                "response_body": response.get_data(as_text=True), "created_at": driver.timestamp(dialect, utc_naive())})
+            db.session.commit()
+        except (IntegrityError, driver.integrity_error(db.session)):
+            # A concurrent retry with the same key committed first; its work stands, ours is undone.
+            db.session.rollback()
+            record = lookup()
+            if record is None:
+                raise
+            return replay(record)
+        return response
+
+    return wrapper
+
+
+def committed(view):
+    """Commit once at the end of a write that is not idempotent by key (creating people, rules...)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        response = view(*args, **kwargs)
+        db.session.commit()
+        return response
+
+    return wrapper

@@ -1,0 +1,40 @@
+"""How the application writes to the ledger: with the deployment's clock, an actor, and the
+application's guards (for example: nothing is posted into a closed month).
+
+Features call :func:`post` and :func:`reverse` here rather than the ledger directly, and map the
+ledger's exceptions to their own error codes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import ledger
+from timebank.core.clock import utc_naive
+from timebank.core.extensions import db
+
+#: Functions ``guard(community_id, moment)`` that raise a DomainError to refuse a posting.
+POST_GUARDS: list[Callable] = []
+
+
+def _check(community_id: int | None, moment) -> None:
+    for guard in POST_GUARDS:
+        guard(community_id, moment)
+
+
+def post(community_id: int | None, legs: Iterable[ledger.Leg], *, kind: str, category: str | None = None,
+         memo: str = "", actor: str | None = None, reference: str | None = None,
+         idempotency_key: str | None = None, now=None) -> ledger.PostedTransaction:
+    moment = utc_naive(now) if now is not None else utc_naive()
+    _check(community_id, moment)
+    return ledger.post(db.session, legs, kind=kind, category=category, memo=memo, actor=actor,
+                       reference=reference, idempotency_key=idempotency_key, now=moment)
+
+
+def reverse(community_id: int | None, transaction_id: int, *, kind: str = "reversal", memo: str = "",
+            actor: str | None = None, reference: str | None = None, idempotency_key: str | None = None,
+            now=None) -> ledger.PostedTransaction:
+    moment = utc_naive(now) if now is not None else utc_naive()
+    _check(community_id, moment)
+    return ledger.reverse(db.session, transaction_id, kind=kind, memo=memo, actor=actor, reference=reference,
+                          idempotency_key=idempotency_key, now=moment)

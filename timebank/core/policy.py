@@ -1,0 +1,55 @@
+"""Who may see and do what. The API and the pages ask the same functions.
+
+* admin: everything, everywhere.
+* committee, grid_worker, clerk, supervisor: their own community only; supervisor reads only.
+* resident: their own household and themselves only.
+"""
+
+from __future__ import annotations
+
+from timebank.core.errors import Forbidden, NotFound
+from timebank.people.models import Household, Resident
+from timebank.core.users import User
+
+STAFF = ("committee", "grid_worker", "clerk", "supervisor")
+WRITING_STAFF = ("committee", "grid_worker", "clerk")
+
+
+def require_role(user: User, *roles: str) -> None:
+    if user.role == "admin":
+        return
+    if user.role not in roles:
+        raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+
+
+def can_see_community(user: User, community_id: int) -> bool:
+    return user.role == "admin" or (user.role in STAFF and user.community_id == community_id)
+
+
+def require_community(user: User, community_id: int, *roles: str) -> None:
+    """Staff of this community with one of ``roles`` (or admin). Others get 403."""
+    if user.role == "admin":
+        return
+    if roles and user.role not in roles:
+        raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+    if user.role not in STAFF or user.community_id != community_id:
+        raise Forbidden("This belongs to another community.")
+
+
+def can_see_household(user: User, household: Household) -> bool:
+    if user.role == "resident":
+        return user.household_id == household.id
+    return can_see_community(user, household.community_id)
+
+
+def visible_household(user: User, household: Household | None) -> Household:
+    # Another household's existence is not revealed to a resident: 404, not 403.
+    if household is None or not can_see_household(user, household):
+        raise NotFound("No such household.")
+    return household
+
+
+def visible_resident(user: User, resident: Resident | None) -> Resident:
+    if resident is None or not can_see_household(user, resident.household):
+        raise NotFound("No such resident.")
+    return resident

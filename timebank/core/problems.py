@@ -1,0 +1,196 @@
+"""One place decides how errors look: problem+json for API clients, an HTML page for browsers.
+
+API clients never get an HTML page: anything under ``/api/`` (or asking for JSON) gets
+``application/problem+json`` with ``status``, ``title``, ``detail``, a stable ``error`` code and,
+for field validation, ``errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlite3
+
+from flask import current_app, jsonify, render_template_string, request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+from timebank.core.errors import GENERIC_CODES, TITLES, DomainError
+from timebank.core.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Database failures that are the machine's, not the request's: the client should retry later.
+# SQLite names them (``sqlite_errorname``), PostgreSQL gives an SQLSTATE; the messages are the fallback.
+_UNAVAILABLE_MARKERS = (
+    "database is locked", "readonly database", "disk is full", "disk i/o error", "unable to open database",
+    "could not connect", "connection refused", "no space left", "read-only", "lock timeout",
+    "canceling statement due to lock timeout", "canceling statement due to statement timeout",
+    "server closed the connection",
+)
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR",
+                       "SQLITE_CANTOPEN", "SQLITE_PROTOCOL")
+# 08 connection, 40 serialization/deadlock (the whole transaction was undone), 53 disk full, out of
+# memory, too many connections, 57 statement timeout / shutdown, 58 I/O; 55P03 lock timeout;
+# 25006 read-only transaction (a standby, or default_transaction_read_only).
+_PG_UNAVAILABLE_CLASSES = ("08", "40", "53", "57", "58")
+_PG_UNAVAILABLE_STATES = ("55P03", "25006")
+# 22 data exception: a value the database cannot hold (string too long, number out of range). The
+# schemas should have refused it first; if one did not, it is still the request's fault, not a 500.
+_PG_INVALID_INPUT_CLASSES = ("22",)
+
+
+def _driver_error(exc):
+    """The driver's exception: SQLAlchemy wraps it in ``orig``; the ledger's hot path raises it bare."""
+    return getattr(exc, "orig", None) or exc
+
+
+def database_unavailable(exc) -> bool:
+    """True when a database error means "not now" (locked, full, read-only, timed out, gone)."""
+    orig = _driver_error(exc)
+    name = getattr(orig, "sqlite_errorname", None)
+    if name and name.startswith(_SQLITE_UNAVAILABLE):
+        return True
+    state = getattr(orig, "sqlstate", None)
+    if state and (state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES):
+        return True
+    message = str(orig).lower()
+    return any(marker in message for marker in _UNAVAILABLE_MARKERS)
+
+
+def database_refused_value(exc) -> bool:
+    state = getattr(_driver_error(exc), "sqlstate", None)
+    return bool(state) and state[:2] in _PG_INVALID_INPUT_CLASSES
+
+
+def _driver_error_classes() -> tuple:
+    classes = [sqlite3.Error]
+    try:
+        import psycopg
+
+        classes.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        pass
+    return tuple(classes)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def problem(status: int, code: str | None = None, detail: str | None = None, title: str | None = None,
+            errors: dict | None = None, headers: dict | None = None):
+    body = {
+        "type": "about:blank",
+        "status": status,
+        "title": title or TITLES.get(status, "Error"),
+        "detail": detail or title or TITLES.get(status, "Error"),
+        "error": code or GENERIC_CODES.get(status, "error"),
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def problem_body(response) -> dict:
+    return response.get_json()
+
+
+_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><meta name="viewport"
+content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</title>
+<body style="font: 20px/1.5 sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
+<h1>{{ status }} {{ title }}</h1><p>{{ detail }}</p><p><a href="/">返回首页 / Home</a></p></body></html>"""
+
+
+def _render(status, code, detail, title=None, errors=None, headers=None):
+    if wants_json():
+        return problem(status, code, detail, title, errors, headers)
+    html = render_template_string(_PAGE, status=status, title=title or TITLES.get(status, "Error"), detail=detail)
+    return html, status, headers or {}
+
+
+def _rollback():
+    try:
+        db.session.rollback()
+    except Exception:  # pragma: no cover - the connection may be gone; nothing more to undo
+        log.exception("rollback failed")
+
+
+def init_app(app):
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        _rollback()
+        return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        _rollback()
+        status = exc.code or 500
+        headers = {}
+        if status == 429:
+            headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            headers["Allow"] = exc.get_response().headers["Allow"]
+        detail = exc.description if isinstance(exc.description, str) else None
+        errors = None
+        data = getattr(exc, "data", None)
+        if status == 422 and data and "messages" in data:
+            errors = flatten_messages(data["messages"])
+            detail = "The request has invalid fields."
+        return _render(status, GENERIC_CODES.get(status), detail, errors=errors, headers=headers)
+
+    def _database(exc: Exception):
+        _rollback()
+        if database_unavailable(exc):
+            log.warning("database unavailable: %s", _driver_error(exc))
+            return _render(503, "service_unavailable",
+                           "The database is busy or cannot be written just now; nothing was changed. Try again.",
+                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))})
+        if database_refused_value(exc):
+            log.warning("database refused a value: %s", _driver_error(exc))
+            return _render(422, "validation_error", "A value is too long or out of range; nothing was changed.")
+        log.exception("database error")
+        return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
+
+    @app.errorhandler(OverflowError)
+    def _overflow(exc: OverflowError):
+        # sqlite3 refuses to bind an integer beyond 64 bits (an id of 10**25 in a query string, say):
+        # the request's number is out of range, not a fault of the server.
+        _rollback()
+        if "too large to convert" in str(exc):
+            return _render(422, "validation_error", "A number in the request is out of range.")
+        current_app.logger.exception("unhandled error")
+        return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
+
+    # SQLAlchemy's wrapped errors, and the drivers' own (the ledger's hot path uses driver cursors).
+    app.register_error_handler(DBAPIError, _database)
+    for driver_error in _driver_error_classes():
+        app.register_error_handler(driver_error, _database)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        _rollback()
+        current_app.logger.exception("unhandled error")
+        return _render(500, "internal_error", "An unexpected error occurred; nothing was changed.")
+
+
+def flatten_messages(messages) -> dict:
+    """webargs gives {"json": {"field": [...]}}; clients want {"field": [...]}."""
+    if not isinstance(messages, dict):
+        return {"_schema": [str(messages)]}
+    flat: dict = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            for name, msgs in fields.items():
+                flat[name] = msgs if isinstance(msgs, (list, dict)) else [str(msgs)]
+        else:
+            flat[location] = fields if isinstance(fields, list) else [str(fields)]
+    return flat

@@ -1,0 +1,66 @@
+"""The page a check-in QR code opens: ``/checkin?token=...``.
+
+A resident logged in on the phone opens the link and is checked in: the page shows the task and
+submits its one-button form by itself (a POST with CSRF protection, so that merely fetching the URL
+never changes anything; without JavaScript the big button does the same). Someone not logged in is
+sent to the login page and comes back here afterwards. The result is said plainly, in large type.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from timebank.core.errors import DomainError
+from timebank.core.extensions import db, limiter
+from timebank.earning import tasks as ops
+from timebank.web.common import login_redirect
+
+bp = Blueprint("checkin", __name__)
+
+
+def _page(status=200, **context):
+    context.setdefault("task", None)
+    context.setdefault("form", False)
+    context.setdefault("claim", None)
+    context.setdefault("message", None)
+    context.setdefault("ok", None)
+    context.setdefault("token", "")
+    return render_template("checkin.html", **context), status
+
+
+def _rate_key() -> str:
+    return f"checkin-page:{current_user.id}" if current_user.is_authenticated else (request.remote_addr or "-")
+
+
+def _reason(exc: DomainError) -> str:
+    from timebank.web.resident import _domain_message
+
+    return _domain_message(exc)
+
+
+@bp.route("/checkin", methods=["GET", "POST"])
+@limiter.limit(lambda: ops.checkin_rate_limit(), key_func=_rate_key, methods=["POST"])
+def checkin():
+    token = (request.values.get("token") or "").strip()
+    if not current_user.is_authenticated:
+        return login_redirect()
+    if not token:
+        return _page(422, ok=False, message=_("No check-in code. Scan the QR code on site."))
+    try:
+        task = ops.read_token(token)
+        if request.method == "GET":
+            return _page(task=task, form=True, token=token)
+        claim, new = ops.check_in(current_user._get_current_object(), token)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        return _page(exc.status, ok=False, message=_("Not checked in: %(reason)s", reason=_reason(exc)))
+    message = _("You are checked in.") if new else _("You had already checked in.")
+    current_app.logger.info("check-in task=%s user=%s new=%s", task.id, current_user.id, new)
+    return _page(201 if new else 200, ok=True, task=task, claim=claim, message=message)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,106 @@
+"""Points expiry (积分清零), per community policy (``communities.expiry_policy``):
+
+* ``none``: points never expire.
+* ``annual``: points granted before 1 January (local time) expire when the year turns (31 December).
+* ``rolling``: a grant expires ``expiry_months`` after it was made.
+
+Spending is counted against the oldest grants first, so what expires is what is left of grants older
+than the cut-off: ``max(0, credits before the cut-off - everything taken out since the start)``. A
+refund (a reversal crediting the wallet) counts as taking back a debit, not as a new grant.
+
+Expiry is always a ledger transaction from the household's wallet into the community's expired
+account (:func:`timebank.core.accounts.expired_points`), never a deletion. The cut-off depends only on the
+local date, and the idempotency key names household, period and the wallet's latest transaction, so
+running the job twice expires once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import and_, case, func, select
+
+import ledger
+from ledger.models import Account, Posting, Transaction
+from timebank.core import accounts, ledgering
+from timebank.core.clock import local_today, local_zone, utc_naive
+from timebank.core.extensions import db
+from timebank.people.models import Community, Household
+
+
+def _months_back(day: date, months: int) -> date:
+    month_index = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    # The same day of the month, or the month's last day when it is shorter.
+    for candidate in range(day.day, 27, -1):
+        try:
+            return date(year, month, candidate)
+        except ValueError:
+            continue
+    return date(year, month, min(day.day, 28))
+
+
+def cutoff(community: Community, today: date) -> tuple[datetime, str] | None:
+    """Grants made before the returned moment (naive UTC) expire; the string names the period."""
+    zone = local_zone()
+    if community.expiry_policy == "annual":
+        start = date(today.year, 1, 1)
+        return utc_naive(datetime.combine(start, time(), zone)), f"annual:{today.year - 1}"
+    if community.expiry_policy == "rolling" and community.expiry_months:
+        start = _months_back(today, community.expiry_months)
+        return utc_naive(datetime.combine(start, time(), zone)), f"rolling:{today.isoformat()}"
+    return None
+
+
+def expiring_amount(account_code: str, before: datetime) -> int:
+    """What is left of grants into ``account_code`` made before ``before``, spending oldest first."""
+    reversal = Transaction.reverses_id.isnot(None)
+    row = db.session.execute(
+        select(
+            func.coalesce(func.sum(case(
+                (and_(Posting.amount > 0, ~reversal, Transaction.created_at < before), Posting.amount),
+                else_=0)), 0),
+            func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(Posting.amount > 0, reversal), Posting.amount), else_=0)), 0),
+        )
+        .select_from(Posting)
+        .join(Transaction, Transaction.id == Posting.transaction_id)
+        .join(Account, Account.id == Posting.account_id)
+        .where(Account.code == account_code)
+    ).one()
+    old_credits, debits, refunds = (int(v) for v in row)
+    return max(0, old_credits - (debits - refunds))
+
+
+def expire_points(today: date | None = None) -> list[dict]:
+    """Expire points in every community with a policy. Returns what was expired."""
+    today = today or local_today()
+    done = []
+    for community in db.session.execute(
+            select(Community).where(Community.expiry_policy != "none").order_by(Community.id)).scalars():
+        limit = cutoff(community, today)
+        if limit is None:
+            continue
+        before, period = limit
+        households = db.session.execute(
+            select(Household.id).where(Household.community_id == community.id).order_by(Household.id)).scalars()
+        for household_id in households:
+            wallet = accounts.household_points(household_id)
+            amount = min(expiring_amount(wallet, before), ledger.balance(db.session, wallet))
+            if amount <= 0:
+                continue
+            # Named by household, period and the wallet's latest transaction: two runs over the same
+            # state share the key (and post once); a later refund makes a new state and a new key.
+            last = db.session.execute(
+                select(func.max(Posting.transaction_id)).join(Account, Account.id == Posting.account_id)
+                .where(Account.code == wallet)).scalar_one()
+            tx = ledgering.post(
+                community.id,
+                [ledger.Leg(wallet, -amount), ledger.Leg(accounts.expired_points(community.id), amount)],
+                kind="expiry", memo=f"points granted before {before.date().isoformat()} expire ({period})",
+                actor="scheduler", reference=f"household:{household_id}",
+                idempotency_key=f"expire:{household_id}:{period}:{last}")
+            if not tx.replayed:
+                done.append({"household_id": household_id, "points": amount, "transaction_id": tx.id})
+    return done

@@ -1,0 +1,203 @@
+"""Earning: the points list (积分细则) with versions, claims (申报) with review and publicity (公示),
+and tasks with QR check-in (定期发放任务).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from timebank.core.clock import utc_naive
+from timebank.core.extensions import db
+from timebank.people.models import Community, Household, Resident
+
+RULE_CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
+REVIEW_MODES = ("auto", "review")
+CAP_PERIODS = ("day", "week", "month", "year")
+CLAIM_STATUSES = ("pending", "publicized", "posted", "rejected")
+
+
+class Grid(db.Model):
+    """A grid (网格) of a community. Optional: ``households.grid`` holds the grid's code as text."""
+
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("community_id", "code", name="uq_grids_community_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: What ``households.grid`` says for households of this grid, e.g. ``1``.
+    code: Mapped[str] = mapped_column(String(64))
+    #: Shown name, e.g. ``东区一网格``.
+    name: Mapped[str] = mapped_column(String(200))
+    #: The grid worker (网格员) responsible, if known.
+    worker_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Rule(db.Model):
+    """An item of a community's points list. Its terms live in :class:`RuleVersion` rows."""
+
+    __tablename__ = "rules"
+    __table_args__ = (UniqueConstraint("community_id", "code", name="uq_rules_community_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: Short stable code within the community, used by claims: ``clean_lane``.
+    code: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+    community: Mapped[Community] = relationship()
+    versions: Mapped[list["RuleVersion"]] = relationship(back_populates="rule", order_by="RuleVersion.number")
+
+
+class RuleVersion(db.Model):
+    """The terms of a rule from ``effective_from`` on. A change adds a version; old ones stay as they were,
+    so claims made under them keep what they were worth."""
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "number", name="uq_rule_versions_rule_number"),
+        CheckConstraint("category IN ('volunteer', 'red', 'moral', 'neighbour_help')", name="category"),
+        CheckConstraint("review IN ('auto', 'review')", name="review"),
+        CheckConstraint("points >= 0 AND minutes >= 0 AND points + minutes > 0", name="worth"),
+        CheckConstraint("publicity_days >= 0", name="publicity_days"),
+        CheckConstraint("cap_period IS NULL OR cap_period IN ('day', 'week', 'month', 'year')", name="cap_period"),
+        CheckConstraint("(cap_period IS NULL) = (cap_max_points IS NULL)", name="cap_complete"),
+        CheckConstraint("cap_max_points IS NULL OR cap_max_points > 0", name="cap_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"), index=True)
+    #: 1, 2, 3... in order of creation.
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    #: volunteer (志愿服务), red (红色积分), moral (道德积分), neighbour_help (邻里互助).
+    category: Mapped[str] = mapped_column(String(16))
+    #: Points credited to the household per claim.
+    points: Mapped[int] = mapped_column(Integer)
+    #: Time-bank minutes credited to the resident per claim (0: none).
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``auto``: approved when claimed; ``review``: a reviewer approves or rejects.
+    review: Mapped[str] = mapped_column(String(8))
+    #: Days an approved claim stays on the notice board (公示) before it is posted; 0 posts at once.
+    publicity_days: Mapped[int] = mapped_column(Integer, default=0)
+    #: Cap per household: period (day/week/month/year, local calendar) and the most points in it.
+    cap_period: Mapped[str | None] = mapped_column(String(8))
+    cap_max_points: Mapped[int | None] = mapped_column(Integer)
+    #: False retires the rule: no new claims from ``effective_from`` on.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: From when these terms apply (claims made at or after it use them).
+    effective_from: Mapped[datetime] = mapped_column(DateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    rule: Mapped[Rule] = relationship(back_populates="versions")
+
+
+class Task(db.Model):
+    """A task (定期发放任务) with slots and a time window; attendance is checked with a rotating QR code."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint("slots > 0", name="slots_positive"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: The rule whose (current) terms each check-in claims.
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    ends_at: Mapped[datetime] = mapped_column(DateTime)
+    #: How many residents may check in.
+    slots: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    rule: Mapped[Rule] = relationship()
+
+
+class Claim(db.Model):
+    """A claim (申报) of a rule by a resident, for their household.
+
+    pending -> publicized (until ``publicity_ends_at``) -> posted; or rejected. ``points`` and
+    ``minutes`` are copied from the rule version in force when the claim was made.
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'publicized', 'posted', 'rejected')", name="status"),
+        CheckConstraint("points >= 0 AND minutes >= 0", name="worth"),
+        CheckConstraint("(status = 'posted') = (transaction_id IS NOT NULL)", name="posted_has_transaction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"), index=True)
+    rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: The login that entered the claim: the resident, or staff entering it for them (代录).
+    entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: True when staff entered it on the resident's behalf.
+    entered_for_resident: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Set for claims made by a QR check-in.
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive, index=True)
+    reviewed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: When the notice ends; the ``close_publicity`` job posts the claim after it.
+    publicity_ends_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    #: The ledger transaction that credited the points (and minutes).
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    rule: Mapped[Rule] = relationship()
+    rule_version: Mapped[RuleVersion] = relationship()
+    resident: Mapped[Resident] = relationship()
+    household: Mapped[Household] = relationship()
+    events: Mapped[list["ClaimEvent"]] = relationship(order_by="ClaimEvent.id", viewonly=True)
+
+
+class ClaimEvent(db.Model):
+    """The history of a claim: created, approved, objected, rejected, posted. Append-only."""
+
+    __tablename__ = "claim_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    #: ``create``, ``approve``, ``reject``, ``object``, ``post``.
+    action: Mapped[str] = mapped_column(String(16))
+    #: Null for the scheduler.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+
+class CheckIn(db.Model):
+    """A resident's attendance at a task, by QR code; one per resident and task."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (UniqueConstraint("task_id", "resident_id", name="uq_checkins_task_resident"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: Client address of the check-in request (for the anomaly report: many residents, one source).
+    address: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Device fingerprint of the check-in request: its User-Agent, cut to 300 characters.
+    device: Mapped[str | None] = mapped_column(String(300))
+
+    claim: Mapped[Claim] = relationship()
+
+

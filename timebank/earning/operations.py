@@ -1,0 +1,363 @@
+"""Earning points: the points list (积分细则), claims (申报), review, publicity (公示) and posting.
+
+Domain rules, each findable by its word:
+
+* versions: changing a rule adds a :class:`RuleVersion` effective from its date; a claim copies the
+  points and minutes of the version in force when it is made, so history is never rewritten.
+* status flow: ``pending`` -> approve -> ``publicized`` until ``publicity_ends_at`` -> ``posted``;
+  or ``rejected``. ``review: auto`` skips ``pending``; ``publicity_days: 0`` skips ``publicized``.
+  An objection during publicity sends the claim back to ``pending``.
+* self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``).
+* cap_exceeded: a rule's cap holds per household and local calendar period, counting claims that are
+  approved (publicized or posted). The household row is locked while counting (PostgreSQL; SQLite
+  writers are serialised anyway), so two approvals at the same moment cannot both pass the cap.
+* posting: one ledger transaction from the community's issuance account of the rule's category to the
+  household's points wallet (and minutes from the minutes issuance account to the resident, the
+  excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a
+  claim can never be posted twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+import ledger
+from timebank.core import accounts, ledgering
+from timebank.core.audit_log import record
+from timebank.core.clock import local_zone, to_local, utc_naive
+from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Community, Household, Resident
+from timebank.core.users import User
+from timebank.earning.models import Claim, ClaimEvent, Rule, RuleVersion, Task
+from timebank.hours.operations import minute_legs
+from timebank.core.policy import require_community
+
+#: Who writes the points list.
+RULE_WRITERS = ("committee",)
+#: Who reviews claims (评议): committee members and grid workers.
+REVIEWERS = ("committee", "grid_worker")
+#: Staff who may enter a claim for a resident (代录).
+ENTERING_STAFF = ("committee", "grid_worker")
+#: Statuses whose points count against a cap.
+COUNTED = ("publicized", "posted")
+
+
+# --- the points list ------------------------------------------------------------------------------
+
+def rule_by_code(community_id: int, code: str) -> Rule:
+    rule = db.session.execute(
+        select(Rule).where(Rule.community_id == community_id, Rule.code == code)).scalar_one_or_none()
+    if rule is None:
+        raise NotFound(f"No rule with code {code!r} in this community.")
+    return rule
+
+
+def version_at(rule: Rule, moment: datetime | None = None) -> RuleVersion | None:
+    """The version of ``rule`` in force at ``moment`` (naive UTC; default now)."""
+    moment = utc_naive(moment) if moment is not None else utc_naive()
+    return db.session.execute(
+        select(RuleVersion).where(RuleVersion.rule_id == rule.id, RuleVersion.effective_from <= moment)
+        .order_by(RuleVersion.effective_from.desc(), RuleVersion.number.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def latest_version(rule: Rule) -> RuleVersion:
+    return db.session.execute(
+        select(RuleVersion).where(RuleVersion.rule_id == rule.id).order_by(RuleVersion.number.desc()).limit(1)
+    ).scalar_one()
+
+
+def _check_terms(terms: dict) -> None:
+    errors = {}
+    if terms["points"] + terms["minutes"] <= 0:
+        errors["points"] = ["A rule is worth some points or minutes."]
+    cap = terms.get("cap")
+    if cap and cap["max_points"] < terms["points"]:
+        errors["cap"] = ["The cap is smaller than one claim."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+def _version(rule: Rule, number: int, terms: dict, user: User | None, effective_from: datetime) -> RuleVersion:
+    cap = terms.get("cap")
+    version = RuleVersion(
+        rule_id=rule.id, number=number, title=terms["title"], category=terms["category"],
+        points=terms["points"], minutes=terms["minutes"], review=terms["review"],
+        publicity_days=terms["publicity_days"], active=terms.get("active", True),
+        cap_period=cap["period"] if cap else None, cap_max_points=cap["max_points"] if cap else None,
+        effective_from=effective_from, created_by_user_id=user.id if user else None,
+    )
+    db.session.add(version)
+    db.session.flush()
+    return version
+
+
+def create_rule(user: User, community: Community, code: str, title: str, category: str, points: int,
+                review: str, minutes: int = 0, publicity_days: int = 0, cap: dict | None = None) -> Rule:
+    require_community(user, community.id, *RULE_WRITERS)
+    terms = dict(title=title, category=category, points=points, minutes=minutes or 0, review=review,
+                 publicity_days=publicity_days or 0, cap=cap)
+    _check_terms(terms)
+    if db.session.execute(select(Rule.id).where(Rule.community_id == community.id, Rule.code == code)).first():
+        raise Conflict(f"The rule code {code!r} is taken in this community.", code="rule_exists")
+    rule = Rule(community_id=community.id, code=code)
+    db.session.add(rule)
+    db.session.flush()
+    _version(rule, 1, terms, user, utc_naive())
+    record("rule.create", user=user, target=f"rule:{rule.id}", community_id=community.id, code=code,
+           **{k: v for k, v in terms.items()})
+    return rule
+
+
+def change_rule(user: User, rule: Rule, changes: dict, effective_from: datetime | None = None) -> RuleVersion:
+    """Add a version with ``changes`` over the latest terms, in force from ``effective_from`` (default now)."""
+    require_community(user, rule.community_id, *RULE_WRITERS)
+    current = latest_version(rule)
+    terms = dict(title=current.title, category=current.category, points=current.points, minutes=current.minutes,
+                 review=current.review, publicity_days=current.publicity_days, active=current.active,
+                 cap={"period": current.cap_period, "max_points": current.cap_max_points}
+                 if current.cap_period else None)
+    terms.update({k: v for k, v in changes.items() if k in terms})
+    _check_terms(terms)
+    moment = utc_naive(effective_from) if effective_from is not None else utc_naive()
+    if moment < utc_naive() or moment < current.effective_from:
+        raise ValidationFailed(errors={"effective_from": ["A change applies from now or later, never to the past."]})
+    version = _version(rule, current.number + 1, terms, user, moment)
+    record("rule.change", user=user, target=f"rule:{rule.id}", community_id=rule.community_id,
+           version=version.number, effective_from=moment.isoformat(), changes=changes)
+    return version
+
+
+def visible_rule(user: User, rule_id: int) -> Rule:
+    rule = db.session.get(Rule, rule_id)
+    if rule is None or not _in_community(user, rule.community_id):
+        raise NotFound("No such rule.")
+    return rule
+
+
+def _in_community(user: User, community_id: int) -> bool:
+    """Anyone who belongs to the community: its staff, its residents, or an admin."""
+    if user.role == "admin":
+        return True
+    if user.role == "resident":
+        return user.resident is not None and user.resident.household.community_id == community_id
+    return user.community_id == community_id
+
+
+def require_member(user: User, community_id: int) -> None:
+    if not _in_community(user, community_id):
+        raise Forbidden("This belongs to another community.")
+
+
+# --- claims ---------------------------------------------------------------------------------------
+
+def _event(claim: Claim, action: str, user: User | None, reason: str | None = None) -> None:
+    db.session.add(ClaimEvent(claim_id=claim.id, action=action, user_id=user.id if user else None,
+                              reason=reason, created_at=utc_naive()))
+
+
+def period_bounds(period: str, moment: datetime) -> tuple[datetime, datetime]:
+    """The local calendar day/week (Monday first)/month/year containing ``moment``, as naive UTC bounds."""
+    local = to_local(moment)
+    day = local.date()
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif period == "month":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    elif period == "year":
+        start, end = day.replace(month=1, day=1), day.replace(year=day.year + 1, month=1, day=1)
+    else:  # pragma: no cover - the schema allows nothing else
+        raise ValueError(period)
+    zone = local_zone()
+    return (utc_naive(datetime.combine(start, time(), zone)), utc_naive(datetime.combine(end, time(), zone)))
+
+
+def _check_cap(claim: Claim) -> None:
+    version = claim.rule_version
+    if not version.cap_period:
+        return
+    # Serialise approvals for one household (PostgreSQL; on SQLite writers are serialised already).
+    db.session.execute(select(Household.id).where(Household.id == claim.household_id).with_for_update())
+    start, end = period_bounds(version.cap_period, claim.created_at)
+    used = db.session.execute(
+        select(func.coalesce(func.sum(Claim.points), 0)).where(
+            Claim.household_id == claim.household_id, Claim.rule_id == claim.rule_id,
+            Claim.status.in_(COUNTED), Claim.created_at >= start, Claim.created_at < end, Claim.id != claim.id)
+    ).scalar_one()
+    if used + claim.points > version.cap_max_points:
+        raise Conflict(
+            f"The household has {used} of {version.cap_max_points} points for this item this "
+            f"{version.cap_period}; this claim would pass the cap.", code="cap_exceeded")
+
+
+def _approve(claim: Claim, user: User | None) -> None:
+    """Count the claim against its cap, then publish it, or post it at once when there is no publicity."""
+    _check_cap(claim)
+    moment = utc_naive()
+    claim.reviewed_by_user_id = user.id if user else None
+    claim.reviewed_at = moment
+    days = claim.rule_version.publicity_days
+    if days > 0:
+        claim.status = "publicized"
+        claim.publicity_ends_at = moment + timedelta(days=days)
+        db.session.flush()
+    else:
+        post_claim(claim, actor=user.actor if user else "system")
+
+
+def create_claim(user: User, community: Community, rule_code: str, resident_id: int, note: str = "",
+                 task: Task | None = None) -> Claim:
+    """A resident claims for themselves; committee or grid worker may enter a claim for any resident (代录)."""
+    resident = db.session.get(Resident, resident_id)
+    if resident is None or resident.household.community_id != community.id:
+        raise ValidationFailed(errors={"resident_id": ["No such resident in this community."]})
+    if user.role == "resident":
+        if user.resident_id != resident.id:
+            raise Forbidden("A resident claims for themselves; staff may enter a claim for them.")
+    else:
+        require_community(user, community.id, *ENTERING_STAFF)
+    rule = rule_by_code(community.id, rule_code)
+    version = version_at(rule)
+    if version is None or not version.active:
+        raise Conflict("This item of the points list is not in force.", code="rule_inactive")
+    claim = Claim(community_id=community.id, rule_id=rule.id, rule_version_id=version.id, resident_id=resident.id,
+                  household_id=resident.household_id, points=version.points, minutes=version.minutes,
+                  status="pending", note=note or "", entered_by_user_id=user.id,
+                  entered_for_resident=user.role != "resident", task_id=task.id if task else None,
+                  created_at=utc_naive())
+    db.session.add(claim)
+    db.session.flush()
+    _event(claim, "create", user)
+    if version.review == "auto":
+        _approve(claim, None)
+    else:
+        # Refuse early what could never be approved; approval checks again.
+        _check_cap(claim)
+    if claim.entered_for_resident:
+        record("claim.enter", user=user, target=f"claim:{claim.id}", community_id=community.id,
+               resident_id=resident.id, rule=rule.code)
+    return claim
+
+
+def visible_claim(user: User, claim_id: int) -> Claim:
+    claim = db.session.get(Claim, claim_id)
+    if claim is None:
+        raise NotFound("No such claim.")
+    if user.role == "resident":
+        if user.household_id != claim.household_id:
+            raise NotFound("No such claim.")
+    elif user.role != "admin" and user.community_id != claim.community_id:
+        raise NotFound("No such claim.")
+    return claim
+
+
+def _locked(claim: Claim) -> Claim:
+    db.session.refresh(claim, with_for_update=True)
+    return claim
+
+
+def approve_claim(user: User, claim: Claim) -> Claim:
+    require_community(user, claim.community_id, *REVIEWERS)
+    if user.household_id is not None and user.household_id == claim.household_id:
+        raise Forbidden("Nobody approves a claim of their own household.", code="self_approval")
+    _locked(claim)
+    if claim.status != "pending":
+        raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
+    _event(claim, "approve", user)
+    _approve(claim, user)
+    record("claim.approve", user=user, target=f"claim:{claim.id}", community_id=claim.community_id,
+           points=claim.points, minutes=claim.minutes, status=claim.status)
+    return claim
+
+
+def reject_claim(user: User, claim: Claim, reason: str) -> Claim:
+    require_community(user, claim.community_id, *REVIEWERS)
+    _locked(claim)
+    if claim.status != "pending":
+        raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
+    claim.status = "rejected"
+    claim.rejection_reason = reason
+    claim.reviewed_by_user_id = user.id
+    claim.reviewed_at = utc_naive()
+    _event(claim, "reject", user, reason)
+    db.session.flush()
+    record("claim.reject", user=user, target=f"claim:{claim.id}", community_id=claim.community_id, reason=reason)
+    return claim
+
+
+def object_claim(user: User, claim_id: int, reason: str) -> Claim:
+    """Anyone of the community (resident or writing staff) objects during publicity: back to pending."""
+    claim = db.session.get(Claim, claim_id)
+    if claim is None or not _in_community(user, claim.community_id):
+        raise NotFound("No such claim.")
+    if user.role == "supervisor":
+        raise Forbidden("Supervisors read; they do not change anything.")
+    _locked(claim)
+    if claim.status != "publicized" or claim.publicity_ends_at <= utc_naive():
+        raise Conflict("Objections are taken only while the claim is on the notice board.",
+                       code="claim_not_publicized")
+    claim.status = "pending"
+    claim.publicity_ends_at = None
+    claim.reviewed_by_user_id = None
+    claim.reviewed_at = None
+    _event(claim, "object", user, reason)
+    db.session.flush()
+    record("claim.object", user=user, target=f"claim:{claim.id}", community_id=claim.community_id, reason=reason)
+    return claim
+
+
+def post_claim(claim: Claim, actor: str) -> Claim:
+    """Credit the claim: one ledger transaction, at most once (idempotency key ``claim:<id>:post``)."""
+    version = claim.rule_version
+    resident = claim.resident
+    legs = []
+    if claim.points:
+        legs += [ledger.Leg(accounts.issuance_points(claim.community_id, version.category), -claim.points),
+                 ledger.Leg(accounts.household_points(claim.household_id), claim.points)]
+    if claim.minutes:
+        community = db.session.get(Community, claim.community_id)
+        legs += minute_legs(resident, community, claim.minutes, accounts.issuance_minutes(claim.community_id))
+    tx = ledgering.post(
+        claim.community_id, legs, kind="claim", category=version.category,
+        memo=f"{version.title} · {resident.name} (resident:{resident.id})", actor=actor,
+        reference=f"claim:{claim.id}", idempotency_key=f"claim:{claim.id}:post")
+    claim.status = "posted"
+    claim.transaction_id = tx.id
+    claim.posted_at = utc_naive()
+    _event(claim, "post", None)
+    db.session.flush()
+    return claim
+
+
+def close_publicity(moment: datetime | None = None) -> list[int]:
+    """Post every claim whose publicity has ended. Returns the ids posted. Safe to run twice."""
+    moment = utc_naive(moment) if moment is not None else utc_naive()
+    ids = db.session.execute(
+        select(Claim.id).where(Claim.status == "publicized", Claim.publicity_ends_at <= moment).order_by(Claim.id)
+    ).scalars().all()
+    posted = []
+    for claim_id in ids:
+        claim = _locked(db.session.get(Claim, claim_id))
+        if claim.status == "publicized" and claim.publicity_ends_at <= moment:
+            post_claim(claim, actor="scheduler")
+            posted.append(claim_id)
+    return posted
+
+
+def claims_query(community_id: int, status: str | None = None, household_id: int | None = None,
+                 resident_id: int | None = None):
+    query = select(Claim).where(Claim.community_id == community_id)
+    if status:
+        query = query.where(Claim.status == status)
+    if household_id:
+        query = query.where(Claim.household_id == household_id)
+    if resident_id:
+        query = query.where(Claim.resident_id == resident_id)
+    return query

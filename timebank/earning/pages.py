@@ -1,0 +1,355 @@
+"""The committee's pages (社区两委): claims, publicity, tasks with the venue QR, the points list, households.
+
+The books (ledger browser, verification, reports, month close, anomalies) are in
+:mod:`timebank.audit.books_pages`, on their own blueprint ``web_books``, also under ``/committee``.
+
+Access is the API's: the operations check the roles (reviewers approve, committee writes the points
+list, ...) and the community; the pages admit committee members, grid workers (claims, tasks,
+households) and supervisors, who see everything and change nothing (every POST refused, no buttons).
+Forms that change something carry the CSRF token and a one-time ``form_key``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import segno
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from timebank.core.clock import local_zone, now, to_local, utc_naive
+from timebank.core.errors import ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Household, Resident
+from timebank.core.users import User
+from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
+from timebank.people.models import COLORS
+from timebank.earning import operations as earning, tasks
+from timebank.people import operations as people
+from timebank.core.policy import require_community
+from timebank.web.common import roles_required
+from timebank.web.staff import can_write, me, refuse_supervisor_writes
+from timebank.web.staff import place as _place
+from timebank.web.staff import write_once as _write
+
+bp = Blueprint("web_committee", __name__, url_prefix="/committee")
+bp.before_request(refuse_supervisor_writes)
+
+#: Who opens which pages (admin always). Supervisors read; the operations decide who may write.
+READERS = ("committee", "grid_worker", "supervisor")
+
+
+def qr_svg(data: str, scale: int = 6) -> str:
+    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff", omitsize=True)
+
+
+# --- claims and publicity (申报审核与公示) ----------------------------------------------------------
+
+@bp.get("/claims")
+@roles_required(*READERS)
+def claims():
+    place = _place()
+    user = me()
+    pending = db.session.execute(
+        earning.claims_query(place.id, "pending").order_by(Claim.created_at, Claim.id).limit(100)).scalars().all()
+    publicized = db.session.execute(
+        earning.claims_query(place.id, "publicized").order_by(Claim.publicity_ends_at, Claim.id).limit(100)
+    ).scalars().all()
+    decided = db.session.execute(
+        select(Claim).where(Claim.community_id == place.id, Claim.status.in_(("posted", "rejected")))
+        .order_by(Claim.id.desc()).limit(20)).scalars().all()
+    enterers = {u.id: u.username for u in db.session.execute(
+        select(User).where(User.id.in_({c.entered_by_user_id for c in pending if c.entered_by_user_id})))
+        .scalars()} if pending else {}
+    return render_template("committee/claims.html", place=place, pending=pending, publicized=publicized,
+                           decided=decided, enterers=enterers, can_review=can_write(*earning.REVIEWERS),
+                           can_object=user.role != "supervisor", own_household=user.household_id,
+                           can_enter=can_write(*earning.ENTERING_STAFF), rules=_rules(place.id))
+
+
+def _resident_from_card(place_id: int, code: str) -> Resident:
+    """The resident behind a scanned card (resident card, or a one-person household's card) or a phone number."""
+    code = code.strip().upper().replace(" ", "").replace("-", "")
+    resident = db.session.execute(select(Resident).join(Household).where(
+        Household.community_id == place_id, or_(Resident.member_code == code, Resident.phone == code))
+    ).scalar_one_or_none()
+    if resident is None:
+        household = db.session.execute(select(Household).where(
+            Household.community_id == place_id, Household.member_code == code)).scalar_one_or_none()
+        if household is not None and len(household.members) == 1:
+            resident = household.members[0]
+        elif household is not None:
+            raise ValidationFailed(errors={"card": [
+                _("This household card has several members: scan the resident's own card.")]})
+    if resident is None:
+        raise ValidationFailed(errors={"card": [_("No resident of this community has this card or phone number.")]})
+    return resident
+
+
+@bp.post("/claims/enter")
+@roles_required(*earning.ENTERING_STAFF)
+def enter_claim():
+    """代录: a grid worker or committee member enters a claim for a resident (an elderly resident with a
+    printed card, say); the claim records who entered it and then follows the usual review."""
+    place = _place()
+    user = me()
+    back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
+
+    def act():
+        resident = _resident_from_card(place.id, request.form.get("card") or "")
+        note = (request.form.get("note") or "").strip()[:500]
+        return earning.create_claim(user, place, request.form.get("rule_code") or "", resident.id, note)
+
+    return _write(act, lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id, name=claim.resident.name),
+                  back)
+
+
+@bp.post("/claims/<int:claim_id>/<action>")
+@roles_required("committee", "grid_worker")
+def claim_action(claim_id: int, action: str):
+    user = me()
+    reason = (request.form.get("reason") or "").strip()[:500]
+    back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
+    if action not in ("approve", "reject", "object"):
+        abort(404)
+    if action != "approve" and not reason:
+        flash(_("Give a reason."), "error")
+        return redirect(back)
+
+    def act():
+        if action == "object":
+            return earning.object_claim(user, claim_id, reason)
+        claim = earning.visible_claim(user, claim_id)
+        if action == "approve":
+            return earning.approve_claim(user, claim)
+        return earning.reject_claim(user, claim, reason)
+
+    def said(claim):
+        if action == "reject":
+            return _("Claim %(id)d rejected.", id=claim.id)
+        if action == "object":
+            return _("Objection recorded; claim %(id)d is back in the queue.", id=claim.id)
+        if claim.status == "publicized":
+            return _("Claim %(id)d approved; on the notice board until %(day)s.", id=claim.id,
+                     day=to_local(claim.publicity_ends_at).strftime("%Y-%m-%d %H:%M"))
+        return _("Claim %(id)d approved; %(points)d points credited.", id=claim.id, points=claim.points)
+
+    return _write(act, said, back)
+
+
+# --- tasks and the venue QR (扫码签到) ------------------------------------------------------------
+
+def _parse_local(text: str | None) -> datetime | None:
+    """A ``datetime-local`` field (local time) as an aware datetime."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=local_zone())
+    except ValueError:
+        return None
+
+
+@bp.route("/tasks", methods=["GET", "POST"], endpoint="tasks")
+@roles_required(*READERS)
+def task_list():
+    place = _place()
+    user = me()
+    if request.method == "POST":
+        starts, ends = _parse_local(request.form.get("starts_at")), _parse_local(request.form.get("ends_at"))
+        slots = request.form.get("slots", type=int)
+
+        def act():
+            if starts is None or ends is None or not slots or slots < 1:
+                raise ValidationFailed(errors={"starts_at": [_("Give the start, the end and the places.")]})
+            return tasks.create_task(user, place, request.form.get("rule_code", ""),
+                                     (request.form.get("title") or "").strip()[:200] or "?", starts, ends, slots)
+
+        return _write(act, lambda task: _("Task “%(title)s” created.", title=task.title), url_for(".tasks"))
+    rows = db.session.execute(
+        select(Task).where(Task.community_id == place.id).order_by(Task.starts_at.desc()).limit(50)).scalars().all()
+    counts = dict(db.session.execute(
+        select(tasks.CheckIn.task_id, func.count()).where(tasks.CheckIn.task_id.in_([t.id for t in rows]))
+        .group_by(tasks.CheckIn.task_id)).all()) if rows else {}
+    moment = utc_naive()
+    rules = [r for r, v in _rules(place.id) if v.active]
+    start = to_local(now()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return render_template("committee/tasks.html", tasks=rows, counts=counts, moment=moment, rules=rules,
+                           versions={r.id: earning.latest_version(r) for r in rules},
+                           default_start=start.strftime("%Y-%m-%dT%H:%M"),
+                           default_end=(start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+                           can_create=can_write(*tasks.TASK_WRITERS))
+
+
+def _code(task: Task) -> dict:
+    code = tasks.checkin_code(me(), task)
+    seconds = tasks.period_seconds()
+    moment = now().timestamp()
+    to_rotation = int(seconds - moment % seconds)
+    return {"url": code["url"], "svg": qr_svg(code["url"], 10), "expires_at": to_local(code["expires_at"]).isoformat(),
+            "seconds_to_rotation": max(1, to_rotation), "checked_in": tasks.checked_in(task), "slots": task.slots}
+
+
+@bp.get("/tasks/<int:task_id>/qr")
+@roles_required(*READERS)
+def task_qr(task_id: int):
+    """The full-screen check-in code for a projector or a tablet at the venue; it rotates by itself."""
+    task = tasks.visible_task(me(), task_id)
+    require_community(me(), task.community_id)
+    return render_template("committee/task_qr.html", task=task, code=_code(task))
+
+
+@bp.get("/tasks/<int:task_id>/qr.json")
+@roles_required(*READERS)
+def task_qr_json(task_id: int):
+    task = tasks.visible_task(me(), task_id)
+    require_community(me(), task.community_id)
+    response = jsonify(_code(task))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- the points list (积分细则) -------------------------------------------------------------------
+
+def _rules(community_id: int):
+    rules = db.session.execute(select(Rule).where(Rule.community_id == community_id).order_by(Rule.code)).scalars()
+    return [(rule, earning.latest_version(rule)) for rule in rules]
+
+
+def _cap(form) -> dict | None:
+    period, limit = form.get("cap_period") or "", form.get("cap_max_points", type=int)
+    if period and limit:
+        return {"period": period, "max_points": limit}
+    return None
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@roles_required(*READERS)
+def rules():
+    place = _place()
+    user = me()
+    if request.method == "POST":
+        form = request.form
+
+        def act():
+            return earning.create_rule(
+                user, place, (form.get("code") or "").strip()[:64], (form.get("title") or "").strip()[:200],
+                form.get("category", ""), form.get("points", type=int) or 0, form.get("review", "review"),
+                minutes=form.get("minutes", type=int) or 0, publicity_days=form.get("publicity_days", type=int) or 0,
+                cap=_cap(form))
+
+        return _write(act, lambda rule: _("Item %(code)s added to the points list.", code=rule.code),
+                      url_for(".rules"))
+    listed = _rules(place.id)
+    in_force = {rule.id: earning.version_at(rule) for rule, _v in listed}
+    return render_template("committee/rules.html", rules=listed, in_force=in_force, categories=RULE_CATEGORIES,
+                           can_edit=can_write(*earning.RULE_WRITERS))
+
+
+@bp.post("/rules/<int:rule_id>")
+@roles_required("committee")
+def change_rule(rule_id: int):
+    """A change is a new version from now (or a later date); claims keep the version they were made under."""
+    user = me()
+    form = request.form
+    changes = {"title": (form.get("title") or "").strip()[:200], "points": form.get("points", type=int),
+               "minutes": form.get("minutes", type=int) or 0, "review": form.get("review"),
+               "publicity_days": form.get("publicity_days", type=int) or 0, "cap": _cap(form),
+               "active": form.get("active") == "1"}
+    changes = {k: v for k, v in changes.items() if v is not None and v != ""}
+    changes["cap"] = _cap(form)  # an empty limit removes it
+    effective = _parse_local(form.get("effective_from"))
+
+    def act():
+        rule = earning.visible_rule(user, rule_id)
+        return earning.change_rule(user, rule, changes, effective_from=effective)
+
+    return _write(act, lambda v: _("Version %(n)d saved.", n=v.number), url_for(".rules"))
+
+
+# --- households and their cards (户籍与积分卡) --------------------------------------------------------
+
+def _households(place_id: int):
+    grid, color, text = request.args.get("grid") or None, request.args.get("color") or None, \
+        (request.args.get("q") or "").strip()
+    query = select(Household).where(Household.community_id == place_id)
+    if grid:
+        query = query.where(Household.grid == grid)
+    if color in COLORS:
+        query = query.where(Household.color == color)
+    if text:
+        query = query.where(or_(Household.name.contains(text, autoescape=True),
+                                Household.address.contains(text, autoescape=True),
+                                Household.member_code == text))
+    return query.order_by(Household.grid, Household.name, Household.id), {"grid": grid, "color": color, "q": text}
+
+
+@bp.route("/households", methods=["GET", "POST"])
+@roles_required(*READERS)
+def households():
+    place = _place()
+    user = me()
+    if request.method == "POST":
+        form = request.form
+
+        def act():
+            require_community(user, place.id, "committee", "grid_worker")
+            name = (form.get("name") or "").strip()[:200]
+            if not name:
+                raise ValidationFailed(errors={"name": [_("A household has a name.")]})
+            household = people.create_household(place, name, (form.get("address") or "").strip()[:300],
+                                                (form.get("grid") or "").strip()[:64] or None, form.get("color"))
+            first = (form.get("resident") or "").strip()[:100]
+            if first:
+                people.create_resident(household, first, phone=(form.get("phone") or "").strip()[:32] or None)
+            from timebank.core.audit_log import record
+
+            record("household.create", user=user, target=f"household:{household.id}", community_id=place.id,
+                   via="web")
+            return household
+
+        return _write(act, lambda h: _("Household %(name)s registered; card code %(code)s.", name=h.name,
+                                       code=h.member_code), url_for(".households"))
+    query, filters = _households(place.id)
+    rows = db.session.execute(query.limit(300)).scalars().all()
+    grids = [g for (g,) in db.session.execute(
+        select(Household.grid).where(Household.community_id == place.id).distinct().order_by(Household.grid)) if g]
+    balances = _balances([h.id for h in rows])
+    return render_template("committee/households.html", households=rows, filters=filters, grids=grids,
+                           filter_args={k: v for k, v in filters.items() if v},
+                           colors=COLORS, balances=balances, can_register=can_write("committee", "grid_worker"))
+
+
+def _balances(household_ids: list[int]) -> dict[int, int]:
+    from ledger.models import Account
+
+    from timebank.core import accounts
+
+    if not household_ids:
+        return {}
+    codes = {accounts.household_points(i): i for i in household_ids}
+    rows = db.session.execute(select(Account.code, Account.balance).where(Account.code.in_(list(codes))))
+    return {codes[code]: balance for code, balance in rows}
+
+
+@bp.get("/households/cards")
+@roles_required(*READERS)
+def cards():
+    """An A4 sheet of member cards with QR codes, eight a page, for the households of the filter."""
+    place = _place()
+    query, filters = _households(place.id)
+    rows = db.session.execute(query.limit(400)).scalars().all()
+    only = request.args.getlist("id", type=int)
+    if only:
+        rows = [h for h in rows if h.id in set(only)]
+    cards = [{"household": h, "qr": qr_svg(h.member_code, 4),
+              "members": "、".join(m.name for m in h.members)} for h in rows]
+    pages = [cards[i:i + 8] for i in range(0, len(cards), 8)]
+    return render_template("committee/cards.html", place=place, pages=pages, count=len(cards))
+
+
+def init_app(app) -> None:
+    from timebank.web import staff
+
+    staff.register(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,140 @@
+"""Tasks (定期发放任务) and QR check-in (扫码签到).
+
+The check-in code is a token signed with the app's SECRET_KEY (itsdangerous) naming the task and a
+time period of ``TIMEBANK_CHECKIN_PERIOD_SECONDS`` (60 by default). The code on the screen rotates every
+period, and a code stays valid for one more period, so a resident who scanned just before it changed
+is not turned away. A photo of the code sent to someone at home is useless two minutes later.
+
+Check-in rules: one check-in per resident and task (a repeat returns the same claim); at most
+``slots`` residents (409 ``task_full``); only between ``starts_at`` and ``ends_at`` (409 ``task_closed``);
+an old code gives 410 ``token_expired``, a forged or damaged one 422 ``token_invalid``. The check-in
+makes a claim of the task's rule, which then follows the rule's review and publicity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from flask import current_app, has_request_context, request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+
+from timebank.core.audit_log import record
+from timebank.core.clock import now, utc_naive
+from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Community
+from timebank.core.users import User
+from timebank.earning.models import CheckIn, Claim, Task
+from timebank.earning.operations import create_claim, require_member, rule_by_code, version_at
+from timebank.core.policy import require_community
+
+TASK_WRITERS = ("committee", "grid_worker")
+_SALT = "timebank.checkin"
+
+
+def period_seconds() -> int:
+    return int(current_app.config.get("TIMEBANK_CHECKIN_PERIOD_SECONDS", 60))
+
+
+def create_task(user: User, community: Community, rule_code: str, title: str, starts_at: datetime,
+                ends_at: datetime, slots: int) -> Task:
+    require_community(user, community.id, *TASK_WRITERS)
+    rule = rule_by_code(community.id, rule_code)
+    starts, ends = utc_naive(starts_at), utc_naive(ends_at)
+    if ends <= starts:
+        raise ValidationFailed(errors={"ends_at": ["The task ends after it starts."]})
+    task = Task(community_id=community.id, rule_id=rule.id, title=title, starts_at=starts, ends_at=ends,
+                slots=slots, created_by_user_id=user.id, created_at=utc_naive())
+    db.session.add(task)
+    db.session.flush()
+    record("task.create", user=user, target=f"task:{task.id}", community_id=community.id, rule=rule.code,
+           slots=slots)
+    return task
+
+
+def visible_task(user: User, task_id: int) -> Task:
+    task = db.session.get(Task, task_id)
+    if task is None:
+        raise NotFound("No such task.")
+    try:
+        require_member(user, task.community_id)
+    except Forbidden:
+        raise NotFound("No such task.")
+    return task
+
+
+def checked_in(task: Task) -> int:
+    return db.session.execute(select(func.count()).select_from(CheckIn).where(CheckIn.task_id == task.id)).scalar_one()
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+
+
+def checkin_url(token: str) -> str:
+    base = current_app.config.get("TIMEBANK_BASE_URL")
+    if not base:
+        base = request.host_url if has_request_context() else "http://127.0.0.1:5000/"
+    return base.rstrip("/") + "/checkin?token=" + quote(token)
+
+
+def checkin_code(user: User, task: Task) -> dict:
+    """The code to show now: ``{token, url, expires_at}`` (staff of the task's community)."""
+    require_community(user, task.community_id, *TASK_WRITERS, "supervisor")
+    seconds = period_seconds()
+    period = int(now().timestamp()) // seconds
+    token = _serializer().dumps({"task": task.id, "period": period})
+    expires_at = datetime.fromtimestamp((period + 2) * seconds, tz=timezone.utc)
+    return {"token": token, "url": checkin_url(token), "expires_at": utc_naive(expires_at), "task_id": task.id}
+
+
+def read_token(token: str) -> Task:
+    try:
+        data = _serializer().loads(token)
+        task_id, period = int(data["task"]), int(data["period"])
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise ValidationFailed("This is not a check-in code of this deployment.", code="token_invalid")
+    current = int(now().timestamp()) // period_seconds()
+    if period > current or period < current - 1:
+        raise Gone("This check-in code has expired; scan the code on the screen again.", code="token_expired")
+    task = db.session.get(Task, task_id)
+    if task is None:
+        raise ValidationFailed("This check-in code names no task.", code="token_invalid")
+    return task
+
+
+def check_in(user: User, token: str) -> tuple[Claim, bool]:
+    """Check the logged-in resident in. Returns the claim and whether it is new."""
+    task = read_token(token)
+    if user.role != "resident" or user.resident is None:
+        raise Forbidden("Residents check in with their own login.")
+    resident = user.resident
+    if resident.household.community_id != task.community_id:
+        raise Forbidden("This task belongs to another community.")
+    # Lock the task row so slots cannot be overbooked by simultaneous scans (PostgreSQL).
+    db.session.refresh(task, with_for_update=True)
+    existing = db.session.execute(
+        select(CheckIn).where(CheckIn.task_id == task.id, CheckIn.resident_id == resident.id)).scalar_one_or_none()
+    if existing is not None:
+        return existing.claim, False
+    moment = utc_naive()
+    if not task.starts_at <= moment < task.ends_at:
+        raise Conflict("The task is not open for check-in now.", code="task_closed")
+    if checked_in(task) >= task.slots:
+        raise Conflict("All places of this task are taken.", code="task_full")
+    community = db.session.get(Community, task.community_id)
+    if version_at(task.rule) is None:
+        raise Conflict("The task's item of the points list is not in force.", code="rule_inactive")
+    claim = create_claim(user, community, task.rule.code, resident.id, note=task.title, task=task)
+    db.session.add(CheckIn(task_id=task.id, resident_id=resident.id, claim_id=claim.id, created_at=moment,
+                           **({"address": request.remote_addr, "device": request.user_agent.string[:300] or None}
+                              if has_request_context() else {})))
+    db.session.flush()
+    return claim, True
+
+
+def checkin_rate_limit() -> str:
+    """Flask-Limiter's limit for check-in attempts per user (``TIMEBANK_CHECKIN_RATE_LIMIT``)."""
+    return current_app.config.get("TIMEBANK_CHECKIN_RATE_LIMIT", "10 per minute")

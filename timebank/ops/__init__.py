@@ -1,0 +1,1 @@
+"""Operations' tools: backup and restore, the input guard, proxy settings, gunicorn's configuration."""

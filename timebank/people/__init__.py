@@ -1,0 +1,5 @@
+"""People and places: communities (社区/村), households (户), residents (居民); their API.
+
+Logins themselves are in :mod:`timebank.core.users` (every feature asks who is acting); this feature
+manages the people behind them.
+"""

@@ -1,0 +1,192 @@
+"""Communities, households, residents and users."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+import ledger
+from timebank.core.http import committed, current_user
+from timebank.core import accounts
+from timebank.core.errors import NotFound, ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Household, Resident
+from timebank.people.models import COLORS
+from timebank.core.users import ROLES
+from timebank.people import operations as ops
+from timebank.core.policy import require_community, require_role, visible_household, visible_resident
+
+blp = Blueprint("people", __name__, url_prefix="/api/v1", description="Communities, households, residents, users.")
+
+
+class CommunityIn(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{1,63}$"))
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    parent_code = fields.String(load_default=None)
+    hours_cap_minutes = fields.Integer(validate=validate.Range(0, 10_000_000))
+    expiry_policy = fields.String(validate=validate.OneOf(["none", "annual", "rolling"]))
+    expiry_months = fields.Integer(validate=validate.Range(1, 120), allow_none=True)
+
+
+class CommunityOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    parent_code = fields.Function(lambda c: c.parent.code if c.parent else None)
+    hours_cap_minutes = fields.Integer()
+    expiry_policy = fields.String()
+    expiry_months = fields.Integer(allow_none=True)
+
+
+class HouseholdIn(Schema):
+    community_code = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    address = fields.String(load_default="", validate=validate.Length(0, 300))
+    grid = fields.String(load_default=None, validate=validate.Length(0, 64), allow_none=True)
+    color = fields.String(load_default="green", validate=validate.OneOf(COLORS))
+
+
+class MemberOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class HouseholdOut(Schema):
+    id = fields.Integer()
+    community_code = fields.Function(lambda h: h.community.code)
+    name = fields.String()
+    address = fields.String()
+    grid = fields.String(allow_none=True)
+    color = fields.String()
+    member_code = fields.String()
+    balance_points = fields.Function(lambda h: ledger.balance(db.session, accounts.household_points(h.id)))
+    members = fields.List(fields.Nested(MemberOut))
+
+
+class ResidentIn(Schema):
+    household_id = fields.Integer(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+?[0-9]{5,20}$"), allow_none=True)
+    password = fields.String(load_default=None, validate=validate.Length(8, 256), load_only=True, allow_none=True)
+    birth_year = fields.Integer(load_default=None, validate=validate.Range(1900, 2100), allow_none=True)
+
+
+class ResidentOut(Schema):
+    id = fields.Integer()
+    household_id = fields.Integer()
+    name = fields.String()
+    member_code = fields.String()
+    birth_year = fields.Integer(allow_none=True)
+    hours_balance_minutes = fields.Function(lambda r: ledger.balance(db.session, accounts.resident_minutes(r.id)))
+
+
+class UserIn(Schema):
+    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@+-]{3,64}$"))
+    password = fields.String(required=True, validate=validate.Length(8, 256), load_only=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    community_code = fields.String(load_default=None, allow_none=True)
+    resident_id = fields.Integer(load_default=None, allow_none=True)
+
+
+class UserOut(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    role = fields.String()
+    community_code = fields.Function(lambda u: u.community.code if u.community else None)
+    resident_id = fields.Integer(allow_none=True)
+
+
+@blp.route("/communities")
+class Communities(MethodView):
+    @blp.arguments(CommunityIn)
+    @blp.response(201, CommunityOut)
+    @blp.alt_response(409, description="conflict: the code is taken")
+    @committed
+    def post(self, body):
+        """Create a community (admin)."""
+        require_role(current_user(), "admin")
+        return ops.create_community(**body)
+
+
+@blp.route("/communities/<code>")
+class CommunityOne(MethodView):
+    @blp.response(200, CommunityOut)
+    def get(self, code):
+        """A community (its staff, or admin)."""
+        user = current_user()
+        community = ops.community_by_code(code)
+        require_community(user, community.id)
+        return community
+
+
+@blp.route("/households")
+class Households(MethodView):
+    @blp.arguments(HouseholdIn)
+    @blp.response(201, HouseholdOut)
+    @committed
+    def post(self, body):
+        """Register a household (committee or grid worker of the community)."""
+        community = ops.community_by_code(body.pop("community_code"))
+        require_community(current_user(), community.id, "committee", "grid_worker")
+        return ops.create_household(community, **body)
+
+
+@blp.route("/households/<int:household_id>")
+class HouseholdOne(MethodView):
+    @blp.response(200, HouseholdOut)
+    def get(self, household_id):
+        """A household with its members and points balance."""
+        return visible_household(current_user(), db.session.get(Household, household_id))
+
+
+@blp.route("/residents")
+class Residents(MethodView):
+    @blp.arguments(ResidentIn)
+    @blp.response(201, ResidentOut)
+    @committed
+    def post(self, body):
+        """Register a resident in a household; with a password they can log in by phone."""
+        user = current_user()
+        household = db.session.get(Household, body.pop("household_id"))
+        if household is None:
+            raise ValidationFailed(errors={"household_id": ["No such household."]})
+        require_community(user, household.community_id, "committee", "grid_worker")
+        return ops.create_resident(household, **body)
+
+
+@blp.route("/residents/<int:resident_id>")
+class ResidentOne(MethodView):
+    @blp.response(200, ResidentOut)
+    def get(self, resident_id):
+        """A resident and their time-bank balance in minutes."""
+        return visible_resident(current_user(), db.session.get(Resident, resident_id))
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @blp.arguments(UserIn)
+    @blp.response(201, UserOut)
+    @committed
+    def post(self, body):
+        """Create a login (admin; a committee member may add staff of its own community)."""
+        actor = current_user()
+        community_id = ops.community_by_code(body["community_code"]).id if body["community_code"] else None
+        if body["role"] != "admin" and body["role"] != "resident" and community_id is None:
+            raise ValidationFailed(errors={"community_code": ["Staff belong to a community."]})
+        ops.may_create_user(actor, body["role"], community_id)
+        if body["role"] == "resident" and body["resident_id"] is not None and community_id is None:
+            resident = db.session.get(Resident, body["resident_id"])
+            if resident is None:
+                raise NotFound("No such resident.")
+            community_id = resident.household.community_id
+        return ops.create_user(body["username"], body["password"], body["role"],
+                               community_id=community_id, resident_id=body["resident_id"])
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.response(200, UserOut)
+    def get(self):
+        """The logged-in user."""
+        return current_user()

@@ -1,0 +1,95 @@
+"""People and places: communities (社区/村), households (户), residents (居民) and staff logins."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from timebank.core.clock import utc_naive
+from timebank.core.extensions import db
+
+COLORS = ("red", "yellow", "green")
+
+# Crockford's base32 without I, L, O, U: easy to read aloud and type from a printed card.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_member_code(prefix: str) -> str:
+    """An unguessable code for a printed card: prefix and 10 symbols (50 bits)."""
+    return prefix + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+
+
+class Community(db.Model):
+    """A community (社区) or village (村); may belong to a sub-district or district (parent)."""
+
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Short stable code used in URLs and the API, e.g. ``hongxing``.
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
+    #: Stored-hours cap per resident in minutes; earned minutes beyond it go to the pool (Nanjing: 1,500 h).
+    hours_cap_minutes: Mapped[int] = mapped_column(Integer, default=1500 * 60)
+    #: Points expiry: ``none``, ``annual`` (31 December) or ``rolling`` (after ``expiry_months``).
+    expiry_policy: Mapped[str] = mapped_column(String(16), default="none")
+    expiry_months: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+    parent: Mapped["Community | None"] = relationship(remote_side="Community.id")
+
+    __table_args__ = (
+        CheckConstraint("expiry_policy IN ('none', 'annual', 'rolling')", name="expiry_policy"),
+    )
+
+
+class Household(db.Model):
+    """A household (户): the subject of points. Any member earns for it and any member may spend."""
+
+    __tablename__ = "households"
+    __table_args__ = (CheckConstraint("color IN ('red', 'yellow', 'green')", name="color"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    #: The grid (网格) the household belongs to, e.g. ``1`` or ``东区一网格``.
+    grid: Mapped[str | None] = mapped_column(String(64))
+    #: Three-colour care label: red (empty-nest, left-behind, ill, disabled), yellow (at risk), green.
+    color: Mapped[str] = mapped_column(String(8), default="green")
+    #: Code printed on the household's card (QR); a clerk scans it to redeem.
+    member_code: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_member_code("H"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+    community: Mapped[Community] = relationship()
+    members: Mapped[list["Resident"]] = relationship(back_populates="household", order_by="Resident.id")
+
+    @property
+    def points_account(self) -> str:
+        return f"household:{self.id}:points"
+
+
+class Resident(db.Model):
+    """A resident (居民), member of one household; logs in with their phone number."""
+
+    __tablename__ = "residents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32), unique=True)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    #: The resident's own card code (for check-in and time-bank services).
+    member_code: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_member_code("R"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+    household: Mapped[Household] = relationship(back_populates="members")
+
+    @property
+    def minutes_account(self) -> str:
+        return f"resident:{self.id}:minutes"
+
+

@@ -1,0 +1,94 @@
+"""Creating communities, households, residents and logins."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from timebank.core import accounts
+from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Community, Household, Resident
+from timebank.core.users import User
+from timebank.people.models import COLORS
+from timebank.core.users import ROLES, STAFF_ROLES
+from timebank.core.auth import hash_password
+
+
+def community_by_code(code: str) -> Community:
+    community = db.session.execute(select(Community).where(Community.code == code)).scalar_one_or_none()
+    if community is None:
+        raise NotFound(f"No community with code {code!r}.")
+    return community
+
+
+def create_community(code: str, name: str, parent_code: str | None = None, **settings) -> Community:
+    if db.session.execute(select(Community.id).where(Community.code == code)).first():
+        raise Conflict(f"A community with code {code!r} exists.")
+    parent = community_by_code(parent_code) if parent_code else None
+    community = Community(code=code, name=name, parent=parent, **settings)
+    db.session.add(community)
+    db.session.flush()
+    accounts.open_community(db.session, community.id)
+    return community
+
+
+def create_household(community: Community, name: str, address: str = "", grid: str | None = None,
+                     color: str | None = None) -> Household:
+    color = color or "green"
+    if color not in COLORS:
+        raise ValidationFailed(errors={"color": [f"Must be one of {', '.join(COLORS)}."]})
+    household = Household(community_id=community.id, name=name, address=address or "", grid=grid, color=color)
+    db.session.add(household)
+    db.session.flush()
+    accounts.open_household(db.session, household)
+    return household
+
+
+def create_resident(household: Household, name: str, phone: str | None = None, password: str | None = None,
+                    birth_year: int | None = None) -> Resident:
+    if phone and db.session.execute(select(Resident.id).where(Resident.phone == phone)).first():
+        raise Conflict("A resident with this phone number exists.", code="phone_taken")
+    if password and not phone:
+        raise ValidationFailed(errors={"phone": ["A resident who logs in needs a phone number."]})
+    resident = Resident(household_id=household.id, name=name, phone=phone or None, birth_year=birth_year)
+    db.session.add(resident)
+    db.session.flush()
+    accounts.open_resident(db.session, resident, household.community_id)
+    if password:
+        create_user(phone, password, "resident", community_id=household.community_id, resident_id=resident.id)
+    return resident
+
+
+def create_user(username: str, password: str, role: str, community_id: int | None = None,
+                resident_id: int | None = None) -> User:
+    if role not in ROLES:
+        raise ValidationFailed(errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
+    if role in STAFF_ROLES and community_id is None:
+        raise ValidationFailed(errors={"community_code": ["Staff belong to a community."]})
+    if role == "resident" and resident_id is None:
+        raise ValidationFailed(errors={"resident_id": ["A resident login is linked to a resident."]})
+    if len(password) < 8:
+        raise ValidationFailed(errors={"password": ["At least 8 characters."]})
+    if db.session.execute(select(User.id).where(User.username == username)).first():
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+    if resident_id is not None:
+        resident = db.session.get(Resident, resident_id)
+        if resident is None:
+            raise NotFound("No such resident.")
+        if community_id is not None and resident.household.community_id != community_id:
+            raise ValidationFailed(errors={"resident_id": ["The resident lives in another community."]})
+    user = User(username=username, password_hash=hash_password(password), role=role,
+                community_id=community_id, resident_id=resident_id)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def may_create_user(actor: User, role: str, community_id: int | None) -> None:
+    """Admin creates anyone; a committee member adds staff to its own community."""
+    if actor.role == "admin":
+        return
+    if actor.role == "committee" and role in ("committee", "grid_worker", "clerk", "supervisor") \
+            and community_id == actor.community_id:
+        return
+    raise Forbidden("Only an admin, or a committee member for its own community's staff, adds users.")

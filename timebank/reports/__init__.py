@@ -1,0 +1,1 @@
+"""Reports: monthly figures and exports, anomaly flags, charts."""

@@ -1,0 +1,270 @@
+"""Reports and exports (台账), anomalies, and the public notice board's JSON (公示栏).
+
+Definitions of every figure and the anomaly thresholds: docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from flask import Response, current_app, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from timebank.core.http import LocalDateTime, current_user
+from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
+from timebank.core.audit_log import record
+from timebank.core.clock import to_local, utc_naive
+from timebank.core.errors import ValidationFailed
+from timebank.core.extensions import db
+from timebank.reports import anomalies as anomaly_ops
+from timebank.reports import operations as ops
+from timebank.people.operations import community_by_code
+from timebank.core.policy import require_community, require_role
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1",
+                description="Reports and exports (台账), anomalies, and the public notice board (公示栏).")
+
+PUBLIC = [{}]  # OpenAPI: no authentication needed
+#: Default upper bound of posting rows in an XLSX export (a sheet holds at most 1,048,576 rows).
+XLSX_MAX_ROWS = 1_000_000
+CSV = "text/csv; charset=utf-8"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _attachment(filename: str) -> dict:
+    return {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+
+
+# --- ledger export -----------------------------------------------------------------------------------
+
+class ExportArgs(TransactionQuery):
+    format = fields.String(load_default="csv", validate=validate.OneOf(("csv", "xlsx")))
+
+
+def _filters(args: dict) -> dict:
+    out = {}
+    for key in ("community_code", "household_id", "resident_id", "category", "kind", "since", "until"):
+        value = args.get(key)
+        if value is not None and value != "":
+            out[key] = to_local(utc_naive(value)).isoformat() if key in ("since", "until") else value
+    return out
+
+
+@blp.route("/ledger/transactions/export")
+class LedgerExport(MethodView):
+    @blp.arguments(ExportArgs, location="query")
+    @blp.response(200, description="CSV (UTF-8 with BOM, streamed) or XLSX: one row per posting")
+    @blp.alt_response(403, description="forbidden: not committee, supervisor or admin; another community")
+    @blp.alt_response(422, description="validation_error: bad filters; export_too_large: too many rows for "
+                                       "XLSX (use CSV)")
+    def get(self, args):
+        """Export any filtered view of the ledger browser (same filters) as CSV or XLSX.
+
+        One row per posting, transactions in ledger order (oldest first); the postings of a
+        transaction share `transaction_id` and sum to zero per unit. Recorded in the audit log
+        (`ledger.export`)."""
+        user = current_user()
+        require_role(user, *AUDITORS)
+        query = transaction_query(args, user)
+        filters = _filters(args)
+        stamp = to_local(utc_naive()).strftime("%Y%m%d-%H%M%S")
+        name = f"ledger-{args.get('community_code') or (user.community.code if user.community else 'all')}-{stamp}"
+        if args["format"] == "xlsx":
+            limit = int(current_app.config.get("TIMEBANK_XLSX_MAX_ROWS", XLSX_MAX_ROWS))
+            rows = ops.count_postings(query)
+            if rows > limit:
+                raise ValidationFailed(f"{rows} rows are more than an XLSX export holds ({limit}); "
+                                       "export as CSV or narrow the filters.", code="export_too_large")
+            body = ops.export_xlsx(query)
+            record("ledger.export", user=user, target="ledger", format="xlsx", filters=filters, rows=rows)
+            db.session.commit()
+            return Response(body, mimetype=XLSX, headers=_attachment(name + ".xlsx"))
+        # Run the query once before streaming: a filter the database refuses (an id beyond
+        # PostgreSQL's INTEGER, say) is answered like any other error, not by a broken stream.
+        db.session.execute(query.limit(1)).first()
+        record("ledger.export", user=user, target="ledger", format="csv", filters=filters)
+        db.session.commit()
+        # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.
+        return Response(stream_with_context(ops.export_csv_chunks(query)), content_type=CSV,
+                        headers=_attachment(name + ".csv"))
+
+
+# --- the monthly report ------------------------------------------------------------------------------
+
+class MonthlyArgs(Schema):
+    community_code = fields.String(required=True)
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx")))
+
+
+class MonthlyDonorItemOut(Schema):
+    item_id = fields.Integer()
+    name = fields.String()
+    quantity = fields.Integer()
+
+
+class MonthlyDonationOut(Schema):
+    donor = fields.String()
+    donor_kind = fields.String(allow_none=True)
+    units = fields.Integer()
+    items = fields.List(fields.Nested(MonthlyDonorItemOut))
+    last_donation_at = fields.String()
+
+
+class MonthlyRankOut(Schema):
+    rank = fields.Integer()
+    household_id = fields.Integer()
+    household_name = fields.String()
+    points = fields.Integer()
+
+
+class MonthlyOut(Schema):
+    community_code = fields.String()
+    community_name = fields.String()
+    month = fields.String()
+    period = fields.Dict()
+    points = fields.Dict(metadata={"description": "issued_by_category, issued_total, redeemed, voided, "
+                                                 "voided_by_void, voided_by_return, redeemed_net, expired, outstanding"})
+    hours = fields.Dict(metadata={"description": "deposited_minutes, withdrawn_minutes, help_minutes, "
+                                                "pool_balance_minutes, outstanding_minutes"})
+    participation = fields.Dict(metadata={"description": "households_earning, households_total, rate"})
+    activity = fields.Dict()
+    top_households = fields.List(fields.Nested(MonthlyRankOut))
+    donations = fields.List(fields.Nested(MonthlyDonationOut))
+
+
+@blp.route("/reports/monthly")
+class MonthlyReport(MethodView):
+    @blp.arguments(MonthlyArgs, location="query")
+    @blp.response(200, MonthlyOut)
+    @blp.alt_response(403, description="forbidden: not committee, supervisor or admin of the community")
+    @blp.alt_response(404, description="not_found: no such community")
+    @blp.alt_response(422, description="validation_error: month is not YYYY-MM, unknown format")
+    def get(self, args):
+        """The month's figures (JSON, CSV with BOM, or XLSX). CSV and XLSX exports are audit-logged
+        (`report.export`)."""
+        user = current_user()
+        community = community_by_code(args["community_code"])
+        require_community(user, community.id, *AUDITORS)
+        report = ops.monthly_report(community, args["month"])
+        if args["format"] == "json":
+            return report
+        record("report.export", user=user, community_id=community.id, target=f"report:monthly:{community.code}:"
+               f"{args['month']}", format=args["format"])
+        db.session.commit()
+        name = f"monthly-{community.code}-{args['month']}"
+        if args["format"] == "csv":
+            return Response("\ufeff" + ops.monthly_report_csv(report), content_type=CSV,
+                            headers=_attachment(name + ".csv"))
+        return Response(ops.monthly_report_xlsx(report), mimetype=XLSX, headers=_attachment(name + ".xlsx"))
+
+
+# --- anomalies -------------------------------------------------------------------------------------
+
+class AnomalyArgs(Schema):
+    community_code = fields.String(required=True)
+    since = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+    until = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+
+
+class AnomalyOut(Schema):
+    kind = fields.String(metadata={"description": ", ".join(anomaly_ops.KINDS)})
+    reason = fields.String()
+    subjects = fields.List(fields.Dict())
+    evidence = fields.Dict()
+
+
+class AnomalyPage(Schema):
+    community_code = fields.String()
+    since = LocalDateTime()
+    until = LocalDateTime()
+    items = fields.List(fields.Nested(AnomalyOut))
+
+
+@blp.route("/reports/anomalies")
+class Anomalies(MethodView):
+    @blp.arguments(AnomalyArgs, location="query")
+    @blp.response(200, AnomalyPage)
+    @blp.alt_response(403, description="forbidden: not committee, supervisor or admin of the community")
+    @blp.alt_response(422, description="validation_error: until not after since")
+    def get(self, args):
+        """Patterns worth a look (reciprocal help, claim bursts, one approver, clerks' volume and voids,
+        shared check-in devices and addresses) in `[since, until)`; by default the last 30 days."""
+        user = current_user()
+        community = community_by_code(args["community_code"])
+        require_community(user, community.id, *AUDITORS)
+        start, end = ops.parse_window(args["since"], args["until"])
+        return {"community_code": community.code, "since": start, "until": end,
+                "items": anomaly_ops.find_anomalies(community, start, end)}
+
+
+# --- the public board --------------------------------------------------------------------------------
+
+class PublicClaimOut(Schema):
+    claim_id = fields.Integer()
+    resident_name = fields.String(metadata={"description": "masked: 张*明"})
+    household_name = fields.String()
+    rule_title = fields.String()
+    category = fields.String()
+    points = fields.Integer()
+    minutes = fields.Integer()
+    publicity_ends_at = LocalDateTime()
+
+
+class PublicRankOut(Schema):
+    rank = fields.Integer()
+    household_name = fields.String()
+    points = fields.Integer()
+
+
+class PublicDonorItemOut(Schema):
+    name = fields.String()
+    quantity = fields.Integer()
+
+
+class PublicDonorOut(Schema):
+    donor = fields.String()
+    donor_kind = fields.String(allow_none=True)
+    units = fields.Integer()
+    items = fields.List(fields.Nested(PublicDonorItemOut))
+    last_donation_at = LocalDateTime()
+
+
+class PublicCheckpointOut(Schema):
+    tree_size = fields.Integer()
+    root_hash = fields.String()
+    timestamp = LocalDateTime()
+    key_id = fields.String()
+    public_key_url = fields.String()
+
+
+class PublicBoardOut(Schema):
+    community_code = fields.String()
+    community_name = fields.String()
+    generated_at = LocalDateTime()
+    month = fields.String()
+    publicity = fields.List(fields.Nested(PublicClaimOut))
+    ranking = fields.List(fields.Nested(PublicRankOut))
+    donors = fields.List(fields.Nested(PublicDonorOut))
+    donors_since = LocalDateTime()
+    checkpoint = fields.Nested(PublicCheckpointOut, allow_none=True)
+    board_url = fields.String()
+
+
+@blp.route("/public/<community_code>")
+class PublicBoard(MethodView):
+    @blp.response(200, PublicBoardOut)
+    @blp.alt_response(404, description="not_found: no such community")
+    @blp.doc(security=PUBLIC)
+    def get(self, community_code):
+        """The public notice board (公示栏) as JSON, no login: claims under publicity with masked names,
+        the month's ranking (masked household names), donors thanked, the latest signed checkpoint."""
+        from flask import url_for
+
+        board = ops.public_board(community_by_code(community_code))
+        if board["checkpoint"] is not None:
+            board["checkpoint"]["public_key_url"] = url_for("audit.PublicKey")
+        board["board_url"] = f"/public/{board['community_code']}"
+        return board

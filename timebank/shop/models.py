@@ -1,0 +1,311 @@
+"""The love supermarket (爱心超市 / 积分超市): goods, the stock log, donation lots, receipts.
+
+Design overview
+===============
+
+* Stock is an append-only movement log (:class:`StockMovement`). An item's ``on_hand`` is a cache
+  kept by a database trigger on movement insert; its CHECK constraint refuses a shelf below zero,
+  whatever code writes, exactly as the ledger's balance column refuses a wallet below zero.
+* Every unit that comes in as a donation, a purchase or a positive adjustment forms a *lot*; every
+  unit that goes out is attributed to the oldest lot that still holds units (FIFO), recorded in
+  :class:`LotConsumption`. So a donor (爱心企业, 帮扶单位, a person) can be told which of their goods
+  went out, and when. Voids and returns give units back to the lots they were taken from.
+* A redemption (one receipt) moves points out of the household wallet into the community's
+  supermarket account and stock off the shelf in one database transaction, or neither. Each line
+  keeps the unit price of the moment, so a later price change never rewrites a receipt.
+* Corrections never edit: a void is a compensating ledger transaction plus ``void`` movements; a
+  return of some lines is a ``return`` ledger transaction plus ``return`` movements.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from timebank.core.clock import utc_naive
+from timebank.core.extensions import db
+
+#: Why stock moved. The first four are entered by staff; the rest are written by redemptions.
+MOVEMENT_REASONS = ("donation", "purchase", "adjustment", "spoilage", "redemption", "void", "return")
+STAFF_REASONS = ("donation", "purchase", "adjustment", "spoilage")
+#: Reasons that bring new units in and so open a lot (a positive adjustment too).
+LOT_REASONS = ("donation", "purchase", "adjustment")
+DONOR_KINDS = ("enterprise", "unit", "person", "other")
+REDEMPTION_STATUSES = ("completed", "voided")
+
+
+class Item(db.Model):
+    """A kind of goods on the shelf of one community's supermarket."""
+
+    __tablename__ = "shop_items"
+    __table_args__ = (
+        UniqueConstraint("community_id", "sku", name="uq_shop_items_community_sku"),
+        UniqueConstraint("community_id", "barcode", name="uq_shop_items_community_barcode"),
+        # The database's own guard for "stock never goes below zero" (the trigger keeps on_hand).
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("price_points > 0", name="price_positive"),
+        CheckConstraint("monthly_limit_per_household IS NULL OR monthly_limit_per_household > 0",
+                        name="monthly_limit_positive"),
+        CheckConstraint("low_stock_threshold >= 0", name="low_stock_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The community whose supermarket sells it.
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: Stock-keeping code chosen by the shop, unique within the community.
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    #: EAN/UPC printed on the goods, for the scanner; unique within the community when given.
+    barcode: Mapped[str | None] = mapped_column(String(64))
+    #: Current price in points; a redemption line keeps the price of its moment.
+    price_points: Mapped[int] = mapped_column(Integer)
+    #: At most this many units per household per calendar month (local time); null: no limit.
+    monthly_limit_per_household: Mapped[int | None] = mapped_column(Integer)
+    #: The item is listed as low on stock when on_hand is at or below this.
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, default=0)
+    #: Cache of the sum of the item's stock movements, kept by a database trigger; never below zero.
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    #: Inactive items are no longer sold but keep their history.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+
+class ItemPriceChange(db.Model):
+    """History of an item's price: each change applies from its moment on."""
+
+    __tablename__ = "shop_item_prices"
+    __table_args__ = (CheckConstraint("price_points > 0", name="price_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"), index=True)
+    #: The price from ``effective_at`` on.
+    price_points: Mapped[int] = mapped_column(Integer)
+    #: The price before the change (null for the first price).
+    previous_points: Mapped[int | None] = mapped_column(Integer)
+    effective_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Who set it (``user:3:name``).
+    actor: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class StockMovement(db.Model):
+    """One change of an item's stock (append-only; the database refuses UPDATE and DELETE)."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint("quantity <> 0", name="quantity_not_zero"),
+        CheckConstraint(
+            "reason IN ('donation', 'purchase', 'adjustment', 'spoilage', 'redemption', 'void', 'return')",
+            name="reason",
+        ),
+        # Which way each reason moves stock; only an adjustment may go either way.
+        CheckConstraint(
+            "(reason IN ('donation', 'purchase', 'void', 'return') AND quantity > 0)"
+            " OR (reason IN ('spoilage', 'redemption') AND quantity < 0)"
+            " OR reason = 'adjustment'",
+            name="reason_sign",
+        ),
+        CheckConstraint("donor IS NULL OR reason = 'donation'", name="donor_only_on_donation"),
+        Index("ix_stock_movements_item_created", "item_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Not indexed alone: ix_stock_movements_item_created (item_id, created_at) serves it.
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"))
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: Signed number of units: positive onto the shelf, negative off it.
+    quantity: Mapped[int] = mapped_column(Integer)
+    #: donation, purchase, adjustment, spoilage, redemption, void or return.
+    reason: Mapped[str] = mapped_column(String(16))
+    #: For donations: who gave it (爱心企业, 帮扶单位, a person), as it is to be thanked publicly.
+    donor: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: For donations: ``enterprise`` (爱心企业), ``unit`` (帮扶单位), ``person`` or ``other``.
+    donor_kind: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: The receipt that caused a redemption, void or return movement.
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    #: Who entered it (``user:3:name``).
+    actor: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class LotConsumption(db.Model):
+    """How many units of an incoming lot (a donation, purchase or positive adjustment) one outgoing
+    movement took (positive), or a void/return gave back (negative). Append-only."""
+
+    __tablename__ = "stock_lot_consumptions"
+    __table_args__ = (CheckConstraint("quantity <> 0", name="quantity_not_zero"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The incoming movement (the lot).
+    lot_id: Mapped[int] = mapped_column(ForeignKey("stock_movements.id"), index=True)
+    #: The movement that took units from it (or gave them back).
+    movement_id: Mapped[int] = mapped_column(ForeignKey("stock_movements.id"), index=True)
+    #: Units taken (positive) or given back (negative).
+    quantity: Mapped[int] = mapped_column(Integer)
+
+
+class StockLot(db.Model):
+    """What an incoming lot still holds: its quantity less what was taken from it (net of what voids
+    and returns gave back). A cache of the two append-only logs, kept by triggers on both in the same
+    transaction (as ``on_hand`` is), so a sale's FIFO attribution reads the open lots of its item
+    instead of summing every consumption of them, which grew with each sale. ``timebank verify``
+    recomputes it from the logs; the CHECK keeps it between zero and the lot's quantity."""
+
+    __tablename__ = "stock_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= quantity", name="remaining_in_range"),
+        Index("ix_stock_lots_item_lot", "item_id", "lot_id"),
+    )
+
+    #: The incoming movement (donation, purchase or positive adjustment).
+    lot_id: Mapped[int] = mapped_column(ForeignKey("stock_movements.id"), primary_key=True, autoincrement=False)
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"))
+    #: Units the lot brought in.
+    quantity: Mapped[int] = mapped_column(Integer)
+    #: Units still on the shelf from this lot.
+    remaining: Mapped[int] = mapped_column(Integer)
+
+
+class ReceiptCounter(db.Model):
+    """The last receipt number of a community; locked and bumped inside the redemption's transaction,
+    so numbers are sequential without gaps."""
+
+    __tablename__ = "shop_receipt_counters"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    #: The number given to the community's latest receipt.
+    last_no: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Redemption(db.Model):
+    """One receipt (兑换小票): a household took goods for points at the supermarket."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("community_id", "receipt_no", name="uq_redemptions_community_receipt_no"),
+        CheckConstraint("status IN ('completed', 'voided')", name="status"),
+        CheckConstraint("total_points > 0", name="total_positive"),
+        CheckConstraint("returned_points >= 0 AND returned_points <= total_points", name="returned_points"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Not indexed alone: the unique (community_id, receipt_no) index serves it.
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    #: Sequential per community, starting at 1, without gaps.
+    receipt_no: Mapped[int] = mapped_column(Integer)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    #: The resident whose pay code was scanned (null when the household card was used).
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    #: ``member_code`` (card) or ``pay_code`` (phone).
+    identified_by: Mapped[str] = mapped_column(String(16))
+    #: Points charged at the till.
+    total_points: Mapped[int] = mapped_column(Integer)
+    #: Points given back by returns so far.
+    returned_points: Mapped[int] = mapped_column(Integer, default=0)
+    #: The household's balance right after the charge.
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    #: The ledger transaction that charged the points.
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("ledger_transactions.id"))
+    #: ``completed`` or ``voided``.
+    status: Mapped[str] = mapped_column(String(16), default="completed")
+    #: The clerk who served.
+    clerk_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    #: The compensating ledger transaction of the void.
+    void_transaction_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("ledger_transactions.id"))
+
+    lines: Mapped[list["RedemptionLine"]] = relationship(back_populates="redemption",
+                                                         order_by="RedemptionLine.id")
+    returns: Mapped[list["RedemptionReturn"]] = relationship(back_populates="redemption",
+                                                             order_by="RedemptionReturn.id")
+
+
+class RedemptionLine(db.Model):
+    """One line of a receipt, with the unit price of its moment."""
+
+    __tablename__ = "redemption_lines"
+    __table_args__ = (
+        UniqueConstraint("redemption_id", "item_id", name="uq_redemption_lines_redemption_item"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_points > 0", name="unit_points_positive"),
+        CheckConstraint("returned_quantity >= 0 AND returned_quantity <= quantity", name="returned_quantity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Not indexed alone: the unique (redemption_id, item_id) index serves it.
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("redemptions.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"), index=True)
+    #: Item name at the time of sale, as printed.
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    #: Price per unit at the time of sale.
+    unit_points: Mapped[int] = mapped_column(Integer)
+    #: Units given back by returns so far (never more than were bought).
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
+
+    redemption: Mapped[Redemption] = relationship(back_populates="lines")
+
+    @property
+    def line_points(self) -> int:
+        return self.quantity * self.unit_points
+
+
+class RedemptionReturn(db.Model):
+    """Some goods of a receipt brought back: points and stock back for those units."""
+
+    __tablename__ = "redemption_returns"
+    __table_args__ = (CheckConstraint("points > 0", name="points_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    redemption_id: Mapped[int] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    #: Points given back.
+    points: Mapped[int] = mapped_column(Integer)
+    #: The ledger transaction (kind ``return``) that gave them back.
+    transaction_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_transactions.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    clerk_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    redemption: Mapped[Redemption] = relationship(back_populates="returns")
+    lines: Mapped[list["RedemptionReturnLine"]] = relationship(order_by="RedemptionReturnLine.id")
+
+
+class RedemptionReturnLine(db.Model):
+    __tablename__ = "redemption_return_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("redemption_returns.id"), index=True)
+    #: The receipt line the units came from (its unit price is what is given back).
+    line_id: Mapped[int] = mapped_column(ForeignKey("redemption_lines.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+
+
+class UsedPayCode(db.Model):
+    """Nonces of pay codes already spent: a pay code works once (the unique key refuses a replay)."""
+
+    __tablename__ = "shop_used_pay_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The random nonce inside the signed code.
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
+    used_at: Mapped[datetime] = mapped_column(DateTime)

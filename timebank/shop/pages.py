@@ -1,0 +1,321 @@
+"""The supermarket clerk's pages (爱心超市收银): the till, receipts with voids, stock and donations.
+
+The till (``/clerk/pos``) is built for a keyboard-wedge barcode scanner, which types a code and
+presses Enter:
+
+1. the card field has the focus: scan the household's card (``member_code``) or the phone's pay code;
+   the page shows the household and its points;
+2. the goods field has the focus: each barcode + Enter adds one unit; typed words search by name;
+3. Enter on the empty goods field moves to the confirm button; Enter there charges, once.
+
+The whole state of a sale lives in the page's address (``?member=...&item=3&item=3&item=7``), so
+every step is an ordinary GET form that works without JavaScript, a reload repeats nothing, and two
+tills never share a basket. ``static/pos.js`` only makes it faster: it sends the same GET forms in
+the background and swaps the till's part of the page, keeps the focus where the scanner types, and
+queues scans made while the page is still answering.
+
+Confirming is one POST with the CSRF token and a one-time ``form_key`` (recorded in the same
+transaction as the sale), so a double click or a resent form never charges twice. Refusals (not
+enough points or stock, the monthly limit, an unknown card, an expired pay code) are shown in words
+on the till, with the basket kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+
+from timebank.core.errors import DomainError, NotFound, ValidationFailed
+from timebank.core.extensions import db
+from timebank.people.models import Household, Resident
+from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
+from timebank.shop import operations as shop
+from timebank.web.common import already_sent, roles_required, take_form_key
+from timebank.web.staff import can_write, community, me, message, refuse_supervisor_writes
+
+bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
+bp.before_request(refuse_supervisor_writes)
+
+SELLERS = shop.SHOP_ROLES
+VIEWERS = (*shop.SHOP_ROLES, "supervisor")
+#: At most this many units in one basket (a scanner stuck on Enter must not build a huge address).
+MAX_UNITS = 200
+SEARCH_RESULTS = 12
+
+
+def _is_pay_code(code: str) -> bool:
+    # Card codes are letters and digits; a pay code is a signed token with a dot before its signature.
+    return "." in code
+
+
+def _identify(code: str):
+    """(household, resident or None) for a scanned card or pay code, without using the pay code up.
+
+    The sale itself (``shop.redeem``) checks the code again and uses a pay code up there.
+    """
+    if _is_pay_code(code):
+        resident_id, _nonce = shop.read_pay_code(code)
+        resident = db.session.get(Resident, resident_id)
+        household = resident.household if resident else None
+    else:
+        household = db.session.execute(select(Household).where(Household.member_code == code)).scalar_one_or_none()
+        resident = None
+        if household is None:
+            resident = db.session.execute(select(Resident).where(Resident.member_code == code)).scalar_one_or_none()
+            household = resident.household if resident else None
+    user = me()
+    if household is None or (user.role != "admin" and household.community_id != user.community_id):
+        raise NotFound("No household with this card or code here.", code="unknown_member")
+    return household, resident
+
+
+def _basket(community_id: int, ids: list[int]) -> list[dict]:
+    counts = Counter(ids)
+    if not counts:
+        return []
+    items = {i.id: i for i in db.session.execute(
+        select(Item).where(Item.id.in_(list(counts)), Item.community_id == community_id)).scalars()}
+    lines = []
+    for item_id, quantity in counts.items():  # in the order first scanned
+        item = items.get(item_id)
+        if item is None:
+            continue
+        lines.append({"item": item, "quantity": quantity, "points": item.price_points * quantity,
+                      "short": item.on_hand < quantity})
+    return lines
+
+
+def _item_ids() -> list[int]:
+    ids = []
+    for value in request.values.getlist("item"):
+        if value.isdigit():
+            ids.append(int(value))
+    return ids[:MAX_UNITS]
+
+
+def _pos_url(member: str | None, ids: list[int], **extra) -> str:
+    params = [("member", member)] if member else []
+    if request.values.get("community") and me().role == "admin":
+        params.append(("community", request.values["community"]))
+    params += [("item", str(i)) for i in ids]
+    params += [(k, str(v)) for k, v in extra.items() if v is not None]
+    return url_for(".pos") + ("?" + urlencode(params) if params else "")
+
+
+def _find_goods(community_id: int, text: str) -> tuple[Item | None, list[Item]]:
+    """An exact barcode or SKU, else goods whose name contains the text."""
+    exact = db.session.execute(
+        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
+                           or_(Item.barcode == text, Item.sku == text)).limit(1)).scalar_one_or_none()
+    if exact is not None:
+        return exact, []
+    found = db.session.execute(
+        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
+                           Item.name.contains(text, autoescape=True))
+        .order_by(Item.name).limit(SEARCH_RESULTS)).scalars().all()
+    return None, list(found)
+
+
+def _render_pos(place, member: str | None, ids: list[int], *, error: str | None = None, status: int = 200,
+                query: str = "", results=None, searched: bool = False):
+    household = resident = None
+    balance = None
+    if member:
+        try:
+            household, resident = _identify(member)
+            balance = shop.household_balance(household.id)
+        except DomainError as exc:
+            if error is None:
+                error, status = message(exc), exc.status
+            member = None
+    lines = _basket(place.id, ids)
+    total = sum(line["points"] for line in lines)
+    done = None
+    done_id = request.args.get("done", type=int)
+    if done_id:
+        try:
+            done = shop.visible_redemption(me(), done_id)
+        except NotFound:
+            done = None
+    recent = db.session.execute(
+        select(Redemption).where(Redemption.community_id == place.id).order_by(Redemption.id.desc()).limit(5)
+    ).scalars().all()
+    # The page's script swaps the answer in; a refusal is shown in words, not as a failed request.
+    return render_template(
+        "clerk/pos.html", place=place, member=member, household=household, resident=resident, balance=balance,
+        lines=lines, total=total, ids=ids, error=error, query=query, results=results or [], searched=searched,
+        done=done, done_household=db.session.get(Household, done.household_id) if done else None, recent=recent,
+        pos_url=_pos_url, is_pay_code=_is_pay_code(member or ""),
+        can_sell=can_write(*SELLERS)), (200 if request.headers.get("X-Requested-With") == "pos" else status)
+
+
+@bp.get("/pos")
+@roles_required(*VIEWERS)
+def pos():
+    """The till. Every step is this GET form; the sale is the POST below."""
+    place = community()
+    shop.require_staff_view(me(), place.id)
+    member = (request.args.get("member") or "").strip() or None
+    ids = _item_ids()
+    text = (request.args.get("q") or "").strip()
+    remove = request.args.get("remove", type=int)
+    if remove is not None and remove in ids:
+        ids.reverse()
+        ids.remove(remove)
+        ids.reverse()
+        return redirect(_pos_url(member, ids))
+    if text:
+        item, found = _find_goods(place.id, text[:100])
+        if item is not None:
+            if len(ids) >= MAX_UNITS:
+                return _render_pos(place, member, ids, error=_("The basket is full."), status=422)
+            # Redirect, so that reloading the page does not add the goods again.
+            return redirect(_pos_url(member, ids + [item.id]))
+        if len(found) == 0:
+            return _render_pos(place, member, ids, error=_("No goods with the barcode or name “%(text)s”.",
+                                                           text=text), status=404, query=text)
+        return _render_pos(place, member, ids, query=text, results=found, searched=True)
+    return _render_pos(place, member, ids)
+
+
+@bp.post("/pos")
+@roles_required(*SELLERS)
+def sell():
+    """Charge the basket: points and stock move together (``shop.redeem``), once per form."""
+    place = community()
+    member = (request.form.get("member") or "").strip()
+    ids = _item_ids()
+    if not member or not ids:
+        return _render_pos(place, member or None, ids, error=_("Scan the card and the goods first."), status=422)
+    lines = [{"item_id": item_id, "quantity": quantity} for item_id, quantity in Counter(ids).items()]
+    try:
+        if not take_form_key():
+            already_sent()
+            return redirect(url_for(".pos"))
+        code = {"pay_code": member} if _is_pay_code(member) else {"member_code": member}
+        redemption = shop.redeem(me(), lines=lines, **code)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        # A used or expired pay code cannot be used again: the resident shows a new one.
+        keep = None if exc.code in ("pay_code_used", "pay_code_expired", "unknown_member") else member
+        return _render_pos(place, keep, ids, error=message(exc), status=exc.status)
+    return redirect(url_for(".pos", done=redemption.id))
+
+
+# --- receipts and voids ---------------------------------------------------------------------------
+
+@bp.get("/receipts")
+@roles_required(*VIEWERS)
+def receipts():
+    place = community()
+    shop.require_staff_view(me(), place.id)
+    before = request.args.get("before", type=int)
+    query = select(Redemption).where(Redemption.community_id == place.id).order_by(Redemption.id.desc()).limit(31)
+    if before:
+        query = query.where(Redemption.id < before)
+    rows = db.session.execute(query).scalars().all()
+    households = {h.id: h for h in db.session.execute(
+        select(Household).where(Household.id.in_({r.household_id for r in rows}))).scalars()} if rows else {}
+    return render_template("clerk/receipts.html", receipts=rows[:30], households=households,
+                           next_before=rows[29].id if len(rows) > 30 else None, can_sell=can_write(*SELLERS))
+
+
+@bp.post("/receipts/<int:redemption_id>/void")
+@roles_required(*SELLERS)
+def void(redemption_id: int):
+    """Void a receipt with a reason: points and stock come back (compensating entries)."""
+    reason = (request.form.get("reason") or "").strip()[:300]
+    back = url_for(".receipts")
+    if not reason:
+        flash(_("Say why the receipt is voided."), "error")
+        return redirect(back)
+    try:
+        if not take_form_key():
+            already_sent()
+            return redirect(back)
+        redemption, points = shop.void(redemption_id, me(), reason)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(message(exc), "error")
+        return redirect(back)
+    flash(_("Receipt No. %(no)d voided: %(points)d points and the goods are back.", no=redemption.receipt_no,
+            points=points), "success")
+    return redirect(back)
+
+
+# --- stock ----------------------------------------------------------------------------------------
+
+REASON_LABELS = {
+    "donation": _l("Donation"),
+    "purchase": _l("Purchase"),
+    "adjustment": _l("Count correction"),
+    "spoilage": _l("Spoiled or broken"),
+    "redemption": _l("Taken for points"),
+    "void": _l("Back from a voided receipt"),
+    "return": _l("Returned"),
+}
+DONOR_KIND_LABELS = {
+    "enterprise": _l("Company"),
+    "unit": _l("Work unit or organisation"),
+    "person": _l("Person"),
+    "other": _l("Other"),
+}
+
+
+@bp.route("/stock", methods=["GET", "POST"])
+@roles_required(*VIEWERS)
+def stock():
+    """Goods and stock, low stock first; record a donation (with its donor) or a purchase."""
+    place = community()
+    user = me()
+    shop.require_staff_view(user, place.id)
+    if request.method == "POST":
+        if user.role not in SELLERS and user.role != "admin":
+            abort(403)
+        item_id = request.form.get("item_id", type=int)
+        quantity = request.form.get("quantity", type=int)
+        reason = request.form.get("reason", "")
+        donor = (request.form.get("donor") or "").strip()[:200] or None
+        donor_kind = request.form.get("donor_kind") or None
+        note = (request.form.get("note") or "").strip()[:500]
+        try:
+            if not take_form_key():
+                already_sent()
+                return redirect(url_for(".stock"))
+            item = shop.get_item(item_id or 0)
+            shop.require_shop_staff(user, item.community_id)
+            if quantity is None:
+                raise ValidationFailed(errors={"quantity": [_("Enter how many.")]})
+            shop.record_movement(item, user, quantity=quantity, reason=reason,
+                                 donor=donor if reason == "donation" else None,
+                                 donor_kind=donor_kind if reason == "donation" else None, note=note)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(message(exc), "error")
+        else:
+            flash(_("Recorded: %(name)s, now %(n)d on the shelf.", name=item.name, n=item.on_hand), "success")
+        return redirect(url_for(".stock"))
+    low = shop.low_stock(place.id)
+    items = db.session.execute(
+        select(Item).where(Item.community_id == place.id).order_by(Item.active.desc(), Item.name)).scalars().all()
+    recent = db.session.execute(
+        shop.movements(place.id).order_by(shop.StockMovement.id.desc()).limit(15)).scalars().all()
+    names = {i.id: i.name for i in items}
+    return render_template("clerk/stock.html", low=low, items=items, recent=recent, names=names,
+                           reasons=STAFF_REASONS, reason_labels=REASON_LABELS, donor_kinds=DONOR_KINDS,
+                           donor_kind_labels=DONOR_KIND_LABELS, can_sell=can_write(*SELLERS))
+
+
+def init_app(app) -> None:
+    from timebank.web import staff
+
+    staff.register(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,260 @@
+"""The sale at the till (兑换): the one write every household makes on redemption day.
+
+:func:`sell` does what :func:`timebank.shop.operations.redeem` promises (the checks in the same
+order, the same rows, the same errors) with SQL written once per dialect and run on the driver's
+cursor, as :func:`ledger.post` does: building and compiling SQLAlchemy statements per call cost
+more than the database work itself. It returns a plain :class:`Sale`, from which the API answers
+without loading the receipt back.
+
+Locking. The member is looked up before the write lock; everything a decision depends on (the
+goods, their stock and prices, monthly limits, the receipt counter, the wallet) is read after it:
+:func:`timebank.core.database.take_write_lock` on SQLite (the request may have deferred it, see
+:mod:`timebank.core.database`), ``SELECT ... FOR UPDATE`` on the goods in id order and then the counter
+row and the ledger's writer lock on PostgreSQL -- the order :mod:`timebank.shop.operations` uses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from flask import has_request_context, request
+
+import ledger
+from ledger import driver
+from timebank.core import accounts, ledgering
+from timebank.core.clock import utc_naive
+from timebank.core.database import take_write_lock
+from timebank.core.errors import Conflict, Forbidden, NotFound
+from timebank.core.extensions import db
+from timebank.shop.operations import SHOP_ROLES, bought_this_month, next_receipt_no, read_pay_code, take_from_lots
+
+
+@dataclass
+class SaleLine:
+    id: int
+    item_id: int
+    name: str
+    quantity: int
+    unit_points: int
+
+
+@dataclass
+class Sale:
+    """A receipt as it was written (nothing returned or voided yet)."""
+
+    id: int
+    receipt_no: int
+    community_id: int
+    community_code: str
+    household_id: int
+    resident_id: int | None
+    identified_by: str
+    total_points: int
+    balance_after: int
+    transaction_id: int
+    created_at: datetime
+    lines: list[SaleLine] = field(default_factory=list)
+
+
+_SQL = {
+    "member": (
+        "SELECT h.id, h.community_id, c.code, NULL FROM households h JOIN communities c ON c.id = h.community_id"
+        " WHERE h.member_code = {code}"
+        " UNION ALL "
+        "SELECT h.id, h.community_id, c.code, r.id FROM residents r JOIN households h ON h.id = r.household_id"
+        " JOIN communities c ON c.id = h.community_id WHERE r.member_code = {code}"
+    ),
+    "resident": (
+        "SELECT h.id, h.community_id, c.code, r.id FROM residents r JOIN households h ON h.id = r.household_id"
+        " JOIN communities c ON c.id = h.community_id WHERE r.id = {resident}"
+    ),
+    "pay_code_used": "SELECT 1 FROM shop_used_pay_codes WHERE nonce = {nonce}",
+    "use_pay_code": "INSERT INTO shop_used_pay_codes (nonce, resident_id, used_at) VALUES ({nonce}, {resident}, {at})",
+    "receipt_no": "UPDATE shop_receipt_counters SET last_no = last_no + 1 WHERE community_id = {community}"
+                  " RETURNING last_no",
+    "receipt": (
+        "INSERT INTO redemptions (community_id, receipt_no, household_id, resident_id, identified_by,"
+        " total_points, returned_points, balance_after, status, clerk_id, created_at) VALUES ({community},"
+        " {receipt_no}, {household}, {resident}, {identified_by}, {total}, 0, 0, 'completed', {clerk}, {at})"
+        " RETURNING id"
+    ),
+    "line": "INSERT INTO redemption_lines (redemption_id, item_id, name, quantity, unit_points, returned_quantity)"
+            " VALUES ({receipt}, {item}, {name}, {quantity}, {unit_points}, 0) RETURNING id",
+    "movement": (
+        "INSERT INTO stock_movements (item_id, community_id, quantity, reason, note, redemption_id, actor,"
+        " created_at) VALUES ({item}, {community}, {quantity}, 'redemption', {note}, {receipt}, {actor}, {at})"
+        " RETURNING id"
+    ),
+    "lots": "SELECT lot_id, remaining FROM stock_lots WHERE item_id = {item} AND remaining > 0 ORDER BY lot_id",
+    "consume": "INSERT INTO stock_lot_consumptions (lot_id, movement_id, quantity) VALUES ({lot}, {movement}, {quantity})",
+    "settle": "UPDATE redemptions SET balance_after = {balance}, transaction_id = {tx} WHERE id = {receipt}",
+    "audit": (
+        "INSERT INTO audit_log (created_at, user_id, actor, community_id, action, target, details, address)"
+        " VALUES ({at}, {user}, {actor}, {community}, 'redemption.create', {target}, {details}, {address})"
+    ),
+}
+
+
+_SQL_BY_DIALECT = driver.per_dialect(_SQL)
+
+
+@lru_cache(maxsize=256)
+def _goods_sql(dialect: str, ids: int, barcodes: int) -> str:
+    """The goods named by ``ids`` ids and ``barcodes`` barcodes, locked in id order on PostgreSQL."""
+    wanted = []
+    if ids:
+        wanted.append(f"id IN ({', '.join(driver.mark(dialect, f'i{n}') for n in range(ids))})")
+    if barcodes:
+        wanted.append(f"barcode IN ({', '.join(driver.mark(dialect, f'b{n}') for n in range(barcodes))})")
+    sql = (f"SELECT id, barcode, name, price_points, monthly_limit_per_household, on_hand, active"
+           f" FROM shop_items WHERE community_id = {driver.mark(dialect, 'community')}"
+           f" AND ({' OR '.join(wanted)}) ORDER BY id")
+    return sql + (" FOR UPDATE" if dialect == "postgresql" else "")
+
+
+def _cursor():
+    cursor, dialect = driver.cursor(db.session)
+    return cursor, _SQL_BY_DIALECT[dialect], dialect
+
+
+def _unknown_member() -> NotFound:
+    return NotFound("No household with this card or code here.", code="unknown_member")
+
+
+def _find_member(cursor, sql, user, member_code, pay_code):
+    """(household id, community id, community code, resident id or None, pay-code nonce or None)."""
+    nonce = None
+    if pay_code is not None:
+        resident_id, nonce = read_pay_code(pay_code)
+        cursor.execute(sql["resident"], {"resident": resident_id})
+    else:
+        cursor.execute(sql["member"], {"code": member_code})
+    found = cursor.fetchone()  # a household card first; member codes are unique per kind
+    if found is None or (user.role != "admin" and found[1] != user.community_id):
+        raise _unknown_member()
+    return (*found, nonce)
+
+
+def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: datetime) -> None:
+    used = Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used")
+    cursor.execute(sql["pay_code_used"], {"nonce": nonce})
+    if cursor.fetchone() is not None:
+        raise used
+    try:
+        cursor.execute(sql["use_pay_code"], {"nonce": nonce, "resident": resident_id, "at": driver.timestamp(dialect, moment)})
+    except driver.integrity_error(db.session) as exc:  # another till, a moment ago
+        raise used from exc
+
+
+def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
+    """Lock and read the goods; return ({item_id: quantity}, {item_id: row}). Lines of one item merge;
+    unknown or inactive goods are refused, in the order of the lines."""
+    ids = sorted({line["item_id"] for line in lines if line.get("item_id") is not None})
+    codes = sorted({line["barcode"] for line in lines if line.get("item_id") is None})
+    params = {"community": community_id}
+    params.update({f"i{n}": value for n, value in enumerate(ids)})
+    params.update({f"b{n}": value for n, value in enumerate(codes)})
+    cursor.execute(_goods_sql(dialect, len(ids), len(codes)), params)
+    rows = cursor.fetchall()  # (id, barcode, name, price, monthly limit, on hand, active)
+    by_id = {row[0]: row for row in rows}
+    by_barcode = {row[1]: row for row in rows if row[1] is not None}
+    wanted: dict[int, int] = {}
+    for line in lines:
+        if line.get("item_id") is not None:
+            row, label = by_id.get(line["item_id"]), f"item {line['item_id']}"
+        else:
+            row, label = by_barcode.get(line["barcode"]), f"barcode {line['barcode']}"
+        if row is None or not row[6]:
+            raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
+        wanted[row[0]] = wanted.get(row[0], 0) + int(line["quantity"])
+    return wanted, by_id
+
+
+def _consume_fifo(cursor, sql, item_id: int, movement_id: int, units: int) -> None:
+    cursor.execute(sql["lots"], {"item": item_id})
+    cursor.executemany(sql["consume"], [{"lot": lot_id, "movement": movement_id, "quantity": take}
+                                        for lot_id, take in take_from_lots(item_id, cursor.fetchall(), units)])
+
+
+def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Sale:
+    """Sell goods for points: points leave the household wallet and stock leaves the shelf together.
+
+    Checks in this order: who may sell, the member (card or pay code), the goods, the monthly
+    limits, the stock, then the points (the ledger refuses a wallet below zero). Flushes nothing
+    through the ORM and never commits.
+    """
+    if user.role not in ("admin", *SHOP_ROLES):
+        raise Forbidden("Only a clerk or committee member of the community sells goods.")
+    cursor, sql, dialect = _cursor()
+    household_id, community_id, community_code, resident_id, nonce = _find_member(
+        cursor, sql, user, member_code, pay_code)
+
+    take_write_lock(db.session)
+    moment = utc_naive()
+    at = driver.timestamp(dialect, moment)
+    if nonce is not None:
+        _use_pay_code(cursor, sql, dialect, nonce, resident_id, moment)
+    wanted, goods = _resolve(cursor, dialect, community_id, lines)
+    for item_id, quantity in wanted.items():
+        limit = goods[item_id][4]
+        if limit is not None:
+            bought = bought_this_month(household_id, item_id)
+            if bought + quantity > limit:
+                raise Conflict(f"{goods[item_id][2]}: at most {limit} per household a month; "
+                               f"{bought} already taken this month.", code="limit_exceeded")
+    for item_id, quantity in wanted.items():
+        if goods[item_id][5] < quantity:
+            raise Conflict(f"Only {goods[item_id][5]} of {goods[item_id][2]} on the shelf; {quantity} requested.",
+                           code="insufficient_stock")
+    total = sum(goods[item_id][3] * quantity for item_id, quantity in wanted.items())
+
+    cursor.execute(sql["receipt_no"], {"community": community_id})
+    found = cursor.fetchone()
+    receipt_no = found[0] if found is not None else next_receipt_no(community_id)  # the first sale
+    identified_by = "pay_code" if pay_code is not None else "member_code"
+    cursor.execute(sql["receipt"], {"community": community_id, "receipt_no": receipt_no, "household": household_id,
+                                    "resident": resident_id, "identified_by": identified_by, "total": total,
+                                    "clerk": user.id, "at": at})
+    receipt_id = cursor.fetchone()[0]
+    sale_lines = []
+    actor = user.actor
+    note = f"receipt {receipt_no}"
+    integrity_error = driver.integrity_error(db.session)
+    for item_id, quantity in wanted.items():
+        name, price = goods[item_id][2], goods[item_id][3]
+        cursor.execute(sql["line"], {"receipt": receipt_id, "item": item_id, "name": name, "quantity": quantity,
+                                     "unit_points": price})
+        sale_lines.append(SaleLine(cursor.fetchone()[0], item_id, name, quantity, price))
+        try:  # the trigger moves on_hand; the CHECK refuses a shelf below zero
+            cursor.execute(sql["movement"], {"item": item_id, "community": community_id, "quantity": -quantity,
+                                             "note": note, "receipt": receipt_id, "actor": actor, "at": at})
+        except integrity_error as exc:  # not while the goods are locked; kept as the last guard
+            if "on_hand" in str(exc):
+                raise Conflict(f"Not enough {name} on the shelf; {quantity} requested.",
+                               code="insufficient_stock") from exc
+            raise
+        _consume_fifo(cursor, sql, item_id, cursor.fetchone()[0], quantity)
+
+    wallet = accounts.household_points(household_id)
+    try:
+        tx = ledgering.post(community_id, [ledger.Leg(wallet, -total),
+                                           ledger.Leg(accounts.supermarket_points(community_id), total)],
+                            kind="redemption", memo=f"爱心超市 receipt {receipt_no}", actor=actor,
+                            reference=f"redemption:{receipt_id}", now=moment)
+    except ledger.InsufficientFunds as exc:
+        raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
+                       code="insufficient_points") from exc
+    balance_after = tx.balances[wallet]
+    cursor.execute(sql["settle"], {"balance": balance_after, "tx": tx.id, "receipt": receipt_id})
+    details = {"receipt_no": receipt_no, "household_id": household_id, "total_points": total,
+               "transaction_id": tx.id, "lines": {str(i): q for i, q in wanted.items()},
+               "identified_by": identified_by}
+    cursor.execute(sql["audit"], {
+        "at": at, "user": user.id, "actor": user.username, "community": community_id,
+        "target": f"redemption:{receipt_id}", "details": json.dumps(details, ensure_ascii=False, sort_keys=True),
+        "address": request.remote_addr if has_request_context() else None})
+    return Sale(receipt_id, receipt_no, community_id, community_code, household_id, resident_id, identified_by,
+                total, balance_after, tx.id, moment, sale_lines)
