@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from timebank.core.errors import Forbidden, NotFound
-from timebank.people.models import Household, Resident
 from timebank.core.users import User
 
+if TYPE_CHECKING:  # the people feature builds on the core, not the other way round
+    from timebank.people.models import Household, Resident
+
 STAFF = ("committee", "grid_worker", "clerk", "supervisor")
-WRITING_STAFF = ("committee", "grid_worker", "clerk")
 
 
 def require_role(user: User, *roles: str) -> None:
