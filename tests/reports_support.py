@@ -33,6 +33,7 @@ def build_scenario(world, clock):
     from timebank.earning import operations as earning, expiry
     from timebank.hours import operations as hours
     from timebank.shop import operations as shop
+    from timebank.shop import sale
 
     app = world.app
     s = {}
@@ -100,10 +101,10 @@ def build_scenario(world, clock):
         shop.record_movement(oil, clerk, quantity=5, reason="donation", donor="华联超市", donor_kind="enterprise")
         shop.record_movement(soap, clerk, quantity=10, reason="donation", donor="县农业银行", donor_kind="unit")
         homes = {k: db.session.get(Household, s[k]) for k in "ABC"}
-        ra = shop.redeem(clerk, lines=[{"item_id": s["oil"], "quantity": 1}, {"item_id": s["soap"], "quantity": 5}],
+        ra = sale.redeem(clerk, lines=[{"item_id": s["oil"], "quantity": 1}, {"item_id": s["soap"], "quantity": 5}],
                          member_code=homes["A"].member_code)
-        rb = shop.redeem(clerk, lines=[{"item_id": s["soap"], "quantity": 3}], member_code=homes["B"].member_code)
-        shop.redeem(clerk, lines=[{"item_id": s["soap"], "quantity": 1}], member_code=homes["C"].member_code)
+        rb = sale.redeem(clerk, lines=[{"item_id": s["soap"], "quantity": 3}], member_code=homes["B"].member_code)
+        sale.redeem(clerk, lines=[{"item_id": s["soap"], "quantity": 1}], member_code=homes["C"].member_code)
         db.session.commit()
         shop.void(rb.id, clerk, "wrong household")
         shop.return_goods(ra.id, clerk, [{"item_id": s["soap"], "quantity": 2}], "not needed")

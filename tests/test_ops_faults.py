@@ -58,10 +58,9 @@ def _with_clock(new_app, app):
 
 
 def _add_grant_route(target_app):
-    """A route that posts through the ledger's driver-level hot path (raw driver cursors)."""
-    from timebank.core.http import committed
+    """A route that posts through the ledger's driver-level hot path (raw driver cursors); the
+    request's boundary commits it."""
 
-    @committed
     def grant(household_id):
         from flask import request
 

@@ -67,9 +67,9 @@ def test_csv_export_is_the_browser_view_one_row_per_posting(world, scenario, que
 
 
 def test_csv_keeps_chinese_and_is_read_in_batches(world, scenario, monkeypatch):
-    from timebank.reports import operations as reports
+    from timebank.audit import ledger_browser
 
-    monkeypatch.setattr(reports, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(ledger_browser, "EXPORT_BATCH", 2)
     r = world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_committee")
     rows = csv_rows(r)[1:]
     ids = [int(row[0]) for row in rows]

@@ -15,6 +15,7 @@ from timebank.core.extensions import db
 from timebank.people.models import Household
 from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
 from timebank.shop import operations as ops
+from timebank.shop import sale
 from timebank.people.operations import community_by_code
 
 
@@ -70,7 +71,7 @@ def test_random_shop_days(app, world, seed):
                     ops.change_price(item, clerk, rng.randint(1, 30))
                 elif action == "sell":
                     lines = [{"item_id": i, "quantity": rng.randint(1, 3)} for i in rng.sample(items, rng.randint(1, 2))]
-                    ops.redeem(clerk, member_code=rng.choice(codes), lines=lines)
+                    sale.redeem(clerk, member_code=rng.choice(codes), lines=lines)
                 else:
                     receipt_ids = list(db.session.execute(select(Redemption.id)).scalars())
                     if not receipt_ids:

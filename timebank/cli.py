@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from timebank.core.extensions import db
+from timebank.core import boundary
 
 
 def _create_app():
@@ -29,8 +29,9 @@ def init_db() -> None:
     from flask_migrate import upgrade
 
     upgrade(directory=current_app.extensions["migrate"].directory, revision="heads")
-    for hook in current_app.extensions.get("timebank.init_db_hooks", []):
-        hook()
+    with boundary.unit_of_work():
+        for hook in current_app.extensions.get("timebank.init_db_hooks", []):
+            hook()
 
 
 @click.command("init-db")
@@ -57,10 +58,9 @@ def create_user_command(username, role, community_code, resident_id, password_st
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         community_id = community_by_code(community_code).id if community_code else None
-        user = create_user(username, password, role, community_id=community_id, resident_id=resident_id)
-        db.session.commit()
+        with boundary.unit_of_work():
+            user = create_user(username, password, role, community_id=community_id, resident_id=resident_id)
     except DomainError as exc:
-        db.session.rollback()
         detail = exc.detail
         if exc.errors:
             detail += " " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())

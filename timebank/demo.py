@@ -6,7 +6,7 @@ last 90 days, so claims, approvals, publicity, check-ins and help carry their re
 is restored afterwards. Other features add to the demo with :func:`register_extension` (the love
 supermarket adds goods and redemptions): each function is called with the demo :class:`Community` at
 the end, with the clock at the present; :func:`current` gives the whole :class:`DemoContext` meanwhile.
-Extensions flush and never commit: the demo commits once.
+Extensions flush and never commit: the command commits once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from timebank.core.clock import FrozenClock, local_zone, now
 from timebank.core.errors import DomainError
+from timebank.core import boundary
 from timebank.core.extensions import db
 from timebank.shop.demo import load_shop_demo
 from timebank.people.models import Community, Household, Resident
@@ -157,10 +158,6 @@ def build(out=click.echo) -> DemoContext | None:
                     context.notes.append(f"shop: {result}")
         finally:
             _current.pop()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     finally:
         if previous is None:
             app.extensions.pop("timebank.core.clock", None)
@@ -335,6 +332,7 @@ def _print_logins(out, context: DemoContext | None) -> None:
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="load only into a database without any community")
 @with_appcontext
+@boundary.command
 def demo_command(if_empty):
     """Load the demo community with households, rules, tasks and three months of history (idempotent)."""
     if if_empty and db.session.execute(select(Community.id).limit(1)).first():

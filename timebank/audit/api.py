@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, committed, current_user, decode_cursor, encode_cursor, paginate
+from timebank.core.http import ListArgs, LocalDateTime, current_user, decode_cursor, encode_cursor, paginate
 from ledger import merkle
 from ledger.tree import MerkleTree
 from timebank.core.audit_log import AuditEntry
@@ -182,7 +182,6 @@ class Checkpoints(MethodView):
     @blp.alt_response(200, schema=CheckpointOut, description="the ledger has not grown since the newest "
                                                               "checkpoint: that one is returned")
     @blp.alt_response(403, description="forbidden (not committee or admin); read_only_role (supervisor)")
-    @committed
     def post(self):
         """Sign a checkpoint of the ledger now (committee, admin)."""
         user = current_user()
@@ -216,7 +215,6 @@ class PublicKey(MethodView):
     def get(self):
         """The current checkpoint signing key (public): base64 of the raw 32-byte Ed25519 key."""
         _, row = ops.signing_key()
-        db.session.commit()  # the key is registered on first use
         return _key_dict(row, row.key_id)
 
 
@@ -227,7 +225,6 @@ class SigningKeys(MethodView):
     def get(self):
         """Every key that ever signed (public), so checkpoints made before a rotation still verify."""
         _, current = ops.signing_key()
-        db.session.commit()
         return {"items": [_key_dict(r, current.key_id) for r in ops.public_keys().values()]}
 
 
@@ -264,7 +261,6 @@ class InclusionProof(MethodView):
         out = {"transaction_id": transaction_id, "leaf_index": index, "tree_size": size,
                "leaf_hash": merkle.to_hex(tree.leaf_hash(index)),
                "audit_path": [merkle.to_hex(h) for h in path], "root_hash": merkle.to_hex(tree.root(size))}
-        db.session.commit()  # keep the subtree hashes cached for the next request
         return out
 
 
@@ -285,7 +281,6 @@ class ConsistencyProof(MethodView):
         proof = tree.consistency_proof(first, second)
         out = {"first": first, "second": second, "proof": [merkle.to_hex(h) for h in proof],
                "first_root": merkle.to_hex(tree.root(first)), "second_root": merkle.to_hex(tree.root(second))}
-        db.session.commit()
         return out
 
 
@@ -303,7 +298,6 @@ class TreeHead(MethodView):
         if size > tree.size():
             _size_error("tree_size", tree, size)
         out = {"tree_size": size, "root_hash": merkle.to_hex(tree.root(size))}
-        db.session.commit()
         return out
 
 
@@ -319,7 +313,6 @@ class MonthCloses(MethodView):
     @blp.alt_response(403, description="forbidden: not a committee member of the community")
     @blp.alt_response(409, description="same_signer: the same member signed twice; already_closed")
     @blp.alt_response(422, description="validation_error: bad month, or a month not yet started")
-    @committed
     def post(self, body):
         """Sign a community's month off (月结). The second sign-off by a different committee member
         closes the month and produces the signed statement."""

@@ -1,4 +1,4 @@
-"""The committee's books (台账): ledger browser and verification, reports with charts, month close, anomalies.
+"""The committee's books (台账): the ledger browser and its exports, verification, month close.
 
 Routes on their own blueprint ``web_books`` under ``/committee``, beside the claim and task pages
 (:mod:`timebank.earning.pages`). Committee members and
@@ -9,25 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import CATEGORIES
-from timebank.core.clock import local_zone, now, parse_month, to_local, utc_naive
-from timebank.core.errors import DomainError
+from timebank.core.clock import current_month, months_before, local_zone, now, to_local
 from timebank.core.extensions import db
 from timebank.people.models import Household
 from timebank.audit import month_close
-from timebank.reports import operations as reports
 from timebank.audit.verify import verify_everything
-from timebank.audit.ledger_browser import ledger_query
-from timebank.reports import charts
-from timebank.web.common import CATEGORY_LABELS, KIND_LABELS, label, roles_required
+from timebank.audit.ledger_browser import export_csv_chunks, export_xlsx, ledger_query
+from timebank.web import staff
+from timebank.web.common import KIND_LABELS, roles_required
 from timebank.web.staff import me, refuse_supervisor_writes
-from timebank.web.staff import place as _place
-from timebank.web.staff import write_once as _write
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)
@@ -36,7 +32,6 @@ bp.before_request(refuse_supervisor_writes)
 BOOK_READERS = ("committee", "supervisor")
 LEDGER_PAGE = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CHART_MONTHS = 6
 
 
 # --- the ledger browser (账本) ----------------------------------------------------------------------
@@ -72,7 +67,7 @@ def _ledger_filters(place_id: int):
 @bp.get("/ledger")
 @roles_required(*BOOK_READERS)
 def ledger():
-    place = _place()
+    place = staff.place()
     query, filters, household = _ledger_filters(place.id)
     before = request.args.get("before", type=int)
     page_query = query.order_by(Transaction.id.desc()).limit(LEDGER_PAGE + 1)
@@ -99,7 +94,7 @@ def ledger():
 @roles_required(*BOOK_READERS)
 def verify():
     """Re-derive the hash chain, the balances and the checkpoints (reads only; the same as ``timebank verify``)."""
-    _place()
+    staff.place()
     result = verify_everything()
     return render_template("committee/verify.html", result=result)
 
@@ -108,78 +103,14 @@ def verify():
 @roles_required(*BOOK_READERS)
 def ledger_export(fmt: str):
     """The filtered ledger as CSV (UTF-8 with BOM) or XLSX, one row per posting."""
-    place = _place()
+    place = staff.place()
     query, _filters, _household = _ledger_filters(place.id)
     stem = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d')}"
     if fmt == "csv":
-        return Response(stream_with_context(reports.export_csv_chunks(query)), mimetype="text/csv",
+        return Response(stream_with_context(export_csv_chunks(query)), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
     if fmt == "xlsx":
-        return Response(reports.export_xlsx(query), mimetype=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
-    abort(404)
-
-
-# --- reports with charts (报表) ---------------------------------------------------------------------
-
-def _month_arg() -> str:
-    month = request.args.get("month") or reports.current_month()
-    try:
-        parse_month(month)
-    except DomainError:
-        abort(404)
-    return month
-
-
-def _months_before(month: str, count: int) -> list[str]:
-    year, number = (int(p) for p in month.split("-"))
-    out = []
-    for _i in range(count):
-        out.append(f"{year:04d}-{number:02d}")
-        number -= 1
-        if number == 0:
-            year, number = year - 1, 12
-    return out[::-1]
-
-
-@bp.get("/reports", endpoint="reports")
-@roles_required(*BOOK_READERS)
-def report():
-    place = _place()
-    month = _month_arg()
-    months = _months_before(month, CHART_MONTHS)
-    monthly = [reports.monthly_report(place, m) for m in months]
-    current = monthly[-1]
-    stacks = [(cat, str(label(CATEGORY_LABELS, cat)), [r["points"]["issued_by_category"].get(cat, 0) for r in monthly])
-              for cat in CATEGORIES]
-    redeemed = ("redeemed", _("Redeemed (after voids and returns)"), [r["points"]["redeemed_net"] for r in monthly])
-    chart = charts.month_bars(months, stacks, redeemed, _("Points issued by category and redeemed, by month"))
-    key = charts.legend([(k, lbl) for k, lbl, _v in stacks] + [(redeemed[0], redeemed[1])])
-    return render_template("committee/reports.html", place=place, month=month, report=current, chart=chart,
-                           legend=key, monthly=list(zip(months, monthly)), previous=_months_before(month, 2)[0],
-                           following=None if month >= reports.current_month() else _next(month))
-
-
-def _next(month: str) -> str:
-    year, number = (int(p) for p in month.split("-"))
-    return f"{year + (number == 12):04d}-{number % 12 + 1:02d}"
-
-
-@bp.get("/reports/<month>.<fmt>")
-@roles_required(*BOOK_READERS)
-def report_export(month: str, fmt: str):
-    place = _place()
-    try:
-        parse_month(month)
-    except DomainError:
-        abort(404)
-    data = reports.monthly_report(place, month)
-    stem = f"report-{place.code}-{month}"
-    if fmt == "csv":
-        return Response("\ufeff" + reports.monthly_report_csv(data), mimetype="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
-    if fmt == "xlsx":
-        return Response(reports.monthly_report_xlsx(data), mimetype=XLSX,
+        return Response(export_xlsx(query), mimetype=XLSX,
                         headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
     abort(404)
 
@@ -189,7 +120,7 @@ def report_export(month: str, fmt: str):
 @bp.route("/month-close", methods=["GET", "POST"], endpoint="month_close")
 @roles_required(*BOOK_READERS)
 def month_close_list():
-    place = _place()
+    place = staff.place()
     user = me()
     if request.method == "POST":
         month = request.form.get("month", "")
@@ -203,9 +134,9 @@ def month_close_list():
                 return _("%(month)s is closed and signed.", month=month)
             return _("Signed. A second committee member must sign %(month)s too.", month=month)
 
-        return _write(act, said, url_for(".month_close"))
-    this_month = reports.current_month()
-    months = _months_before(this_month, 7)[::-1]
+        return staff.write_once(act, said, url_for(".month_close"))
+    this_month = current_month()
+    months = months_before(this_month, 7)[::-1]
     rows = []
     for month in months:
         described = month_close.describe(place, month, preview=False)
@@ -220,17 +151,8 @@ def month_close_list():
 @bp.get("/anomaly-flags")
 @roles_required(*BOOK_READERS)
 def anomalies():
-    """The anomaly rules over the last days. If the reports' own page exists, go there instead."""
-    for rule in current_app.url_map.iter_rules():
-        if rule.rule == "/committee/anomalies" and rule.endpoint != request.endpoint:
-            return redirect(url_for(rule.endpoint, **request.args))
-    place = _place()
-    from timebank.reports import anomalies as rules
-
-    days = min(max(request.args.get("days", 30, type=int), 1), 366)
-    end = utc_naive() + timedelta(seconds=1)
-    flags = rules.find_anomalies(place, end - timedelta(days=days), end)
-    return render_template("committee/anomalies.html", flags=flags, days=days)
+    """The first address of the anomalies page, kept for old links and bookmarks."""
+    return redirect(url_for("web_reports.anomalies", **request.args))
 
 
 def init_app(app) -> None:

@@ -81,7 +81,6 @@ def signing_key():
 def ensure_signing_key() -> None:
     """init-db hook: make sure the key file exists and its public key is registered."""
     signing_key()
-    db.session.commit()
 
 
 def rotate_signing_key() -> SigningKey:
@@ -154,7 +153,6 @@ def make_checkpoint(user=None, actor: str | None = None) -> tuple[Checkpoint, bo
 def nightly_checkpoint():
     """Idempotent: a second run on an unchanged ledger makes nothing."""
     cp, created = make_checkpoint(actor="scheduler")
-    db.session.commit()
     return {"tree_size": cp.tree_size, "created": created}
 
 

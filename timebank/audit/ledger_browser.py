@@ -1,4 +1,5 @@
-"""The ledger browser's query, shared by the API, the committee pages and the exports.
+"""The ledger browser's query and the ledger export (CSV streamed, XLSX), shared by the API, the
+committee pages and the reports.
 
 A transaction belongs to a community (or a household, or a resident) when one of its postings
 touches an account that :class:`timebank.core.accounts.AccountOwner` gives to it.
@@ -6,13 +7,22 @@ touches an account that :class:`timebank.core.accounts.AccountOwner` gives to it
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
-from ledger.models import Posting, Transaction
+from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
-from timebank.core.clock import utc_naive
+from timebank.core.clock import to_local, utc_naive
+from timebank.core.extensions import db
+
+#: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
+EXPORT_BATCH = 1000
+#: Columns of the ledger export (one row per posting).
+EXPORT_COLUMNS = ("transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
+                  "reverses_id", "account", "amount", "unit", "hash")
 
 
 def ledger_query(*, community_id: int | None = None, household_id: int | None = None,
@@ -38,3 +48,73 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
     if until:
         query = query.where(Transaction.created_at < utc_naive(until))
     return query
+
+
+# --- the ledger export ----------------------------------------------------------------------------
+
+def _export_rows(query):
+    """Rows of the export (one per posting), transactions in id order, read in keyset batches."""
+    after = None
+    while True:
+        batch_query = query.order_by(Transaction.id).limit(EXPORT_BATCH)
+        if after is not None:
+            batch_query = batch_query.where(Transaction.id > after)
+        transactions = list(db.session.execute(batch_query).scalars())
+        if not transactions:
+            return
+        ids = [t.id for t in transactions]
+        legs: dict[int, list] = {i: [] for i in ids}
+        for r in db.session.execute(
+                select(Posting.transaction_id, Account.code, Posting.amount, Posting.unit)
+                .join(Account, Account.id == Posting.account_id)
+                .where(Posting.transaction_id.in_(ids)).order_by(Posting.transaction_id, Posting.id)):
+            legs[r.transaction_id].append(r)
+        for t in transactions:
+            created = to_local(t.created_at).isoformat()
+            for leg in legs[t.id]:
+                yield (t.id, created, t.kind, t.category or "", t.reference or "", t.memo or "", t.actor or "",
+                       t.reverses_id if t.reverses_id is not None else "", leg.code, int(leg.amount), leg.unit,
+                       t.hash)
+        after = ids[-1]
+        # The rows are written out; do not keep the ORM objects of every batch in the session.
+        db.session.expunge_all()
+
+
+def export_csv_chunks(query):
+    """The export as CSV text chunks: a BOM, the header, then rows (one chunk per batch or so)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    yield "\ufeff" + buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    count = 0
+    for row in _export_rows(query):
+        writer.writerow(row)
+        count += 1
+        if count % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()
+
+
+def count_postings(query) -> int:
+    ids = query.with_only_columns(Transaction.id).order_by(None)
+    return db.session.execute(
+        select(func.count()).select_from(Posting).where(Posting.transaction_id.in_(ids))).scalar_one()
+
+
+def export_xlsx(query, title: str = "ledger") -> bytes:
+    """The export as an XLSX workbook (openpyxl, write-only mode: rows are not kept in memory)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title[:31])
+    sheet.append(list(EXPORT_COLUMNS))
+    for row in _export_rows(query):
+        sheet.append(list(row))
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()

@@ -61,12 +61,6 @@ def signoffs(community_id: int, month: str) -> list[MonthCloseSignoff]:
     ).scalars())
 
 
-def status_of(community_id: int, month: str) -> str:
-    if closed_row(community_id, month) is not None:
-        return "closed"
-    return "pending_second" if signoffs(community_id, month) else "open"
-
-
 # Asked before every posting (every sale at the till), on the driver's cursor: only whether the row exists.
 _IS_CLOSED = driver.per_dialect({"closed": f"SELECT 1 FROM {MonthClose.__tablename__}"
                                            " WHERE community_id = {community} AND month = {month}"})

@@ -22,6 +22,7 @@ from flask import request
 from flask.cli import with_appcontext
 
 from timebank.core import ledgering
+from timebank.core import boundary
 from timebank.core.errors import DomainError, Forbidden
 from timebank.core.http import current_user
 
@@ -52,13 +53,12 @@ def refuse_supervisor_writes():
 
 @click.command("rotate-signing-key")
 @with_appcontext
+@boundary.command
 def rotate_signing_key_command():
     """Start signing checkpoints with a new Ed25519 key; the old public key stays for verification."""
-    from timebank.core.extensions import db
     from timebank.audit.checkpoints import rotate_signing_key
 
     row = rotate_signing_key()
-    db.session.commit()
     click.echo(f"now signing with key {row.key_id} ({row.public_key})")
 
 

@@ -15,6 +15,7 @@ import os
 
 from flask import Flask, request, session
 
+from timebank.core import boundary
 from timebank.core.config import Defaults, apply_environment, persistent_secret
 
 #: The feature packages, in dependency order. Each may have ``models`` (its tables) and ``init_app``.
@@ -28,6 +29,15 @@ FEATURES = (
     "timebank.public",
 )
 
+class TimebankFlask(Flask):
+    """Flask with the request's single commit point (:mod:`timebank.core.boundary`)."""
+
+    def dispatch_request(self):  # type: ignore[no-untyped-def]
+        response = self.make_response(super().dispatch_request())
+        boundary.finish_request()
+        return response
+
+
 #: The surfaces built on the features, plugged in after them.
 PLUGINS = ("api", "timebank.web", "timebank.ops.maintenance", "timebank.cli")
 
@@ -40,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("TIMEBANK_INSTANCE_PATH")
     # Named after the package, not this module: templates, static files and migrations live there.
-    app = Flask(
+    app = TimebankFlask(
         "timebank",
         instance_path=os.path.abspath(instance_path) if instance_path else None,
         instance_relative_config=True,

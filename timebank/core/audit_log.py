@@ -11,10 +11,12 @@ import json
 from datetime import datetime
 
 from flask import has_request_context, request
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, insert
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ledger import driver
 from timebank.core.clock import utc_naive
+from timebank.core.database import take_write_lock
 from timebank.core.extensions import db
 
 
@@ -38,20 +40,28 @@ class AuditEntry(db.Model):
     address: Mapped[str | None] = mapped_column(String(64))
 
 
-_INSERT = insert(AuditEntry.__table__)
+# On the driver's cursor: every sale at the till writes one (see timebank.shop.sale).
+_SQL = driver.per_dialect({"insert": (
+    "INSERT INTO audit_log (created_at, user_id, actor, community_id, action, target, details, address)"
+    " VALUES ({created_at}, {user_id}, {actor}, {community_id}, {action}, {target}, {details}, {address})"
+    " RETURNING id")})
 
 
 def record(action: str, *, user=None, target: str | None = None, community_id: int | None = None,
            actor: str | None = None, **details) -> int:
     """Append an entry in the current transaction and return its id.
 
-    A Core insert rather than an ORM object: it is written at once, in order with the action's
-    other statements, without a unit-of-work flush (every sale at the till writes one)."""
+    Written at once, in order with the action's other statements: the session's pending changes
+    are flushed first, the write lock is taken (a request may have deferred it,
+    :mod:`timebank.core.database`), and the row goes in on the driver's cursor."""
     address = request.remote_addr if has_request_context() else None
     if community_id is None and user is not None:
         community_id = getattr(user, "community_id", None)
-    return db.session.execute(_INSERT, {
-        "created_at": utc_naive(),
+    db.session.flush()
+    take_write_lock(db.session)
+    cursor, dialect = driver.cursor(db.session)
+    cursor.execute(_SQL[dialect]["insert"], {
+        "created_at": driver.timestamp(dialect, utc_naive()),
         "user_id": getattr(user, "id", None),
         "actor": actor or (user.username if user is not None else "system"),
         "community_id": community_id,
@@ -59,4 +69,5 @@ def record(action: str, *, user=None, target: str | None = None, community_id: i
         "target": target,
         "details": json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
         "address": address,
-    }).inserted_primary_key[0]
+    })
+    return cursor.fetchone()[0]

@@ -94,3 +94,20 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     start = datetime(year, mon, 1, tzinfo=zone)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
     return utc_naive(start), utc_naive(end)
+
+
+def current_month() -> str:
+    """This month in the deployment's time zone, ``YYYY-MM``."""
+    return to_local(utc_naive()).strftime("%Y-%m")
+
+
+def months_before(month: str, count: int) -> list[str]:
+    """``count`` months ending with ``month`` (``YYYY-MM``), oldest first."""
+    year, number = (int(p) for p in month.split("-"))
+    out = []
+    for _i in range(count):
+        out.append(f"{year:04d}-{number:02d}")
+        number -= 1
+        if number == 0:
+            year, number = year - 1, 12
+    return out[::-1]

@@ -112,9 +112,7 @@ def idempotent(view):
     def wrapper(*args, **kwargs):
         key = request.headers.get("Idempotency-Key")
         if key is None:
-            response = view(*args, **kwargs)
-            db.session.commit()
-            return response
+            return view(*args, **kwargs)
         if not 1 <= len(key) <= 255:
             raise ValidationFailed(errors={"Idempotency-Key": ["Must be 1 to 255 characters."]})
         user = current_user()
@@ -150,11 +148,10 @@ def idempotent(view):
         db.session.flush()  # the view's ORM changes first: the record goes on the driver's cursor
         take_write_lock(db.session)  # a refusal may come before the view took it (timebank.core.database)
         cursor, dialect = driver.cursor(db.session)
-        try:  # a taken key fails here
+        try:  # a taken key fails here (the request's boundary commits the record with the work)
             cursor.execute(_RECORDS[dialect]["insert"], {
                 "scope": scope, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
                 "response_body": response.get_data(as_text=True), "created_at": driver.timestamp(dialect, utc_naive())})
-            db.session.commit()
         except (IntegrityError, driver.integrity_error(db.session)):
             # A concurrent retry with the same key committed first; its work stands, ours is undone.
             db.session.rollback()
@@ -162,18 +159,6 @@ def idempotent(view):
             if record is None:
                 raise
             return replay(record)
-        return response
-
-    return wrapper
-
-
-def committed(view):
-    """Commit once at the end of a write that is not idempotent by key (creating people, rules...)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        response = view(*args, **kwargs)
-        db.session.commit()
         return response
 
     return wrapper

@@ -1,7 +1,8 @@
 """The registry of scheduled jobs. Features register their jobs here with :func:`job`.
 
 A job is a function taking no arguments, run inside an app context; it must be safe to run twice
-(doing nothing the second time) and commits its own work.
+(doing nothing the second time). It flushes and never commits: the runner commits it as one unit
+(:func:`timebank.core.boundary.run_job_once`).
 """
 
 from __future__ import annotations

@@ -100,10 +100,6 @@ def problem(status: int, code: str | None = None, detail: str | None = None, tit
     return response
 
 
-def problem_body(response) -> dict:
-    return response.get_json()
-
-
 _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><meta name="viewport"
 content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</title>
 <body style="font: 20px/1.5 sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">

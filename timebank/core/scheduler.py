@@ -29,6 +29,7 @@ from sqlalchemy import DateTime, String, insert, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.exc import IntegrityError
 
+from timebank.core import boundary
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
 from timebank.core.jobs import JOBS
@@ -102,13 +103,7 @@ def run_job(name: str):
     load_jobs()
     if name not in JOBS:
         raise KeyError(name)
-    try:
-        return JOBS[name].func()
-    except Exception:
-        db.session.rollback()
-        raise
-    finally:
-        db.session.remove()
+    return boundary.run_job_once(JOBS[name].func)
 
 
 class LeasedRunner:
@@ -133,13 +128,10 @@ class LeasedRunner:
             return False
         with self.app.app_context():
             try:
-                JOBS[name].func()
+                boundary.run_job_once(JOBS[name].func)
             except Exception:
-                db.session.rollback()
                 log.exception("job %s failed", name)
                 raise
-            finally:
-                db.session.remove()
         return True
 
     def build(self, blocking: bool = True):

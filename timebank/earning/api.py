@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, committed, current_user, idempotent, paginate
+from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.extensions import db
 from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
 from timebank.earning import operations as ops
@@ -108,7 +108,6 @@ class Rules(MethodView):
     @blp.response(201, RuleOut)
     @blp.alt_response(409, description="rule_exists: the code is taken in this community")
     @blp.alt_response(403, description="forbidden: only the community's committee writes the points list")
-    @committed
     def post(self, body):
         """Add an item to the points list (committee). ``cap`` is per household per local calendar period."""
         community = community_by_code(body.pop("community_code"))
@@ -129,7 +128,6 @@ class RuleOne(MethodView):
     @blp.arguments(RuleChangeIn)
     @blp.response(201, RuleOut)
     @blp.alt_response(422, description="validation_error: effective_from in the past")
-    @committed
     def put(self, body, rule_id):
         """Change a rule: the same as ``POST /rules/{id}/versions``."""
         return _change(body, rule_id)
@@ -140,7 +138,6 @@ class RuleVersions(MethodView):
     @blp.arguments(RuleChangeIn)
     @blp.response(201, RuleOut)
     @blp.alt_response(422, description="validation_error: effective_from in the past")
-    @committed
     def post(self, body, rule_id):
         """Change a rule (committee): a new version in force from ``effective_from`` (default now).
         Claims made before keep what they were worth. Omitted fields keep their value."""
@@ -266,7 +263,6 @@ class ClaimReject(MethodView):
     @blp.arguments(ReasonIn)
     @blp.response(200, ClaimOut)
     @blp.alt_response(409, description="claim_not_pending")
-    @committed
     def post(self, body, claim_id):
         """Reject a pending claim with a reason (committee or grid worker)."""
         user = current_user()
@@ -278,7 +274,6 @@ class ClaimObject(MethodView):
     @blp.arguments(ReasonIn)
     @blp.response(200, ClaimOut)
     @blp.alt_response(409, description="claim_not_publicized: the claim is not on the notice board")
-    @committed
     def post(self, body, claim_id):
         """Object to a claim during its publicity (anyone of the community): it goes back to pending."""
         claim = ops.object_claim(current_user(), claim_id, body["reason"])

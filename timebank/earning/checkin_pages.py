@@ -15,7 +15,7 @@ from flask_login import current_user
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db, limiter
 from timebank.earning import tasks as ops
-from timebank.web.common import login_redirect
+from timebank.web.common import login_redirect, refusal_words
 
 bp = Blueprint("checkin", __name__)
 
@@ -35,9 +35,7 @@ def _rate_key() -> str:
 
 
 def _reason(exc: DomainError) -> str:
-    from timebank.web.resident import _domain_message
-
-    return _domain_message(exc)
+    return refusal_words(exc)
 
 
 @bp.route("/checkin", methods=["GET", "POST"])
@@ -53,7 +51,6 @@ def checkin():
         if request.method == "GET":
             return _page(task=task, form=True, token=token)
         claim, new = ops.check_in(current_user._get_current_object(), token)
-        db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         return _page(exc.status, ok=False, message=_("Not checked in: %(reason)s", reason=_reason(exc)))

@@ -1,8 +1,7 @@
-"""Scheduled jobs of the earning feature. Each commits its own work and is safe to run twice."""
+"""Scheduled jobs of the earning feature. Each is safe to run twice; the job runner commits."""
 
 from __future__ import annotations
 
-from timebank.core.extensions import db
 from timebank.core.jobs import job
 from timebank.earning.operations import close_publicity as _close_publicity
 from timebank.earning.expiry import expire_points as _expire_points
@@ -11,7 +10,6 @@ from timebank.earning.expiry import expire_points as _expire_points
 @job("close_publicity", "Post the claims whose publicity (公示) has ended.", trigger="interval", minutes=5)
 def close_publicity():
     posted = _close_publicity()
-    db.session.commit()
     return {"posted": posted}
 
 
@@ -19,5 +17,4 @@ def close_publicity():
      trigger="cron", hour=0, minute=30)
 def expire_points():
     expired = _expire_points()
-    db.session.commit()
     return {"expired": expired}

@@ -1,7 +1,7 @@
-"""The committee's pages (社区两委): claims, publicity, tasks with the venue QR, the points list, households.
+"""The committee's earning pages (社区两委): claims, publicity, tasks with the venue QR, the points list.
 
-The books (ledger browser, verification, reports, month close, anomalies) are in
-:mod:`timebank.audit.books_pages`, on their own blueprint ``web_books``, also under ``/committee``.
+Beside them under ``/committee``: households and cards (:mod:`timebank.people.pages`), the books
+(:mod:`timebank.audit.books_pages`) and the reports (:mod:`timebank.reports.pages`).
 
 Access is the API's: the operations check the roles (reviewers approve, committee writes the points
 list, ...) and the community; the pages admit committee members, grid workers (claims, tasks,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import segno
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
@@ -24,14 +23,11 @@ from timebank.core.extensions import db
 from timebank.people.models import Household, Resident
 from timebank.core.users import User
 from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
-from timebank.people.models import COLORS
 from timebank.earning import operations as earning, tasks
-from timebank.people import operations as people
 from timebank.core.policy import require_community
-from timebank.web.common import roles_required
+from timebank.web import staff
+from timebank.web.common import qr_svg, roles_required
 from timebank.web.staff import can_write, me, refuse_supervisor_writes
-from timebank.web.staff import place as _place
-from timebank.web.staff import write_once as _write
 
 bp = Blueprint("web_committee", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)
@@ -40,16 +36,12 @@ bp.before_request(refuse_supervisor_writes)
 READERS = ("committee", "grid_worker", "supervisor")
 
 
-def qr_svg(data: str, scale: int = 6) -> str:
-    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff", omitsize=True)
-
-
 # --- claims and publicity (申报审核与公示) ----------------------------------------------------------
 
 @bp.get("/claims")
 @roles_required(*READERS)
 def claims():
-    place = _place()
+    place = staff.place()
     user = me()
     pending = db.session.execute(
         earning.claims_query(place.id, "pending").order_by(Claim.created_at, Claim.id).limit(100)).scalars().all()
@@ -92,7 +84,7 @@ def _resident_from_card(place_id: int, code: str) -> Resident:
 def enter_claim():
     """代录: a grid worker or committee member enters a claim for a resident (an elderly resident with a
     printed card, say); the claim records who entered it and then follows the usual review."""
-    place = _place()
+    place = staff.place()
     user = me()
     back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
 
@@ -101,7 +93,7 @@ def enter_claim():
         note = (request.form.get("note") or "").strip()[:500]
         return earning.create_claim(user, place, request.form.get("rule_code") or "", resident.id, note)
 
-    return _write(act, lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id, name=claim.resident.name),
+    return staff.write_once(act, lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id, name=claim.resident.name),
                   back)
 
 
@@ -135,7 +127,7 @@ def claim_action(claim_id: int, action: str):
                      day=to_local(claim.publicity_ends_at).strftime("%Y-%m-%d %H:%M"))
         return _("Claim %(id)d approved; %(points)d points credited.", id=claim.id, points=claim.points)
 
-    return _write(act, said, back)
+    return staff.write_once(act, said, back)
 
 
 # --- tasks and the venue QR (扫码签到) ------------------------------------------------------------
@@ -153,7 +145,7 @@ def _parse_local(text: str | None) -> datetime | None:
 @bp.route("/tasks", methods=["GET", "POST"], endpoint="tasks")
 @roles_required(*READERS)
 def task_list():
-    place = _place()
+    place = staff.place()
     user = me()
     if request.method == "POST":
         starts, ends = _parse_local(request.form.get("starts_at")), _parse_local(request.form.get("ends_at"))
@@ -165,7 +157,7 @@ def task_list():
             return tasks.create_task(user, place, request.form.get("rule_code", ""),
                                      (request.form.get("title") or "").strip()[:200] or "?", starts, ends, slots)
 
-        return _write(act, lambda task: _("Task “%(title)s” created.", title=task.title), url_for(".tasks"))
+        return staff.write_once(act, lambda task: _("Task “%(title)s” created.", title=task.title), url_for(".tasks"))
     rows = db.session.execute(
         select(Task).where(Task.community_id == place.id).order_by(Task.starts_at.desc()).limit(50)).scalars().all()
     counts = dict(db.session.execute(
@@ -226,7 +218,7 @@ def _cap(form) -> dict | None:
 @bp.route("/rules", methods=["GET", "POST"])
 @roles_required(*READERS)
 def rules():
-    place = _place()
+    place = staff.place()
     user = me()
     if request.method == "POST":
         form = request.form
@@ -238,7 +230,7 @@ def rules():
                 minutes=form.get("minutes", type=int) or 0, publicity_days=form.get("publicity_days", type=int) or 0,
                 cap=_cap(form))
 
-        return _write(act, lambda rule: _("Item %(code)s added to the points list.", code=rule.code),
+        return staff.write_once(act, lambda rule: _("Item %(code)s added to the points list.", code=rule.code),
                       url_for(".rules"))
     listed = _rules(place.id)
     in_force = {rule.id: earning.version_at(rule) for rule, _v in listed}
@@ -264,92 +256,8 @@ def change_rule(rule_id: int):
         rule = earning.visible_rule(user, rule_id)
         return earning.change_rule(user, rule, changes, effective_from=effective)
 
-    return _write(act, lambda v: _("Version %(n)d saved.", n=v.number), url_for(".rules"))
-
-
-# --- households and their cards (户籍与积分卡) --------------------------------------------------------
-
-def _households(place_id: int):
-    grid, color, text = request.args.get("grid") or None, request.args.get("color") or None, \
-        (request.args.get("q") or "").strip()
-    query = select(Household).where(Household.community_id == place_id)
-    if grid:
-        query = query.where(Household.grid == grid)
-    if color in COLORS:
-        query = query.where(Household.color == color)
-    if text:
-        query = query.where(or_(Household.name.contains(text, autoescape=True),
-                                Household.address.contains(text, autoescape=True),
-                                Household.member_code == text))
-    return query.order_by(Household.grid, Household.name, Household.id), {"grid": grid, "color": color, "q": text}
-
-
-@bp.route("/households", methods=["GET", "POST"])
-@roles_required(*READERS)
-def households():
-    place = _place()
-    user = me()
-    if request.method == "POST":
-        form = request.form
-
-        def act():
-            require_community(user, place.id, "committee", "grid_worker")
-            name = (form.get("name") or "").strip()[:200]
-            if not name:
-                raise ValidationFailed(errors={"name": [_("A household has a name.")]})
-            household = people.create_household(place, name, (form.get("address") or "").strip()[:300],
-                                                (form.get("grid") or "").strip()[:64] or None, form.get("color"))
-            first = (form.get("resident") or "").strip()[:100]
-            if first:
-                people.create_resident(household, first, phone=(form.get("phone") or "").strip()[:32] or None)
-            from timebank.core.audit_log import record
-
-            record("household.create", user=user, target=f"household:{household.id}", community_id=place.id,
-                   via="web")
-            return household
-
-        return _write(act, lambda h: _("Household %(name)s registered; card code %(code)s.", name=h.name,
-                                       code=h.member_code), url_for(".households"))
-    query, filters = _households(place.id)
-    rows = db.session.execute(query.limit(300)).scalars().all()
-    grids = [g for (g,) in db.session.execute(
-        select(Household.grid).where(Household.community_id == place.id).distinct().order_by(Household.grid)) if g]
-    balances = _balances([h.id for h in rows])
-    return render_template("committee/households.html", households=rows, filters=filters, grids=grids,
-                           filter_args={k: v for k, v in filters.items() if v},
-                           colors=COLORS, balances=balances, can_register=can_write("committee", "grid_worker"))
-
-
-def _balances(household_ids: list[int]) -> dict[int, int]:
-    from ledger.models import Account
-
-    from timebank.core import accounts
-
-    if not household_ids:
-        return {}
-    codes = {accounts.household_points(i): i for i in household_ids}
-    rows = db.session.execute(select(Account.code, Account.balance).where(Account.code.in_(list(codes))))
-    return {codes[code]: balance for code, balance in rows}
-
-
-@bp.get("/households/cards")
-@roles_required(*READERS)
-def cards():
-    """An A4 sheet of member cards with QR codes, eight a page, for the households of the filter."""
-    place = _place()
-    query, filters = _households(place.id)
-    rows = db.session.execute(query.limit(400)).scalars().all()
-    only = request.args.getlist("id", type=int)
-    if only:
-        rows = [h for h in rows if h.id in set(only)]
-    cards = [{"household": h, "qr": qr_svg(h.member_code, 4),
-              "members": "、".join(m.name for m in h.members)} for h in rows]
-    pages = [cards[i:i + 8] for i in range(0, len(cards), 8)]
-    return render_template("committee/cards.html", place=place, pages=pages, count=len(cards))
+    return staff.write_once(act, lambda v: _("Version %(n)d saved.", n=v.number), url_for(".rules"))
 
 
 def init_app(app) -> None:
-    from timebank.web import staff
-
-    staff.register(app)
     app.register_blueprint(bp)

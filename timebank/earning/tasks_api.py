@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, committed, current_user, idempotent, paginate
+from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.earning.api import ClaimOut
 from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import limiter
@@ -82,7 +82,6 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskIn)
     @blp.response(201, TaskOut)
-    @committed
     def post(self, body):
         """Post a task (committee or grid worker): a check-in claims the rule ``rule_code``."""
         community = community_by_code(body.pop("community_code"))

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, committed, current_user, idempotent, paginate
+from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.people.models import Resident
 from timebank.hours.models import HELP_STATUSES, HelpRequest
 from timebank.hours import operations as ops
@@ -98,7 +98,6 @@ class HelpRequests(MethodView):
 
     @blp.arguments(HelpIn)
     @blp.response(201, HelpOut)
-    @committed
     def post(self, body):
         """Ask for help (the resident, for their household; or a committee member or grid worker for them)."""
         return ops.create_help_request(current_user(), **body)
@@ -117,7 +116,6 @@ class HelpRequestAccept(MethodView):
     @blp.arguments(AcceptIn)
     @blp.response(200, HelpOut)
     @blp.alt_response(409, description="help_request_not_open")
-    @committed
     def post(self, body, help_request_id):
         """A volunteer takes the request (the volunteer's household, or staff for them)."""
         user = current_user()

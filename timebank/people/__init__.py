@@ -3,3 +3,9 @@
 Logins themselves are in :mod:`timebank.core.users` (every feature asks who is acting); this feature
 manages the people behind them.
 """
+
+
+def init_app(app) -> None:
+    from timebank.people import pages
+
+    pages.init_app(app)

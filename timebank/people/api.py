@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 import ledger
-from timebank.core.http import committed, current_user
+from timebank.core.http import current_user
 from timebank.core import accounts
 from timebank.core.errors import NotFound, ValidationFailed
 from timebank.core.extensions import db
@@ -102,7 +102,6 @@ class Communities(MethodView):
     @blp.arguments(CommunityIn)
     @blp.response(201, CommunityOut)
     @blp.alt_response(409, description="conflict: the code is taken")
-    @committed
     def post(self, body):
         """Create a community (admin)."""
         require_role(current_user(), "admin")
@@ -124,7 +123,6 @@ class CommunityOne(MethodView):
 class Households(MethodView):
     @blp.arguments(HouseholdIn)
     @blp.response(201, HouseholdOut)
-    @committed
     def post(self, body):
         """Register a household (committee or grid worker of the community)."""
         community = ops.community_by_code(body.pop("community_code"))
@@ -144,7 +142,6 @@ class HouseholdOne(MethodView):
 class Residents(MethodView):
     @blp.arguments(ResidentIn)
     @blp.response(201, ResidentOut)
-    @committed
     def post(self, body):
         """Register a resident in a household; with a password they can log in by phone."""
         user = current_user()
@@ -167,7 +164,6 @@ class ResidentOne(MethodView):
 class Users(MethodView):
     @blp.arguments(UserIn)
     @blp.response(201, UserOut)
-    @committed
     def post(self, body):
         """Create a login (admin; a committee member may add staff of its own community)."""
         actor = current_user()

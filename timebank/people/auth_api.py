@@ -1,16 +1,15 @@
 """``POST /api/v1/auth/token``: exchange a username and password for a bearer token;
 ``POST /api/v1/auth/revoke``: end it (log out)."""
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from timebank.core.http import committed, current_user
+from timebank.core.http import current_user
 from timebank.core.audit_log import record
 from timebank.core.extensions import limiter
 from timebank.core.errors import Unauthenticated
-from timebank.core.auth import authenticate, issue_token, revoke_token
+from timebank.core.auth import authenticate, bearer_token, issue_token, revoke_token
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Log in for a bearer token.")
 
@@ -34,7 +33,6 @@ class Token(MethodView):
     @blp.response(200, TokenResponse)
     @blp.alt_response(401, description="invalid_credentials")
     @blp.alt_response(429, description="rate_limited: too many attempts from this address")
-    @committed
     def post(self, body):
         """Log in. A resident's username is their phone number."""
         user = authenticate(body["username"], body["password"])
@@ -47,14 +45,13 @@ class Token(MethodView):
 class Revoke(MethodView):
     @blp.response(204)
     @blp.alt_response(401, description="unauthenticated / token_expired: the token is already not valid")
-    @committed
     def post(self):
         """Revoke the bearer token this request carries (log out). It stops working at once; other
         tokens of the same user are untouched."""
-        header = request.headers.get("Authorization", "")
-        if not header.lower().startswith("bearer "):
+        token = bearer_token()
+        if token is None:
             raise Unauthenticated("Send the token to revoke as Authorization: Bearer <token>.")
         user = current_user()
-        revoke_token(header[7:].strip())
+        revoke_token(token)
         record("auth.logout", user=user, via="api")
         return None

@@ -12,37 +12,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from timebank.core.clock import local_today, local_zone, utc_naive
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.people.models import Community
 from timebank.earning.models import Claim
-from timebank.reports import anomalies as anomaly_ops
 from timebank.earning import operations as earning
 from timebank.reports import operations as ops
 from timebank.people.operations import community_by_code
-from timebank.core.policy import require_community
-from timebank.web.common import login_required, roles_required
+from timebank.web.common import login_required
 
 bp = Blueprint("web_public", __name__)
-reports_bp = Blueprint("web_reports", __name__)
 
-ANOMALY_LABELS = {
-    "reciprocal_help": _l("Two households helping each other again and again"),
-    "claim_burst": _l("Many claims in a short time"),
-    "approver_concentration": _l("One approver approves most of a household's claims"),
-    "clerk_volume": _l("A clerk redeems far more than the others"),
-    "clerk_voids": _l("A clerk voids many receipts"),
-    "shared_device": _l("Several residents checked in from one phone"),
-    "shared_address": _l("Many residents checked in from one address"),
-}
 
 
 def _community_or_404(code: str) -> Community:
@@ -83,7 +68,6 @@ def object_form(community_code: str, claim_id: int):
             return redirect(request.path)
         try:
             earning.object_claim(current_user._get_current_object(), claim.id, reason[:1000])
-            db.session.commit()
         except DomainError as exc:
             db.session.rollback()
             messages = {
@@ -100,50 +84,5 @@ def object_form(community_code: str, claim_id: int):
     return render_template("public/object.html", community=community, claim=entry, back=back)
 
 
-# --- the committee's anomalies page -----------------------------------------------------------------
-
-def _day(text: str | None, default):
-    if not text:
-        return default
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        return default
-
-
-@reports_bp.get("/committee/anomalies")
-@roles_required("committee", "supervisor")
-def anomalies():
-    user = current_user._get_current_object()
-    code = request.args.get("community_code") or (user.community.code if user.community else None)
-    if not code:
-        abort(404)
-    community = _community_or_404(code)
-    try:
-        require_community(user, community.id, "committee", "supervisor")
-    except DomainError:
-        abort(403)
-    today = local_today()
-    first = _day(request.args.get("since"), today - timedelta(days=30))
-    last = _day(request.args.get("until"), today)
-    if last < first:
-        first, last = last, first
-    zone = local_zone()
-    start = utc_naive(datetime.combine(first, time(), zone))
-    end = utc_naive(datetime.combine(last + timedelta(days=1), time(), zone))
-    items = anomaly_ops.find_anomalies(community, start, end)
-    return render_template("reports/anomalies.html", community=community, items=items, since=first, until=last,
-                           labels=ANOMALY_LABELS)
-
-
 def init_app(app) -> None:
-    from timebank.web import NAV
-
     app.register_blueprint(bp)
-    app.register_blueprint(reports_bp)
-    # The menu gets an entry unless it links to an anomalies page already (the committee pages'
-    # entry leads here when this page exists).
-    entry = ("web_reports.anomalies", _l("Anomalies"))
-    for role in ("committee", "supervisor"):
-        if not any(endpoint.endswith(".anomalies") for endpoint, _label in NAV.setdefault(role, [])):
-            NAV[role].append(entry)

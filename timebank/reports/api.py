@@ -14,6 +14,7 @@ from marshmallow import Schema, fields, validate
 
 from timebank.core.http import LocalDateTime, current_user
 from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
+from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
 from timebank.core.audit_log import record
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.errors import ValidationFailed
@@ -73,21 +74,19 @@ class LedgerExport(MethodView):
         name = f"ledger-{args.get('community_code') or (user.community.code if user.community else 'all')}-{stamp}"
         if args["format"] == "xlsx":
             limit = int(current_app.config.get("TIMEBANK_XLSX_MAX_ROWS", XLSX_MAX_ROWS))
-            rows = ops.count_postings(query)
+            rows = count_postings(query)
             if rows > limit:
                 raise ValidationFailed(f"{rows} rows are more than an XLSX export holds ({limit}); "
                                        "export as CSV or narrow the filters.", code="export_too_large")
-            body = ops.export_xlsx(query)
+            body = export_xlsx(query)
             record("ledger.export", user=user, target="ledger", format="xlsx", filters=filters, rows=rows)
-            db.session.commit()
             return Response(body, mimetype=XLSX, headers=_attachment(name + ".xlsx"))
         # Run the query once before streaming: a filter the database refuses (an id beyond
         # PostgreSQL's INTEGER, say) is answered like any other error, not by a broken stream.
         db.session.execute(query.limit(1)).first()
         record("ledger.export", user=user, target="ledger", format="csv", filters=filters)
-        db.session.commit()
         # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.
-        return Response(stream_with_context(ops.export_csv_chunks(query)), content_type=CSV,
+        return Response(stream_with_context(export_csv_chunks(query)), content_type=CSV,
                         headers=_attachment(name + ".csv"))
 
 
@@ -153,7 +152,6 @@ class MonthlyReport(MethodView):
             return report
         record("report.export", user=user, community_id=community.id, target=f"report:monthly:{community.code}:"
                f"{args['month']}", format=args["format"])
-        db.session.commit()
         name = f"monthly-{community.code}-{args['month']}"
         if args["format"] == "csv":
             return Response("\ufeff" + ops.monthly_report_csv(report), content_type=CSV,

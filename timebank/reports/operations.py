@@ -23,19 +23,14 @@ from sqlalchemy import and_, case, func, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core import accounts
-from timebank.core.clock import month_bounds, parse_month, to_local, utc_naive
+from timebank.core.clock import current_month, month_bounds, parse_month, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
 from timebank.people.models import Community, Household, Resident
 from timebank.earning.models import Claim, RuleVersion
 from timebank.shop.models import Item, Redemption, StockMovement
-from timebank.audit.month_close import month_of
+from timebank.audit import checkpoints
 
-#: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
-EXPORT_BATCH = 1000
-#: Columns of the ledger export (one row per posting).
-EXPORT_COLUMNS = ("transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
-                  "reverses_id", "account", "amount", "unit", "hash")
 #: How many households the monthly report and the public board rank.
 RANKING_SIZE = 10
 #: The public board thanks donors of the last this many days.
@@ -64,76 +59,6 @@ def mask_name(name: str | None) -> str:
     if len(given) == 1:
         return surname + "*"
     return surname + "*" * (len(given) - 1) + given[-1]
-
-
-# --- the ledger export ----------------------------------------------------------------------------
-
-def _export_rows(query):
-    """Rows of the export (one per posting), transactions in id order, read in keyset batches."""
-    after = None
-    while True:
-        batch_query = query.order_by(Transaction.id).limit(EXPORT_BATCH)
-        if after is not None:
-            batch_query = batch_query.where(Transaction.id > after)
-        transactions = list(db.session.execute(batch_query).scalars())
-        if not transactions:
-            return
-        ids = [t.id for t in transactions]
-        legs: dict[int, list] = {i: [] for i in ids}
-        for r in db.session.execute(
-                select(Posting.transaction_id, Account.code, Posting.amount, Posting.unit)
-                .join(Account, Account.id == Posting.account_id)
-                .where(Posting.transaction_id.in_(ids)).order_by(Posting.transaction_id, Posting.id)):
-            legs[r.transaction_id].append(r)
-        for t in transactions:
-            created = to_local(t.created_at).isoformat()
-            for leg in legs[t.id]:
-                yield (t.id, created, t.kind, t.category or "", t.reference or "", t.memo or "", t.actor or "",
-                       t.reverses_id if t.reverses_id is not None else "", leg.code, int(leg.amount), leg.unit,
-                       t.hash)
-        after = ids[-1]
-        # The rows are written out; do not keep the ORM objects of every batch in the session.
-        db.session.expunge_all()
-
-
-def export_csv_chunks(query):
-    """The export as CSV text chunks: a BOM, the header, then rows (one chunk per batch or so)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    yield "\ufeff" + buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    count = 0
-    for row in _export_rows(query):
-        writer.writerow(row)
-        count += 1
-        if count % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.getvalue():
-        yield buffer.getvalue()
-
-
-def count_postings(query) -> int:
-    ids = query.with_only_columns(Transaction.id).order_by(None)
-    return db.session.execute(
-        select(func.count()).select_from(Posting).where(Posting.transaction_id.in_(ids))).scalar_one()
-
-
-def export_xlsx(query, title: str = "ledger") -> bytes:
-    """The export as an XLSX workbook (openpyxl, write-only mode: rows are not kept in memory)."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title[:31])
-    sheet.append(list(EXPORT_COLUMNS))
-    for row in _export_rows(query):
-        sheet.append(list(row))
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
 
 
 # --- the monthly report ---------------------------------------------------------------------------
@@ -361,10 +286,6 @@ def monthly_report_xlsx(report: dict) -> bytes:
 
 # --- the public notice board (公示栏) ---------------------------------------------------------------
 
-def current_month() -> str:
-    return month_of(utc_naive())
-
-
 def publicity(community_id: int) -> list[dict]:
     """Claims on the notice board now (publicized, publicity not yet over), ending soonest first."""
     moment = utc_naive()
@@ -385,8 +306,6 @@ def publicity(community_id: int) -> list[dict]:
 
 def public_board(community: Community) -> dict:
     """Everything the public board shows (the page and ``GET /api/v1/public/{code}``)."""
-    from timebank.audit import checkpoints
-
     month = current_month()
     start, end = month_bounds(month)
     moment = utc_naive()

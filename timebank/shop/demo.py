@@ -14,6 +14,7 @@ from timebank.core.extensions import db
 from timebank.people.models import Community, Household
 from timebank.shop.models import Item
 from timebank.shop import operations as ops
+from timebank.shop import sale
 
 #: (sku, name, price in points, barcode, monthly limit per household, low-stock threshold)
 GOODS = [
@@ -91,7 +92,7 @@ def load_shop_demo(community: Community, clerk=None) -> dict:
         cost = sum(items[sku].price_points * quantity for sku, quantity in basket)
         if ops.household_balance(household.id) < cost:
             continue
-        receipts.append(ops.redeem(actor, member_code=household.member_code,
+        receipts.append(sale.redeem(actor, member_code=household.member_code,
                                    lines=[{"item_id": items[sku].id, "quantity": q} for sku, q in basket]))
         done["redemptions"] += 1
     # A clerk's mistake corrected by a void, and a return of one unit: both as compensating entries.

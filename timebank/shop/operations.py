@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -22,6 +22,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 import ledger
+from ledger import driver
 from timebank.core import accounts, clock, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
@@ -181,11 +182,13 @@ def _insufficient_stock(item: Item, wanted: int) -> Conflict:
 # Stock movements of staff, voids and returns (a sale has its own, in operations.sale): statements
 # built once and executed as Core statements, without a unit-of-work flush per row.
 _INSERT_MOVEMENT = insert(StockMovement.__table__).returning(StockMovement.__table__.c.id)
-_INSERT_CONSUMPTION = insert(LotConsumption.__table__)
-# The open lots of an item, oldest first (what they hold is kept by triggers: models.shop.StockLot).
-_LOTS_WITH_UNITS = (select(StockLot.lot_id, StockLot.remaining)
-                    .where(StockLot.item_id == bindparam("item_id"), StockLot.remaining > 0)
-                    .order_by(StockLot.lot_id))
+# The open lots of an item, oldest first (what they hold is kept by triggers: StockLot), and a
+# consumption of one; on the driver's cursor, since every sale at the till runs them.
+_LOT_SQL = driver.per_dialect({
+    "open_lots": "SELECT lot_id, remaining FROM stock_lots WHERE item_id = {item} AND remaining > 0 ORDER BY lot_id",
+    "consume": "INSERT INTO stock_lot_consumptions (lot_id, movement_id, quantity)"
+               " VALUES ({lot}, {movement}, {quantity})",
+})
 
 
 def _move(item: Item, delta: int, reason: str, actor: str | None, *, redemption_id: int | None = None,
@@ -203,12 +206,8 @@ def _move(item: Item, delta: int, reason: str, actor: str | None, *, redemption_
         raise
     db.session.expire(item, ["on_hand"])
     if delta < 0 and reason in ("spoilage", "redemption", "adjustment"):
-        _consume_fifo(item.id, movement_id, -delta)
+        consume_fifo(item.id, movement_id, -delta)
     return movement_id
-
-
-def _lots_with_units(item_id: int):
-    return db.session.execute(_LOTS_WITH_UNITS, {"item_id": item_id}).all()
 
 
 def take_from_lots(item_id: int, open_lots, units: int) -> list[tuple[int, int]]:
@@ -226,10 +225,15 @@ def take_from_lots(item_id: int, open_lots, units: int) -> list[tuple[int, int]]
     return taken
 
 
-def _consume_fifo(item_id: int, movement_id: int, units: int) -> None:
-    db.session.execute(_INSERT_CONSUMPTION, [{"lot_id": lot_id, "movement_id": movement_id, "quantity": take}
-                                             for lot_id, take in take_from_lots(item_id, _lots_with_units(item_id),
-                                                                                units)])
+def consume_fifo(item_id: int, movement_id: int, units: int) -> None:
+    """Attribute ``units`` leaving by movement ``movement_id`` to the item's oldest open lots (the
+    donor trail). The movement is written already; so is any ORM change (flushed first)."""
+    db.session.flush()
+    cursor, dialect = driver.cursor(db.session)
+    sql = _LOT_SQL[dialect]
+    cursor.execute(sql["open_lots"], {"item": item_id})
+    cursor.executemany(sql["consume"], [{"lot": lot_id, "movement": movement_id, "quantity": take}
+                                        for lot_id, take in take_from_lots(item_id, cursor.fetchall(), units)])
 
 
 def _give_back_to_lots(redemption_id: int, item_id: int, movement_id: int, units: int) -> None:
@@ -437,14 +441,6 @@ def next_receipt_no(community_id: int) -> int:
                            .on_conflict_do_nothing())
         number = db.session.execute(_TAKE_RECEIPT_NO, {"community": community_id}).scalar_one()
     return number
-
-
-def redeem(user: User, *, lines: list[dict], member_code: str | None = None,
-           pay_code: str | None = None) -> Redemption:
-    """Sell goods for points (see :func:`timebank.shop.sale.sell`) and return the receipt."""
-    from timebank.shop.sale import sell
-
-    return db.session.get(Redemption, sell(user, lines=lines, member_code=member_code, pay_code=pay_code).id)
 
 
 def _lock_redemption(redemption_id: int, user: User) -> Redemption:
@@ -674,7 +670,3 @@ def verify_hook(result: dict) -> None:
 def parse_month(text: str) -> date:
     year, month = clock.parse_month(text)
     return date(year, month, 1)
-
-
-def utc_to_date(moment: datetime) -> date:
-    return moment.replace(tzinfo=timezone.utc).astimezone(local_zone()).date()

@@ -35,6 +35,7 @@ from timebank.core.extensions import db
 from timebank.people.models import Household, Resident
 from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
 from timebank.shop import operations as shop
+from timebank.shop import sale
 from timebank.web.common import already_sent, roles_required, take_form_key
 from timebank.web.staff import can_write, community, me, message, refuse_supervisor_writes
 
@@ -56,7 +57,7 @@ def _is_pay_code(code: str) -> bool:
 def _identify(code: str):
     """(household, resident or None) for a scanned card or pay code, without using the pay code up.
 
-    The sale itself (``shop.redeem``) checks the code again and uses a pay code up there.
+    The sale itself (``sale.redeem``) checks the code again and uses a pay code up there.
     """
     if _is_pay_code(code):
         resident_id, _nonce = shop.read_pay_code(code)
@@ -186,7 +187,7 @@ def pos():
 @bp.post("/pos")
 @roles_required(*SELLERS)
 def sell():
-    """Charge the basket: points and stock move together (``shop.redeem``), once per form."""
+    """Charge the basket: points and stock move together (``sale.redeem``), once per form."""
     place = community()
     member = (request.form.get("member") or "").strip()
     ids = _item_ids()
@@ -198,8 +199,7 @@ def sell():
             already_sent()
             return redirect(url_for(".pos"))
         code = {"pay_code": member} if _is_pay_code(member) else {"member_code": member}
-        redemption = shop.redeem(me(), lines=lines, **code)
-        db.session.commit()
+        redemption = sale.redeem(me(), lines=lines, **code)
     except DomainError as exc:
         db.session.rollback()
         # A used or expired pay code cannot be used again: the resident shows a new one.
@@ -240,7 +240,6 @@ def void(redemption_id: int):
             already_sent()
             return redirect(back)
         redemption, points = shop.void(redemption_id, me(), reason)
-        db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         flash(message(exc), "error")
@@ -296,7 +295,6 @@ def stock():
             shop.record_movement(item, user, quantity=quantity, reason=reason,
                                  donor=donor if reason == "donation" else None,
                                  donor_kind=donor_kind if reason == "donation" else None, note=note)
-            db.session.commit()
         except DomainError as exc:
             db.session.rollback()
             flash(message(exc), "error")

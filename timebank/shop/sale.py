@@ -15,21 +15,43 @@ row and the ledger's writer lock on PostgreSQL -- the order :mod:`timebank.shop.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-
-from flask import has_request_context, request
+from typing import NamedTuple
 
 import ledger
 from ledger import driver
 from timebank.core import accounts, ledgering
+from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
 from timebank.core.database import take_write_lock
 from timebank.core.errors import Conflict, Forbidden, NotFound
 from timebank.core.extensions import db
-from timebank.shop.operations import SHOP_ROLES, bought_this_month, next_receipt_no, read_pay_code, take_from_lots
+from timebank.shop.models import Redemption
+from timebank.shop.operations import SHOP_ROLES, bought_this_month, consume_fifo, next_receipt_no, read_pay_code
+
+
+class Member(NamedTuple):
+    """Who is buying: the household, its community, and the resident when a person's card or pay
+    code identified them."""
+
+    household_id: int
+    community_id: int
+    community_code: str
+    resident_id: int | None
+
+
+class Goods(NamedTuple):
+    """One row of ``shop_items`` as the sale reads it (locked on PostgreSQL)."""
+
+    id: int
+    barcode: str | None
+    name: str
+    price_points: int
+    monthly_limit: int | None
+    on_hand: int
+    active: bool
 
 
 @dataclass
@@ -39,11 +61,18 @@ class SaleLine:
     name: str
     quantity: int
     unit_points: int
+    returned_quantity: int = 0
+
+    @property
+    def line_points(self) -> int:
+        return self.quantity * self.unit_points
 
 
 @dataclass
 class Sale:
-    """A receipt as it was written (nothing returned or voided yet)."""
+    """A receipt as it was written, with the attributes of a :class:`~timebank.shop.models.Redemption`
+    that the API's ``RedemptionOut`` shows (nothing returned or voided yet), so the API answers
+    from it with the same schema without loading the receipt back."""
 
     id: int
     receipt_no: int
@@ -57,6 +86,12 @@ class Sale:
     transaction_id: int
     created_at: datetime
     lines: list[SaleLine] = field(default_factory=list)
+    status: str = "completed"
+    returned_points: int = 0
+    voided_at: datetime | None = None
+    void_reason: str | None = None
+    void_transaction_id: int | None = None
+    returns: list = field(default_factory=list)
 
 
 _SQL = {
@@ -88,13 +123,7 @@ _SQL = {
         " created_at) VALUES ({item}, {community}, {quantity}, 'redemption', {note}, {receipt}, {actor}, {at})"
         " RETURNING id"
     ),
-    "lots": "SELECT lot_id, remaining FROM stock_lots WHERE item_id = {item} AND remaining > 0 ORDER BY lot_id",
-    "consume": "INSERT INTO stock_lot_consumptions (lot_id, movement_id, quantity) VALUES ({lot}, {movement}, {quantity})",
     "settle": "UPDATE redemptions SET balance_after = {balance}, transaction_id = {tx} WHERE id = {receipt}",
-    "audit": (
-        "INSERT INTO audit_log (created_at, user_id, actor, community_id, action, target, details, address)"
-        " VALUES ({at}, {user}, {actor}, {community}, 'redemption.create', {target}, {details}, {address})"
-    ),
 }
 
 
@@ -124,8 +153,8 @@ def _unknown_member() -> NotFound:
     return NotFound("No household with this card or code here.", code="unknown_member")
 
 
-def _find_member(cursor, sql, user, member_code, pay_code):
-    """(household id, community id, community code, resident id or None, pay-code nonce or None)."""
+def _find_member(cursor, sql, user, member_code, pay_code) -> tuple[Member, str | None]:
+    """The member, and the pay code's nonce (None for a card)."""
     nonce = None
     if pay_code is not None:
         resident_id, nonce = read_pay_code(pay_code)
@@ -133,9 +162,12 @@ def _find_member(cursor, sql, user, member_code, pay_code):
     else:
         cursor.execute(sql["member"], {"code": member_code})
     found = cursor.fetchone()  # a household card first; member codes are unique per kind
-    if found is None or (user.role != "admin" and found[1] != user.community_id):
+    if found is None:
         raise _unknown_member()
-    return (*found, nonce)
+    member = Member(*found)
+    if user.role != "admin" and member.community_id != user.community_id:
+        raise _unknown_member()
+    return member, nonce
 
 
 def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: datetime) -> None:
@@ -158,25 +190,19 @@ def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
     params.update({f"i{n}": value for n, value in enumerate(ids)})
     params.update({f"b{n}": value for n, value in enumerate(codes)})
     cursor.execute(_goods_sql(dialect, len(ids), len(codes)), params)
-    rows = cursor.fetchall()  # (id, barcode, name, price, monthly limit, on hand, active)
-    by_id = {row[0]: row for row in rows}
-    by_barcode = {row[1]: row for row in rows if row[1] is not None}
+    rows = [Goods(*row) for row in cursor.fetchall()]
+    by_id = {row.id: row for row in rows}
+    by_barcode = {row.barcode: row for row in rows if row.barcode is not None}
     wanted: dict[int, int] = {}
     for line in lines:
         if line.get("item_id") is not None:
             row, label = by_id.get(line["item_id"]), f"item {line['item_id']}"
         else:
             row, label = by_barcode.get(line["barcode"]), f"barcode {line['barcode']}"
-        if row is None or not row[6]:
+        if row is None or not row.active:
             raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
-        wanted[row[0]] = wanted.get(row[0], 0) + int(line["quantity"])
+        wanted[row.id] = wanted.get(row.id, 0) + int(line["quantity"])
     return wanted, by_id
-
-
-def _consume_fifo(cursor, sql, item_id: int, movement_id: int, units: int) -> None:
-    cursor.execute(sql["lots"], {"item": item_id})
-    cursor.executemany(sql["consume"], [{"lot": lot_id, "movement": movement_id, "quantity": take}
-                                        for lot_id, take in take_from_lots(item_id, cursor.fetchall(), units)])
 
 
 def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Sale:
@@ -189,34 +215,34 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     if user.role not in ("admin", *SHOP_ROLES):
         raise Forbidden("Only a clerk or committee member of the community sells goods.")
     cursor, sql, dialect = _cursor()
-    household_id, community_id, community_code, resident_id, nonce = _find_member(
-        cursor, sql, user, member_code, pay_code)
+    member, nonce = _find_member(cursor, sql, user, member_code, pay_code)
+    household_id, community_id = member.household_id, member.community_id
 
     take_write_lock(db.session)
     moment = utc_naive()
     at = driver.timestamp(dialect, moment)
     if nonce is not None:
-        _use_pay_code(cursor, sql, dialect, nonce, resident_id, moment)
+        _use_pay_code(cursor, sql, dialect, nonce, member.resident_id, moment)
     wanted, goods = _resolve(cursor, dialect, community_id, lines)
     for item_id, quantity in wanted.items():
-        limit = goods[item_id][4]
+        limit = goods[item_id].monthly_limit
         if limit is not None:
             bought = bought_this_month(household_id, item_id)
             if bought + quantity > limit:
-                raise Conflict(f"{goods[item_id][2]}: at most {limit} per household a month; "
+                raise Conflict(f"{goods[item_id].name}: at most {limit} per household a month; "
                                f"{bought} already taken this month.", code="limit_exceeded")
     for item_id, quantity in wanted.items():
-        if goods[item_id][5] < quantity:
-            raise Conflict(f"Only {goods[item_id][5]} of {goods[item_id][2]} on the shelf; {quantity} requested.",
-                           code="insufficient_stock")
-    total = sum(goods[item_id][3] * quantity for item_id, quantity in wanted.items())
+        if goods[item_id].on_hand < quantity:
+            raise Conflict(f"Only {goods[item_id].on_hand} of {goods[item_id].name} on the shelf; "
+                           f"{quantity} requested.", code="insufficient_stock")
+    total = sum(goods[item_id].price_points * quantity for item_id, quantity in wanted.items())
 
     cursor.execute(sql["receipt_no"], {"community": community_id})
     found = cursor.fetchone()
     receipt_no = found[0] if found is not None else next_receipt_no(community_id)  # the first sale
     identified_by = "pay_code" if pay_code is not None else "member_code"
     cursor.execute(sql["receipt"], {"community": community_id, "receipt_no": receipt_no, "household": household_id,
-                                    "resident": resident_id, "identified_by": identified_by, "total": total,
+                                    "resident": member.resident_id, "identified_by": identified_by, "total": total,
                                     "clerk": user.id, "at": at})
     receipt_id = cursor.fetchone()[0]
     sale_lines = []
@@ -224,7 +250,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     note = f"receipt {receipt_no}"
     integrity_error = driver.integrity_error(db.session)
     for item_id, quantity in wanted.items():
-        name, price = goods[item_id][2], goods[item_id][3]
+        name, price = goods[item_id].name, goods[item_id].price_points
         cursor.execute(sql["line"], {"receipt": receipt_id, "item": item_id, "name": name, "quantity": quantity,
                                      "unit_points": price})
         sale_lines.append(SaleLine(cursor.fetchone()[0], item_id, name, quantity, price))
@@ -236,7 +262,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                 raise Conflict(f"Not enough {name} on the shelf; {quantity} requested.",
                                code="insufficient_stock") from exc
             raise
-        _consume_fifo(cursor, sql, item_id, cursor.fetchone()[0], quantity)
+        consume_fifo(item_id, cursor.fetchone()[0], quantity)
 
     wallet = accounts.household_points(household_id)
     try:
@@ -249,12 +275,13 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                        code="insufficient_points") from exc
     balance_after = tx.balances[wallet]
     cursor.execute(sql["settle"], {"balance": balance_after, "tx": tx.id, "receipt": receipt_id})
-    details = {"receipt_no": receipt_no, "household_id": household_id, "total_points": total,
-               "transaction_id": tx.id, "lines": {str(i): q for i, q in wanted.items()},
-               "identified_by": identified_by}
-    cursor.execute(sql["audit"], {
-        "at": at, "user": user.id, "actor": user.username, "community": community_id,
-        "target": f"redemption:{receipt_id}", "details": json.dumps(details, ensure_ascii=False, sort_keys=True),
-        "address": request.remote_addr if has_request_context() else None})
-    return Sale(receipt_id, receipt_no, community_id, community_code, household_id, resident_id, identified_by,
-                total, balance_after, tx.id, moment, sale_lines)
+    record("redemption.create", user=user, community_id=community_id, target=f"redemption:{receipt_id}",
+           receipt_no=receipt_no, household_id=household_id, total_points=total, transaction_id=tx.id,
+           lines={str(i): q for i, q in wanted.items()}, identified_by=identified_by)
+    return Sale(receipt_id, receipt_no, community_id, member.community_code, household_id, member.resident_id,
+                identified_by, total, balance_after, tx.id, moment, sale_lines)
+
+
+def redeem(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Redemption:
+    """:func:`sell`, and the receipt it wrote as a model (for the pages, the demo and reports)."""
+    return db.session.get(Redemption, sell(user, lines=lines, member_code=member_code, pay_code=pay_code).id)

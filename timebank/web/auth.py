@@ -61,7 +61,6 @@ def login():
                 session["lang"] = lang
             login_user(user)
             record("auth.login", user=user, via="web")
-            db.session.commit()
             return redirect(safe_next(target, home_for(user)))
     return render_template("login.html", username=username, next=target or ""), status
 

@@ -12,11 +12,14 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
+import segno
 from flask import abort, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from timebank.core.errors import DomainError
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.extensions import db
 from timebank.core.idempotency import IdempotencyRecord
@@ -198,3 +201,27 @@ def register_filters(app) -> None:
     app.jinja_env.globals.setdefault("HELP_STATUS_LABELS", HELP_STATUS_LABELS)
     app.jinja_env.globals.setdefault("label", label)
     app.jinja_env.globals.setdefault("new_form_key", new_form_key)
+
+
+def refusal_words(exc: DomainError) -> str:
+    """A refusal of the operations in plain words (the resident's pages and the shared ones);
+    the codes named by the contract have a translation."""
+    messages = {
+        "insufficient_hours": _("there are not enough minutes in the time bank."),
+        "cap_exceeded": _("your household has reached the limit for this item in this period."),
+        "rule_inactive": _("this item of the points list is not in force."),
+        "help_request_not_open": _("somebody else is already helping."),
+        "help_request_not_accepted": _("nobody has accepted this request yet."),
+        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
+        "token_invalid": _("this is not a valid check-in code."),
+        "task_full": _("all places of this task are taken."),
+        "task_closed": _("the task is not open for check-in now."),
+        "forbidden": _("you may not do this."),
+        "validation_error": _("some of the entries are not valid."),
+    }
+    return messages.get(exc.code, exc.detail or exc.code)
+
+
+def qr_svg(data: str, scale: int = 6) -> str:
+    """A QR code as inline SVG (error correction M: readable when a card is worn or a screen dim)."""
+    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff", omitsize=True)

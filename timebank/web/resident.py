@@ -10,7 +10,6 @@ Every page works for the logged-in resident's own household only; the rules are 
 
 from __future__ import annotations
 
-import segno
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -29,7 +28,7 @@ from timebank.shop.models import Item
 from timebank.earning import operations as earning
 from timebank.hours import operations as hours
 from timebank.shop import operations as shop
-from timebank.web.common import already_sent, resident_required, take_form_key
+from timebank.web.common import already_sent, hours_text, local_date, qr_svg, refusal_words, resident_required, take_form_key
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
 
@@ -42,32 +41,9 @@ def _me():
     return user, user.resident, user.resident.household
 
 
-def qr_svg(data: str, scale: int = 6) -> str:
-    """An inline SVG QR code (no image request, prints sharply)."""
-    return segno.make(data, error="m").svg_inline(scale=scale, border=2, dark="#000", light="#fff", omitsize=True)
-
-
 def _refused(exc: DomainError) -> None:
     db.session.rollback()
-    flash(_("Not done: %(reason)s", reason=_domain_message(exc)), "error")
-
-
-def _domain_message(exc: DomainError) -> str:
-    """The refusal in plain words; the codes named by the contract have a translation."""
-    messages = {
-        "insufficient_hours": _("there are not enough minutes in the time bank."),
-        "cap_exceeded": _("your household has reached the limit for this item in this period."),
-        "rule_inactive": _("this item of the points list is not in force."),
-        "help_request_not_open": _("somebody else is already helping."),
-        "help_request_not_accepted": _("nobody has accepted this request yet."),
-        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
-        "token_invalid": _("this is not a valid check-in code."),
-        "task_full": _("all places of this task are taken."),
-        "task_closed": _("the task is not open for check-in now."),
-        "forbidden": _("you may not do this."),
-        "validation_error": _("some of the entries are not valid."),
-    }
-    return messages.get(exc.code, exc.detail or exc.code)
+    flash(_("Not done: %(reason)s", reason=refusal_words(exc)), "error")
 
 
 # --- home -----------------------------------------------------------------------------------------
@@ -175,7 +151,6 @@ def claims():
         try:
             claim = earning.create_claim(user, household.community, request.form.get("rule_code", ""),
                                          resident.id, note=(request.form.get("note") or "").strip()[:500])
-            db.session.commit()
         except DomainError as exc:
             _refused(exc)
         else:
@@ -194,7 +169,6 @@ def claims():
 
 
 def _day(moment) -> str:
-    from timebank.web.common import local_date
 
     return local_date(moment)
 
@@ -233,7 +207,6 @@ def help_requests():
             else:
                 db.session.rollback()
                 return redirect(url_for(".help_requests"))
-            db.session.commit()
             flash(message, "success")
         except DomainError as exc:
             _refused(exc)
@@ -252,7 +225,6 @@ def help_requests():
 
 
 def _hours(minutes: int) -> str:
-    from timebank.web.common import hours_text
 
     return hours_text(minutes)
 
@@ -280,7 +252,6 @@ def gift():
                 receiver = db.session.get(Resident, int(target)) if target.isdigit() else None
                 hours.transfer(user, resident.id, minutes, to_resident_id=receiver.id if receiver else -1)
                 message = _("You gave %(time)s to %(name)s.", time=_hours(minutes), name=receiver.name)
-            db.session.commit()
             flash(message, "success")
         except DomainError as exc:
             _refused(exc)

@@ -20,7 +20,7 @@ from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.policy import require_community
 from timebank.people.models import Community
-from timebank.web.common import already_sent, take_form_key
+from timebank.web.common import already_sent, refusal_words, take_form_key
 
 
 #: The three-colour care label of a household (三色管理).
@@ -92,9 +92,7 @@ def message(exc: DomainError) -> str:
     }
     text = messages.get(exc.code)
     if text is None:
-        from timebank.web.resident import _domain_message
-
-        text = _domain_message(exc)
+        text = refusal_words(exc)
     if exc.code == "validation_error" and exc.errors:
         text += " (" + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items()) + ")"
     return _("Not done: %(reason)s", reason=text)
@@ -108,13 +106,13 @@ def place():
 
 
 def write_once(action, success: str, back: str):
-    """Run ``action`` once per form, commit, and say what happened; a refusal is said in words."""
+    """Run ``action`` once per form and say what happened (the request's boundary commits); a
+    refusal is rolled back and said in words."""
     try:
         if not take_form_key():
             already_sent()
             return redirect(back)
         result = action()
-        db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         flash(message(exc), "error")
