@@ -7,11 +7,15 @@ This package moves integer amounts between named accounts and proves that it did
 of Flask requests, households, claims or goods: callers give accounts opaque codes such as
 ``household:12:points`` and the ledger only sees strings, units and integers.
 
+It does not choose its units either: the application tells it, once per process, with
+:func:`configure` (see :mod:`ledger.config`).
+
 The invariants, each enforced twice (in code with a typed exception, and in the database by a
 constraint or trigger so that no other code path can break it):
 
 * Amounts are integers and never zero. Every transaction has at least two postings, and its
-  postings sum to zero per unit (``points`` or ``minutes``).
+  postings sum to zero per unit. Every account is kept in one of the units the application
+  declared (:class:`UnknownUnit` otherwise; the CHECK constraints on the unit columns name them).
 * Nothing is ever updated or deleted. Transactions and postings are append-only; the database
   refuses UPDATE, DELETE (and on PostgreSQL TRUNCATE) on them. Corrections are new, compensating
   transactions that name the transaction they reverse: at most one reversal per transaction, and a
@@ -38,7 +42,9 @@ from ledger.errors import (  # noqa: F401
     NotReversible,
     UnbalancedTransaction,
     UnknownAccount,
+    UnknownUnit,
 )
+from ledger.config import configure  # noqa: F401
 from ledger.core import (  # noqa: F401
     Leg,
     PostedTransaction,

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger import driver, encoding
+from ledger import config, driver, encoding
 from ledger.errors import (
     AlreadyReversed,
     IdempotencyKeyReused,
@@ -22,8 +22,9 @@ from ledger.errors import (
     NotReversible,
     UnbalancedTransaction,
     UnknownAccount,
+    UnknownUnit,
 )
-from ledger.models import UNITS, Account, Posting, Transaction
+from ledger.models import Account, Posting, Transaction
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises ledger writers.
 _PG_WRITER_LOCK = 0x7469_6D65
@@ -111,9 +112,12 @@ def lock_writer(session) -> None:
 
 
 def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
-    """Create the account if it does not exist; return its id. Safe under concurrent callers."""
-    if unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}")
+    """Create the account if it does not exist; return its id. Safe under concurrent callers.
+
+    Raises :class:`UnknownUnit` unless the application declared ``unit`` (:func:`ledger.configure`).
+    """
+    if unit not in config.settings.units:
+        raise UnknownUnit(unit, config.settings.units)
     row = session.execute(
         select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
     ).first()

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 import ledger
 from ledger import Leg
+from timebank.core import ledgering
 from timebank.core.extensions import db
 
 from conftest import IS_POSTGRES
@@ -61,6 +62,24 @@ def test_refuses_unbalanced_or_non_integer(books, legs):
 def test_unknown_account(books):
     with pytest.raises(ledger.UnknownAccount):
         ledger.post(books, [Leg("issuer", -1), Leg("nobody", 1)], kind="grant")
+
+
+def test_refuses_a_unit_the_application_did_not_declare(books):
+    with pytest.raises(ledger.UnknownUnit) as info:
+        ledger.open_account(books, "dave", "hours")
+    assert info.value.declared == ("points", "minutes")
+    books.rollback()
+    with pytest.raises(ledger.UnknownAccount):  # nothing was written
+        ledger.balance(books, "dave")
+
+
+def test_units_are_declared_once_per_process(ctx):
+    ledgering.configure()  # again, with the same units: fine
+    with pytest.raises(ValueError):
+        ledger.configure(units=("points", "minutes", "hours"))
+    with pytest.raises(ValueError):
+        ledger.configure(units=("Points; DROP TABLE x",))
+    assert ledger.config.settings.units == ("points", "minutes")
 
 
 def test_wallet_never_below_zero(books):
