@@ -2,7 +2,8 @@
 
 Every function takes a SQLAlchemy ``Session`` (or anything with ``execute``) that is already inside
 the caller's database transaction: the ledger flushes but never commits, so a caller can move stock
-and points in one database transaction, or neither.
+and points in one database transaction, or neither. The units and the writer lock are the
+application's (:func:`ledger.configure`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ from ledger.errors import (
     UnknownUnit,
 )
 from ledger.models import Account, Posting, Transaction
-
-# Arbitrary constant naming the PostgreSQL advisory lock that serialises ledger writers.
-_PG_WRITER_LOCK = 0x7469_6D65
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,6 @@ def _naive_utc(moment: datetime) -> datetime:
 # The hot path talks to the driver's cursor with SQL written once per dialect: building SQLAlchemy
 # statements per call cost more than the database work itself (see bench/ledger_bench.py).
 _SQL = {
-    "lock": "SELECT pg_advisory_xact_lock({k})",
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
     "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
     "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
@@ -97,18 +94,10 @@ _connection = driver.connection
 
 
 def lock_writer(session) -> None:
-    """Serialise ledger writers: a transaction-scoped advisory lock on PostgreSQL; on SQLite, the
-    write lock (``BEGIN IMMEDIATE``, through the connection's ``begin_immediate()`` when it has one)
-    unless the transaction already holds it."""
-    conn = _connection(session)
-    if conn.dialect.name == "postgresql":
-        cursor, sql = _cursor(conn)
-        cursor.execute(sql["lock"], {"k": _PG_WRITER_LOCK})
-    elif conn.dialect.name == "sqlite":
-        driver = conn.connection.dbapi_connection
-        if not driver.in_transaction:
-            begin = getattr(driver, "begin_immediate", None)
-            begin() if begin is not None else driver.execute("BEGIN IMMEDIATE")
+    """Serialise ledger writers with the application's writer lock (:func:`ledger.configure`; by
+    default an advisory lock on PostgreSQL and ``BEGIN IMMEDIATE`` on SQLite) for the rest of the
+    current transaction."""
+    config.settings.writer_lock(_connection(session))
 
 
 def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:

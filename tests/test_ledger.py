@@ -6,11 +6,12 @@ import threading
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import ledger
 from ledger import Leg
-from timebank.core import ledgering
+from timebank.core import accounts, database, ledgering
 from timebank.core.extensions import db
 
 from conftest import IS_POSTGRES
@@ -80,6 +81,26 @@ def test_units_are_declared_once_per_process(ctx):
     with pytest.raises(ValueError):
         ledger.configure(units=("Points; DROP TABLE x",))
     assert ledger.config.settings.units == ("points", "minutes")
+
+
+def test_writers_take_the_lock_the_application_gives(books):
+    taken = []
+
+    def recording_lock(connection):
+        assert isinstance(connection, Connection)
+        taken.append(connection.dialect.name)
+        database.ledger_writer_lock(connection)
+
+    ledger.configure(units=accounts.UNITS, writer_lock=recording_lock)
+    try:
+        give(books, "alice", 3)
+        books.commit()
+        with db.engine.connect() as conn, conn.begin():  # a Core connection works as a Session does
+            ledger.post(conn, [Leg("alice", -1), Leg("bob", 1)], kind="transfer")
+    finally:
+        ledgering.configure()
+    assert len(taken) == 2
+    assert ledger.balances(books, ["alice", "bob"]) == {"alice": 2, "bob": 1}
 
 
 def test_wallet_never_below_zero(books):

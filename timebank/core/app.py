@@ -68,7 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from timebank.core import ledgering
 
-    ledgering.configure()  # the ledger's units, before any table is used
+    ledgering.configure()  # the ledger's units and writer lock, before any table is used
 
     from timebank.core import auth, problems
     from timebank.core.extensions import babel, csrf, db, limiter, login_manager, migrate
