@@ -9,7 +9,7 @@ of Flask requests, households, claims or goods: callers give accounts opaque cod
 
 It does not choose its units or how writers take turns either: the application tells it, once per
 process, with :func:`configure` (``units``, and optionally a ``writer_lock``; see
-:mod:`ledger.config`).
+:mod:`ledger.config`). Its functions take a SQLAlchemy ``Connection`` or ``Session``.
 
 The invariants, each enforced twice (in code with a typed exception, and in the database by a
 constraint or trigger so that no other code path can break it):

@@ -1,9 +1,9 @@
 """Posting, reversing, reading balances and verifying the chain.
 
-Every function takes a SQLAlchemy ``Session`` (or anything with ``execute``) that is already inside
-the caller's database transaction: the ledger flushes but never commits, so a caller can move stock
-and points in one database transaction, or neither. The units and the writer lock are the
-application's (:func:`ledger.configure`).
+Every function takes a SQLAlchemy ``Connection`` or ``Session`` (:data:`ledger.driver.Bind`) and
+works inside the caller's database transaction: the ledger flushes but never commits, so a caller
+can move stock and points in one database transaction, or neither. The units and the writer lock
+are the application's (:func:`ledger.configure`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import config, driver, encoding
+from ledger.driver import Bind
 from ledger.errors import (
     AlreadyReversed,
     IdempotencyKeyReused,
@@ -93,14 +94,15 @@ def _cursor(conn):
 _connection = driver.connection
 
 
-def lock_writer(session) -> None:
+def lock_writer(session: Bind) -> None:
     """Serialise ledger writers with the application's writer lock (:func:`ledger.configure`; by
     default an advisory lock on PostgreSQL and ``BEGIN IMMEDIATE`` on SQLite) for the rest of the
     current transaction."""
     config.settings.writer_lock(_connection(session))
 
 
-def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
+def open_account(session: Bind, code: str, unit: str, allow_negative: bool = False,
+                 now: datetime | None = None) -> int:
     """Create the account if it does not exist; return its id. Safe under concurrent callers.
 
     Raises :class:`UnknownUnit` unless the application declared ``unit`` (:func:`ledger.configure`).
@@ -155,14 +157,14 @@ def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_
     )
 
 
-def load(session, transaction_id: int, replayed: bool = False) -> PostedTransaction | None:
+def load(session: Bind, transaction_id: int, replayed: bool = False) -> PostedTransaction | None:
     tx = _connection(session).execute(select(Transaction).where(Transaction.id == transaction_id)).first()
     if tx is None:
         return None
     return _to_posted(session, tx, replayed)
 
 
-def _to_posted(session, tx, replayed: bool = False) -> PostedTransaction:
+def _to_posted(session: Bind, tx, replayed: bool = False) -> PostedTransaction:
     rows = _connection(session).execute(
         select(Account.code, Posting.amount, Posting.unit)
         .join(Account, Account.id == Posting.account_id)
@@ -178,7 +180,7 @@ def _to_posted(session, tx, replayed: bool = False) -> PostedTransaction:
 
 
 def post(
-    session,
+    session: Bind,
     legs: Iterable[Leg],
     *,
     kind: str,
@@ -283,7 +285,7 @@ def post(
 
 
 def reverse(
-    session,
+    session: Bind,
     transaction_id: int,
     *,
     kind: str = "reversal",
@@ -314,20 +316,20 @@ def reverse(
     )
 
 
-def balance(session, account_code: str) -> int:
+def balance(session: Bind, account_code: str) -> int:
     value = session.execute(select(Account.balance).where(Account.code == account_code)).scalar_one_or_none()
     if value is None:
         raise UnknownAccount(account_code)
     return value
 
 
-def balances(session, account_codes: Iterable[str]) -> dict[str, int]:
+def balances(session: Bind, account_codes: Iterable[str]) -> dict[str, int]:
     codes = list(account_codes)
     found = dict(session.execute(select(Account.code, Account.balance).where(Account.code.in_(codes))).all())
     return {code: found.get(code, 0) for code in codes}
 
 
-def replay_balances(session) -> dict[str, int]:
+def replay_balances(session: Bind) -> dict[str, int]:
     """Balances recomputed from the postings alone (the cache must equal this)."""
     rows = session.execute(
         select(Account.code, func.coalesce(func.sum(Posting.amount), 0))
@@ -338,7 +340,7 @@ def replay_balances(session) -> dict[str, int]:
     return {code: int(total) for code, total in rows}
 
 
-def rebuild_balances(session) -> dict[str, tuple[int, int]]:
+def rebuild_balances(session: Bind) -> dict[str, tuple[int, int]]:
     """Reset every cached balance to the replay of its postings; return what changed (code: (old, new)).
 
     The cache is only ever wrong if someone wrote to it behind the ledger's back; ``verify`` says so,
@@ -363,7 +365,7 @@ class VerifyReport:
     first_bad_transaction: int | None = None
 
 
-def verify(session, batch: int = 5000) -> VerifyReport:
+def verify(session: Bind, batch: int = 5000) -> VerifyReport:
     """Re-derive every transaction's leaf and chain hash, its balance, and every cached balance.
 
     Streams the ledger in id order, so memory stays flat as it grows; time grows linearly.

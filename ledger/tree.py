@@ -36,7 +36,8 @@ from typing import Iterable, Iterator
 from sqlalchemy import BigInteger, CheckConstraint, Integer, String, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger import merkle
+from ledger import driver, merkle
+from ledger.driver import Bind
 from ledger.models import Base, Transaction
 
 #: Subtrees of fewer than ``2**DEFAULT_MIN_LEVEL`` leaves are hashed from the leaves, not cached.
@@ -61,12 +62,12 @@ class MerkleNode(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-def ledger_size(session) -> int:
+def ledger_size(session: Bind) -> int:
     """Number of transactions, i.e. leaves (ids are 1..n without gaps)."""
     return int(session.execute(select(func.coalesce(func.max(Transaction.id), 0))).scalar_one())
 
 
-def iter_leaf_hashes(session, start: int = 0, end: int | None = None, batch: int = _BATCH) -> Iterator[bytes]:
+def iter_leaf_hashes(session: Bind, start: int = 0, end: int | None = None, batch: int = _BATCH) -> Iterator[bytes]:
     """Leaf hashes of leaves ``[start, end)`` in order, streamed in batches."""
     last_id = start  # leaf i is transaction i + 1
     while end is None or last_id < end:
@@ -84,10 +85,10 @@ def iter_leaf_hashes(session, start: int = 0, end: int | None = None, batch: int
             yield bytes.fromhex(row.leaf_hash)
 
 
-def _insert_nodes(session, rows: list[dict]) -> None:
+def _insert_nodes(session: Bind, rows: list[dict]) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
+    dialect = driver.dialect_name(session)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -133,7 +134,7 @@ class MerkleTree:
     One instance per unit of work: it memoises the hashes it has read.
     """
 
-    def __init__(self, session, min_level: int = DEFAULT_MIN_LEVEL):
+    def __init__(self, session: Bind, min_level: int = DEFAULT_MIN_LEVEL):
         if min_level < 1:
             raise ValueError("min_level must be at least 1")
         self.session = session
@@ -300,7 +301,7 @@ class ScanReport:
     bad_nodes: list[tuple[int, int]] = field(default_factory=list)
 
 
-def scan(session, sizes: Iterable[int] = (), min_level: int = DEFAULT_MIN_LEVEL) -> ScanReport:
+def scan(session: Bind, sizes: Iterable[int] = (), min_level: int = DEFAULT_MIN_LEVEL) -> ScanReport:
     """Re-derive roots at ``sizes`` and check every cached node, from the leaf hashes alone.
 
     One streaming pass over the transactions: O(n) time, O(log n) memory plus the cached nodes.

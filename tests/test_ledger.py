@@ -103,6 +103,11 @@ def test_writers_take_the_lock_the_application_gives(books):
     assert ledger.balances(books, ["alice", "bob"]) == {"alice": 2, "bob": 1}
 
 
+def test_refuses_what_is_neither_connection_nor_session(books):
+    with pytest.raises(TypeError):
+        ledger.post(db.engine, [Leg("issuer", -1), Leg("alice", 1)], kind="grant")
+
+
 def test_wallet_never_below_zero(books):
     s = books
     give(s, "alice", 5)
