@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import IntegrityError
 
 from ledger import config, driver, encoding
@@ -86,7 +89,7 @@ _SQL = {
 _SQL_BY_DIALECT = driver.per_dialect(_SQL)
 
 
-def _cursor(conn):
+def _cursor(conn: Connection) -> tuple[DBAPICursor, dict[str, str]]:
     """A driver cursor inside the connection's current transaction, and the SQL for its dialect."""
     return conn.connection.cursor(), _SQL_BY_DIALECT[conn.dialect.name]
 
@@ -118,11 +121,8 @@ def open_account(session: Bind, code: str, unit: str, allow_negative: bool = Fal
             code=code, unit=unit, allow_negative=allow_negative, balance=0,
             created_at=_naive_utc(now or _utcnow()),
         )
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        session.execute(dialect_insert(Account).values(**values).on_conflict_do_nothing())
+        insert = postgresql.insert(Account) if dialect == "postgresql" else sqlite.insert(Account)
+        session.execute(insert.values(**values).on_conflict_do_nothing())
         row = session.execute(
             select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
         ).one()
@@ -143,7 +143,8 @@ def _validate(legs: Sequence[Leg]) -> None:
             raise UnbalancedTransaction("account code missing")
 
 
-def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id) -> str:
+def _request_fingerprint(legs: Sequence[Leg], kind: str, category: str | None, memo: str, actor: str | None,
+                         reference: str | None, reverses_id: int | None) -> str:
     return encoding.request_hash(
         {
             "legs": sorted([leg.account, leg.amount] for leg in legs),
@@ -164,7 +165,7 @@ def load(session: Bind, transaction_id: int, replayed: bool = False) -> PostedTr
     return _to_posted(session, tx, replayed)
 
 
-def _to_posted(session: Bind, tx, replayed: bool = False) -> PostedTransaction:
+def _to_posted(session: Bind, tx: Row[Any], replayed: bool = False) -> PostedTransaction:
     rows = _connection(session).execute(
         select(Account.code, Posting.amount, Posting.unit)
         .join(Account, Account.id == Posting.account_id)
@@ -216,9 +217,11 @@ def post(
         if existing is not None:
             if existing[1] != fingerprint:
                 raise IdempotencyKeyReused(f"idempotency key {idempotency_key!r} was used for another request")
-            return load(session, existing[0], replayed=True)
+            replay = load(session, existing[0], replayed=True)
+            assert replay is not None  # its row was read just now, under the writer lock
+            return replay
 
-    accounts: dict[str, tuple] = {}  # code -> (id, unit, allow_negative, balance)
+    accounts: dict[str, Sequence[Any]] = {}  # code -> (id, unit, allow_negative, balance)
     for leg in legs:
         if leg.account not in accounts:
             cursor.execute(sql["account"], {"code": leg.account})
@@ -267,7 +270,7 @@ def post(
             "created_at": driver.timestamp(conn.dialect.name, created_at),
             "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
         })
-    except conn.dialect.dbapi.IntegrityError as exc:  # the database's guards; the checks above come first
+    except driver.integrity_error(conn) as exc:  # the database's guards; the checks above come first
         message = str(exc)
         if "wallet_not_negative" in message:
             code = next(iter(net_by_account))
@@ -348,7 +351,7 @@ def rebuild_balances(session: Bind) -> dict[str, tuple[int, int]]:
     """
     lock_writer(session)
     replayed = replay_balances(session)
-    changed = {}
+    changed: dict[str, tuple[int, int]] = {}
     for code, cached in session.execute(select(Account.code, Account.balance)).all():
         if cached != replayed.get(code, 0):
             changed[code] = (cached, replayed.get(code, 0))
@@ -361,7 +364,7 @@ class VerifyReport:
     ok: bool
     size: int
     head_hash: str
-    problems: list[dict]
+    problems: list[dict[str, Any]]
     first_bad_transaction: int | None = None
 
 
@@ -370,10 +373,10 @@ def verify(session: Bind, batch: int = 5000) -> VerifyReport:
 
     Streams the ledger in id order, so memory stays flat as it grows; time grows linearly.
     """
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     first_bad: int | None = None
 
-    def problem(tx_id, what):
+    def problem(tx_id: int | None, what: str) -> None:
         nonlocal first_bad
         if tx_id is not None and (first_bad is None or tx_id < first_bad):
             first_bad = tx_id
@@ -393,7 +396,7 @@ def verify(session: Bind, batch: int = 5000) -> VerifyReport:
         if not txs:
             break
         ids = [t.id for t in txs]
-        legs_by_tx: dict[int, list] = {i: [] for i in ids}
+        legs_by_tx: dict[int, list[Row[int, int, int, str]]] = {i: [] for i in ids}
         for p in session.execute(
             select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.unit)
             .where(Posting.transaction_id >= ids[0], Posting.transaction_id <= ids[-1])

@@ -22,12 +22,12 @@ Bind: TypeAlias = Connection | Session | scoped_session[Any]
 PARAMSTYLES = {"sqlite": "named", "postgresql": "pyformat"}
 
 
-class _Placeholders(dict):
+class _Placeholders(dict[str, str]):
     def __init__(self, style: str):
         super().__init__()
         self.style = style
 
-    def __missing__(self, key):
+    def __missing__(self, key: str) -> str:
         return f":{key}" if self.style == "named" else f"%({key})s"
 
 
