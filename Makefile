@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run test test-sqlite test-postgres chromium bench clean
+.PHONY: install run test typecheck test-sqlite test-postgres chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,15 @@ run: install
 	$(BIN)/timebank serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install chromium
+	$(MAKE) typecheck
 	$(MAKE) test-sqlite
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('postgresql://postgres@127.0.0.1:5432/test', connect_timeout=3).close()" 2>/dev/null; then \
 	  $(MAKE) test-postgres; \
 	else echo "PostgreSQL does not answer at 127.0.0.1:5432: PostgreSQL run skipped"; fi
+
+# The ledger core is fully annotated (setup.cfg, [mypy-ledger.*]).
+typecheck: install
+	$(BIN)/mypy ledger/
 
 test-sqlite: install
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -1,20 +1,25 @@
 """Posting, reversing, reading balances and verifying the chain.
 
-Every function takes a SQLAlchemy ``Session`` (or anything with ``execute``) that is already inside
-the caller's database transaction: the ledger flushes but never commits, so a caller can move stock
-and points in one database transaction, or neither.
+Every function takes a SQLAlchemy ``Connection`` or ``Session`` (:data:`ledger.driver.Bind`) and
+works inside the caller's database transaction: the ledger flushes but never commits, so a caller
+can move stock and points in one database transaction, or neither. The units and the writer lock
+are the application's (:func:`ledger.configure`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import IntegrityError
 
-from ledger import driver, encoding
+from ledger import config, driver, encoding
+from ledger.driver import Bind
 from ledger.errors import (
     AlreadyReversed,
     IdempotencyKeyReused,
@@ -22,11 +27,9 @@ from ledger.errors import (
     NotReversible,
     UnbalancedTransaction,
     UnknownAccount,
+    UnknownUnit,
 )
-from ledger.models import UNITS, Account, Posting, Transaction
-
-# Arbitrary constant naming the PostgreSQL advisory lock that serialises ledger writers.
-_PG_WRITER_LOCK = 0x7469_6D65
+from ledger.models import Account, Posting, Transaction
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,6 @@ def _naive_utc(moment: datetime) -> datetime:
 # The hot path talks to the driver's cursor with SQL written once per dialect: building SQLAlchemy
 # statements per call cost more than the database work itself (see bench/ledger_bench.py).
 _SQL = {
-    "lock": "SELECT pg_advisory_xact_lock({k})",
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
     "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
     "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
@@ -87,7 +89,7 @@ _SQL = {
 _SQL_BY_DIALECT = driver.per_dialect(_SQL)
 
 
-def _cursor(conn):
+def _cursor(conn: Connection) -> tuple[DBAPICursor, dict[str, str]]:
     """A driver cursor inside the connection's current transaction, and the SQL for its dialect."""
     return conn.connection.cursor(), _SQL_BY_DIALECT[conn.dialect.name]
 
@@ -95,25 +97,21 @@ def _cursor(conn):
 _connection = driver.connection
 
 
-def lock_writer(session) -> None:
-    """Serialise ledger writers: a transaction-scoped advisory lock on PostgreSQL; on SQLite, the
-    write lock (``BEGIN IMMEDIATE``, through the connection's ``begin_immediate()`` when it has one)
-    unless the transaction already holds it."""
-    conn = _connection(session)
-    if conn.dialect.name == "postgresql":
-        cursor, sql = _cursor(conn)
-        cursor.execute(sql["lock"], {"k": _PG_WRITER_LOCK})
-    elif conn.dialect.name == "sqlite":
-        driver = conn.connection.dbapi_connection
-        if not driver.in_transaction:
-            begin = getattr(driver, "begin_immediate", None)
-            begin() if begin is not None else driver.execute("BEGIN IMMEDIATE")
+def lock_writer(session: Bind) -> None:
+    """Serialise ledger writers with the application's writer lock (:func:`ledger.configure`; by
+    default an advisory lock on PostgreSQL and ``BEGIN IMMEDIATE`` on SQLite) for the rest of the
+    current transaction."""
+    config.settings.writer_lock(_connection(session))
 
 
-def open_account(session, code: str, unit: str, allow_negative: bool = False, now=None) -> int:
-    """Create the account if it does not exist; return its id. Safe under concurrent callers."""
-    if unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}")
+def open_account(session: Bind, code: str, unit: str, allow_negative: bool = False,
+                 now: datetime | None = None) -> int:
+    """Create the account if it does not exist; return its id. Safe under concurrent callers.
+
+    Raises :class:`UnknownUnit` unless the application declared ``unit`` (:func:`ledger.configure`).
+    """
+    if unit not in config.settings.units:
+        raise UnknownUnit(unit, config.settings.units)
     row = session.execute(
         select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
     ).first()
@@ -123,11 +121,8 @@ def open_account(session, code: str, unit: str, allow_negative: bool = False, no
             code=code, unit=unit, allow_negative=allow_negative, balance=0,
             created_at=_naive_utc(now or _utcnow()),
         )
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        session.execute(dialect_insert(Account).values(**values).on_conflict_do_nothing())
+        insert = postgresql.insert(Account) if dialect == "postgresql" else sqlite.insert(Account)
+        session.execute(insert.values(**values).on_conflict_do_nothing())
         row = session.execute(
             select(Account.id, Account.unit, Account.allow_negative).where(Account.code == code)
         ).one()
@@ -148,7 +143,8 @@ def _validate(legs: Sequence[Leg]) -> None:
             raise UnbalancedTransaction("account code missing")
 
 
-def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id) -> str:
+def _request_fingerprint(legs: Sequence[Leg], kind: str, category: str | None, memo: str, actor: str | None,
+                         reference: str | None, reverses_id: int | None) -> str:
     return encoding.request_hash(
         {
             "legs": sorted([leg.account, leg.amount] for leg in legs),
@@ -162,14 +158,14 @@ def _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_
     )
 
 
-def load(session, transaction_id: int, replayed: bool = False) -> PostedTransaction | None:
+def load(session: Bind, transaction_id: int, replayed: bool = False) -> PostedTransaction | None:
     tx = _connection(session).execute(select(Transaction).where(Transaction.id == transaction_id)).first()
     if tx is None:
         return None
     return _to_posted(session, tx, replayed)
 
 
-def _to_posted(session, tx, replayed: bool = False) -> PostedTransaction:
+def _to_posted(session: Bind, tx: Row[Any], replayed: bool = False) -> PostedTransaction:
     rows = _connection(session).execute(
         select(Account.code, Posting.amount, Posting.unit)
         .join(Account, Account.id == Posting.account_id)
@@ -185,7 +181,7 @@ def _to_posted(session, tx, replayed: bool = False) -> PostedTransaction:
 
 
 def post(
-    session,
+    session: Bind,
     legs: Iterable[Leg],
     *,
     kind: str,
@@ -221,9 +217,11 @@ def post(
         if existing is not None:
             if existing[1] != fingerprint:
                 raise IdempotencyKeyReused(f"idempotency key {idempotency_key!r} was used for another request")
-            return load(session, existing[0], replayed=True)
+            replay = load(session, existing[0], replayed=True)
+            assert replay is not None  # its row was read just now, under the writer lock
+            return replay
 
-    accounts: dict[str, tuple] = {}  # code -> (id, unit, allow_negative, balance)
+    accounts: dict[str, Sequence[Any]] = {}  # code -> (id, unit, allow_negative, balance)
     for leg in legs:
         if leg.account not in accounts:
             cursor.execute(sql["account"], {"code": leg.account})
@@ -272,7 +270,7 @@ def post(
             "created_at": driver.timestamp(conn.dialect.name, created_at),
             "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
         })
-    except conn.dialect.dbapi.IntegrityError as exc:  # the database's guards; the checks above come first
+    except driver.integrity_error(conn) as exc:  # the database's guards; the checks above come first
         message = str(exc)
         if "wallet_not_negative" in message:
             code = next(iter(net_by_account))
@@ -290,7 +288,7 @@ def post(
 
 
 def reverse(
-    session,
+    session: Bind,
     transaction_id: int,
     *,
     kind: str = "reversal",
@@ -321,20 +319,20 @@ def reverse(
     )
 
 
-def balance(session, account_code: str) -> int:
+def balance(session: Bind, account_code: str) -> int:
     value = session.execute(select(Account.balance).where(Account.code == account_code)).scalar_one_or_none()
     if value is None:
         raise UnknownAccount(account_code)
     return value
 
 
-def balances(session, account_codes: Iterable[str]) -> dict[str, int]:
+def balances(session: Bind, account_codes: Iterable[str]) -> dict[str, int]:
     codes = list(account_codes)
     found = dict(session.execute(select(Account.code, Account.balance).where(Account.code.in_(codes))).all())
     return {code: found.get(code, 0) for code in codes}
 
 
-def replay_balances(session) -> dict[str, int]:
+def replay_balances(session: Bind) -> dict[str, int]:
     """Balances recomputed from the postings alone (the cache must equal this)."""
     rows = session.execute(
         select(Account.code, func.coalesce(func.sum(Posting.amount), 0))
@@ -345,7 +343,7 @@ def replay_balances(session) -> dict[str, int]:
     return {code: int(total) for code, total in rows}
 
 
-def rebuild_balances(session) -> dict[str, tuple[int, int]]:
+def rebuild_balances(session: Bind) -> dict[str, tuple[int, int]]:
     """Reset every cached balance to the replay of its postings; return what changed (code: (old, new)).
 
     The cache is only ever wrong if someone wrote to it behind the ledger's back; ``verify`` says so,
@@ -353,7 +351,7 @@ def rebuild_balances(session) -> dict[str, tuple[int, int]]:
     """
     lock_writer(session)
     replayed = replay_balances(session)
-    changed = {}
+    changed: dict[str, tuple[int, int]] = {}
     for code, cached in session.execute(select(Account.code, Account.balance)).all():
         if cached != replayed.get(code, 0):
             changed[code] = (cached, replayed.get(code, 0))
@@ -366,19 +364,19 @@ class VerifyReport:
     ok: bool
     size: int
     head_hash: str
-    problems: list[dict]
+    problems: list[dict[str, Any]]
     first_bad_transaction: int | None = None
 
 
-def verify(session, batch: int = 5000) -> VerifyReport:
+def verify(session: Bind, batch: int = 5000) -> VerifyReport:
     """Re-derive every transaction's leaf and chain hash, its balance, and every cached balance.
 
     Streams the ledger in id order, so memory stays flat as it grows; time grows linearly.
     """
-    problems: list[dict] = []
+    problems: list[dict[str, Any]] = []
     first_bad: int | None = None
 
-    def problem(tx_id, what):
+    def problem(tx_id: int | None, what: str) -> None:
         nonlocal first_bad
         if tx_id is not None and (first_bad is None or tx_id < first_bad):
             first_bad = tx_id
@@ -398,7 +396,7 @@ def verify(session, batch: int = 5000) -> VerifyReport:
         if not txs:
             break
         ids = [t.id for t in txs]
-        legs_by_tx: dict[int, list] = {i: [] for i in ids}
+        legs_by_tx: dict[int, list[Row[int, int, int, str]]] = {i: [] for i in ids}
         for p in session.execute(
             select(Posting.transaction_id, Posting.account_id, Posting.amount, Posting.unit)
             .where(Posting.transaction_id >= ids[0], Posting.transaction_id <= ids[-1])

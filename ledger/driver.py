@@ -8,15 +8,26 @@ each supported driver: ``:name`` for sqlite3 and ``%(name)s`` for psycopg.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.orm import Session, scoped_session
+
+#: What the ledger's functions are given: a Core ``Connection``, or an ORM ``Session`` (plain or a
+#: ``scoped_session``), in whose current transaction they then work.
+Bind: TypeAlias = Connection | Session | scoped_session[Any]
+
 PARAMSTYLES = {"sqlite": "named", "postgresql": "pyformat"}
 
 
-class _Placeholders(dict):
+class _Placeholders(dict[str, str]):
     def __init__(self, style: str):
         super().__init__()
         self.style = style
 
-    def __missing__(self, key):
+    def __missing__(self, key: str) -> str:
         return f":{key}" if self.style == "named" else f"%({key})s"
 
 
@@ -31,25 +42,39 @@ def mark(dialect: str, name: str) -> str:
     return f":{name}" if PARAMSTYLES[dialect] == "named" else f"%({name})s"
 
 
-def connection(session_or_connection):
+def connection(bind: Bind) -> Connection:
     """The Core connection of a Session (its current transaction's), or the Connection itself."""
-    if hasattr(session_or_connection, "connection") and not hasattr(session_or_connection, "exec_driver_sql"):
-        return session_or_connection.connection()
-    return session_or_connection
+    if isinstance(bind, Connection):
+        return bind
+    if isinstance(bind, (Session, scoped_session)):
+        return bind.connection()
+    raise TypeError(f"expected a SQLAlchemy Connection or Session, not {type(bind).__name__}")
 
 
-def cursor(session_or_connection):
+def dialect_name(bind: Bind) -> str:
+    """The bind's dialect name, without beginning a transaction on a Session."""
+    if isinstance(bind, Connection):
+        return bind.dialect.name
+    if isinstance(bind, (Session, scoped_session)):
+        return bind.get_bind().dialect.name
+    raise TypeError(f"expected a SQLAlchemy Connection or Session, not {type(bind).__name__}")
+
+
+def cursor(bind: Bind) -> tuple[DBAPICursor, str]:
     """``(driver cursor, dialect name)`` inside the current transaction of a Session or Connection."""
-    conn = connection(session_or_connection)
-    return conn.connection.dbapi_connection.cursor(), conn.dialect.name
+    conn = connection(bind)
+    return conn.connection.cursor(), conn.dialect.name
 
 
-def timestamp(dialect: str, moment):
+def timestamp(dialect: str, moment: datetime) -> str | datetime:
     """A naive UTC datetime as a parameter: SQLite stores text, written exactly as SQLAlchemy's
     ``DateTime`` writes it so that comparisons agree; other drivers take the datetime."""
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else moment
 
 
-def integrity_error(session_or_connection):
+def integrity_error(bind: Bind) -> type[Exception]:
     """The driver's IntegrityError class (raised by statements run on its cursor)."""
-    return connection(session_or_connection).dialect.dbapi.IntegrityError
+    dbapi = connection(bind).dialect.dbapi
+    assert dbapi is not None  # a dialect in use has its driver loaded
+    error: type[Exception] = dbapi.IntegrityError
+    return error

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "00" * 32
@@ -27,7 +28,7 @@ def format_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_json(value) -> bytes:
+def canonical_json(value: Any) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -69,6 +70,6 @@ def chain_hash(prev_hash: str, leaf_hash_hex: str) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + bytes.fromhex(leaf_hash_hex)).hexdigest()
 
 
-def request_hash(value) -> str:
+def request_hash(value: Any) -> str:
     """Hash of what a caller asked for, used to tell a retry from a reuse of an idempotency key."""
     return hashlib.sha256(canonical_json(value)).hexdigest()

@@ -21,6 +21,17 @@ class UnknownAccount(LedgerError):
         self.account_code = account_code
 
 
+class UnknownUnit(LedgerError, ValueError):
+    """A unit the application did not declare (:func:`ledger.configure`)."""
+
+    code = "unknown_unit"
+
+    def __init__(self, unit: object, declared: tuple[str, ...]) -> None:
+        super().__init__(f"unit {unit!r} is not one of the declared units {declared}")
+        self.unit = unit
+        self.declared = declared
+
+
 class InsufficientFunds(LedgerError):
     """A wallet would go below zero."""
 

@@ -1,4 +1,8 @@
-"""Tables of the ledger. The application shares :data:`metadata` so migrations see one schema."""
+"""Tables of the ledger. The application shares :data:`metadata` so migrations see one schema.
+
+The units an account may be kept in are the application's: :func:`declare_units` (called through
+:func:`ledger.configure`) adds the CHECK constraints that name them.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,6 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-UNITS = ("points", "minutes")
-
 
 class Base(DeclarativeBase):
     metadata = metadata
@@ -40,7 +42,7 @@ class Account(Base):
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        CheckConstraint("unit IN ('points', 'minutes')", name="unit"),
+        # The CHECK on ``unit`` is added by declare_units(), from the application's units.
         # The database's own guard for the rule "a wallet never goes below zero".
         CheckConstraint("allow_negative OR balance >= 0", name="wallet_not_negative"),
     )
@@ -48,7 +50,7 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: Opaque, stable name chosen by the caller, e.g. ``household:12:points``.
     code: Mapped[str] = mapped_column(String(128), unique=True)
-    #: ``points`` or ``minutes``; every posting to the account is in this unit.
+    #: One of the application's declared units (e.g. ``points``); every posting to the account is in it.
     unit: Mapped[str] = mapped_column(String(16))
     #: Issuance, sink and pool accounts may go negative; wallets may not.
     allow_negative: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -94,7 +96,7 @@ class Posting(Base):
     __tablename__ = "ledger_postings"
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
-        CheckConstraint("unit IN ('points', 'minutes')", name="unit"),
+        # The CHECK on ``unit`` is added by declare_units(), as on accounts.
         Index("ix_ledger_postings_account_tx", "account_id", "transaction_id"),
     )
 
@@ -109,3 +111,17 @@ class Posting(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     unit: Mapped[str] = mapped_column(String(16))
+
+
+def unit_check_sql(units: tuple[str, ...]) -> str:
+    """The condition of the CHECK on ``unit``, e.g. ``unit IN ('points', 'minutes')``."""
+    return "unit IN (" + ", ".join(f"'{unit}'" for unit in units) + ")"
+
+
+def declare_units(units: tuple[str, ...]) -> None:
+    """Add ``CHECK (unit IN (...))`` (named ``ck_<table>_unit``) to the accounts and postings tables,
+    unless they have it. The units must be validated first (:func:`ledger.configure` does): they
+    are written into the DDL as they are."""
+    for table in (metadata.tables["ledger_accounts"], metadata.tables["ledger_postings"]):
+        if not any(isinstance(c, CheckConstraint) and c.name == f"ck_{table.name}_unit" for c in table.constraints):
+            table.append_constraint(CheckConstraint(unit_check_sql(units), name="unit"))

@@ -14,6 +14,8 @@ Installed by the migrations (and by :func:`install` for any other set-up). They:
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 SQLITE_DDL = [
     """CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON ledger_transactions
     BEGIN SELECT RAISE(ABORT, 'ledger_transactions is append-only'); END""",
@@ -115,7 +117,7 @@ def ddl_for(dialect_name: str) -> list[str]:
     raise NotImplementedError(f"no ledger triggers for {dialect_name}")
 
 
-def install(connection) -> None:
+def install(connection: Connection) -> None:
     """Create the triggers on a connection whose tables already exist."""
     for statement in ddl_for(connection.dialect.name):
         connection.exec_driver_sql(statement)

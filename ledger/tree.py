@@ -31,12 +31,14 @@ Like the rest of :mod:`ledger`, nothing here commits: the caller owns the databa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import BigInteger, CheckConstraint, Integer, String, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger import merkle
+from ledger import driver, merkle
+from ledger.driver import Bind
 from ledger.models import Base, Transaction
 
 #: Subtrees of fewer than ``2**DEFAULT_MIN_LEVEL`` leaves are hashed from the leaves, not cached.
@@ -61,12 +63,12 @@ class MerkleNode(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-def ledger_size(session) -> int:
+def ledger_size(session: Bind) -> int:
     """Number of transactions, i.e. leaves (ids are 1..n without gaps)."""
     return int(session.execute(select(func.coalesce(func.max(Transaction.id), 0))).scalar_one())
 
 
-def iter_leaf_hashes(session, start: int = 0, end: int | None = None, batch: int = _BATCH) -> Iterator[bytes]:
+def iter_leaf_hashes(session: Bind, start: int = 0, end: int | None = None, batch: int = _BATCH) -> Iterator[bytes]:
     """Leaf hashes of leaves ``[start, end)`` in order, streamed in batches."""
     last_id = start  # leaf i is transaction i + 1
     while end is None or last_id < end:
@@ -84,18 +86,14 @@ def iter_leaf_hashes(session, start: int = 0, end: int | None = None, batch: int
             yield bytes.fromhex(row.leaf_hash)
 
 
-def _insert_nodes(session, rows: list[dict]) -> None:
+def _insert_nodes(session: Bind, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect = driver.dialect_name(session)
     for i in range(0, len(rows), 2000):
+        insert = postgresql.insert(MerkleNode) if dialect == "postgresql" else sqlite.insert(MerkleNode)
         session.execute(
-            dialect_insert(MerkleNode).values(rows[i:i + 2000]).on_conflict_do_nothing(
-                index_elements=["level", "position"])
+            insert.values(rows[i:i + 2000]).on_conflict_do_nothing(index_elements=["level", "position"])
         )
 
 
@@ -133,12 +131,13 @@ class MerkleTree:
     One instance per unit of work: it memoises the hashes it has read.
     """
 
-    def __init__(self, session, min_level: int = DEFAULT_MIN_LEVEL):
+    def __init__(self, session: Bind, min_level: int = DEFAULT_MIN_LEVEL):
         if min_level < 1:
             raise ValueError("min_level must be at least 1")
         self.session = session
         self.min_level = min_level
         self._memo: dict[tuple[int, int], bytes] = {}
+        self._blocks: dict[int, list[bytes]] = {}  # block of 2**min_level leaves -> their leaf hashes
         self._size: int | None = None
 
     # -- sizes ----------------------------------------------------------------------------------
@@ -172,14 +171,13 @@ class MerkleTree:
 
     def _leaf_block(self, block: int) -> list[bytes]:
         """Leaf hashes of the aligned block of ``2**min_level`` leaves (fewer at the ledger's end)."""
-        key = (-1, block)  # level -1: not a tree node, just the memo slot of a block of leaves
-        if key not in self._memo:
+        if block not in self._blocks:
             start = block << self.min_level
-            self._memo[key] = list(iter_leaf_hashes(self.session, start, min(start + (1 << self.min_level),
-                                                                              self.size())))
-        return self._memo[key]
+            self._blocks[block] = list(iter_leaf_hashes(self.session, start, min(start + (1 << self.min_level),
+                                                                                  self.size())))
+        return self._blocks[block]
 
-    def _prefetch(self, plan) -> None:
+    def _prefetch(self, plan: Callable[[merkle.RangeHash], object]) -> None:
         """Run ``plan(range_hash)`` with dummy hashes to learn which subtrees it needs (proof shapes
         never depend on hash values), then read all cached ones in one query."""
         wanted: dict[int, set[int]] = {}
@@ -218,7 +216,7 @@ class MerkleTree:
             if start & (1 << level):
                 stack.items.append((level, pos >> level, self.subtree_hash(pos, pos + (1 << level))))
                 pos += 1 << level
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         for offset, leaf in enumerate(iter_leaf_hashes(self.session, start, target)):
             for level, position, value in stack.push(0, start + offset, leaf):
                 self._memo[(level, position)] = value
@@ -300,7 +298,7 @@ class ScanReport:
     bad_nodes: list[tuple[int, int]] = field(default_factory=list)
 
 
-def scan(session, sizes: Iterable[int] = (), min_level: int = DEFAULT_MIN_LEVEL) -> ScanReport:
+def scan(session: Bind, sizes: Iterable[int] = (), min_level: int = DEFAULT_MIN_LEVEL) -> ScanReport:
     """Re-derive roots at ``sizes`` and check every cached node, from the leaf hashes alone.
 
     One streaming pass over the transactions: O(n) time, O(log n) memory plus the cached nodes.

@@ -6,10 +6,12 @@ import threading
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import ledger
 from ledger import Leg
+from timebank.core import accounts, database, ledgering
 from timebank.core.extensions import db
 
 from conftest import IS_POSTGRES
@@ -61,6 +63,49 @@ def test_refuses_unbalanced_or_non_integer(books, legs):
 def test_unknown_account(books):
     with pytest.raises(ledger.UnknownAccount):
         ledger.post(books, [Leg("issuer", -1), Leg("nobody", 1)], kind="grant")
+
+
+def test_refuses_a_unit_the_application_did_not_declare(books):
+    with pytest.raises(ledger.UnknownUnit) as info:
+        ledger.open_account(books, "dave", "hours")
+    assert info.value.declared == ("points", "minutes")
+    books.rollback()
+    with pytest.raises(ledger.UnknownAccount):  # nothing was written
+        ledger.balance(books, "dave")
+
+
+def test_units_are_declared_once_per_process(ctx):
+    ledgering.configure()  # again, with the same units: fine
+    with pytest.raises(ValueError):
+        ledger.configure(units=("points", "minutes", "hours"))
+    with pytest.raises(ValueError):
+        ledger.configure(units=("Points; DROP TABLE x",))
+    assert ledger.config.settings.units == ("points", "minutes")
+
+
+def test_writers_take_the_lock_the_application_gives(books):
+    taken = []
+
+    def recording_lock(connection):
+        assert isinstance(connection, Connection)
+        taken.append(connection.dialect.name)
+        database.ledger_writer_lock(connection)
+
+    ledger.configure(units=accounts.UNITS, writer_lock=recording_lock)
+    try:
+        give(books, "alice", 3)
+        books.commit()
+        with db.engine.connect() as conn, conn.begin():  # a Core connection works as a Session does
+            ledger.post(conn, [Leg("alice", -1), Leg("bob", 1)], kind="transfer")
+    finally:
+        ledgering.configure()
+    assert len(taken) == 2
+    assert ledger.balances(books, ["alice", "bob"]) == {"alice": 2, "bob": 1}
+
+
+def test_refuses_what_is_neither_connection_nor_session(books):
+    with pytest.raises(TypeError):
+        ledger.post(db.engine, [Leg("issuer", -1), Leg("alice", 1)], kind="grant")
 
 
 def test_wallet_never_below_zero(books):

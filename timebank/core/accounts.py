@@ -1,7 +1,8 @@
-"""Names of the ledger accounts the application uses, and opening them.
+"""Names and units of the ledger accounts the application uses, and opening them.
 
-The ledger sees only these strings. Wallets may not go negative; issuance, sink and pool accounts
-may (an issuance account's negative balance is what the community has given out).
+The ledger sees only these strings, and the units it is told (:data:`UNITS`, declared to it by
+:func:`timebank.core.ledgering.configure`). Wallets may not go negative; issuance, sink and pool
+accounts may (an issuance account's negative balance is what the community has given out).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
 
 CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
+
+#: Households' points (积分) and residents' time-bank minutes.
+POINTS, MINUTES = "points", "minutes"
+#: Every unit the application keeps accounts in. The migrations' CHECK constraints name exactly
+#: these, in this order: changing them needs a migration.
+UNITS = (POINTS, MINUTES)
 
 
 class AccountOwner(db.Model):
@@ -70,25 +77,25 @@ def supermarket_points(community_id: int) -> str:
 
 def open_household(session, household) -> str:
     code = household_points(household.id)
-    account_id = ledger.open_account(session, code, "points", allow_negative=False, now=utc_naive())
+    account_id = ledger.open_account(session, code, POINTS, allow_negative=False, now=utc_naive())
     _own(session, account_id, household.community_id, household_id=household.id)
     return code
 
 
 def open_resident(session, resident, community_id: int) -> str:
     code = resident_minutes(resident.id)
-    account_id = ledger.open_account(session, code, "minutes", allow_negative=False, now=utc_naive())
+    account_id = ledger.open_account(session, code, MINUTES, allow_negative=False, now=utc_naive())
     _own(session, account_id, community_id, household_id=resident.household_id, resident_id=resident.id)
     return code
 
 
 def open_community(session, community_id: int) -> None:
     now = utc_naive()
-    wanted = [(issuance_points(community_id, c), "points") for c in CATEGORIES] + [
-        (issuance_minutes(community_id), "minutes"),
-        (pool_minutes(community_id), "minutes"),
-        (expired_points(community_id), "points"),
-        (supermarket_points(community_id), "points"),
+    wanted = [(issuance_points(community_id, c), POINTS) for c in CATEGORIES] + [
+        (issuance_minutes(community_id), MINUTES),
+        (pool_minutes(community_id), MINUTES),
+        (expired_points(community_id), POINTS),
+        (supermarket_points(community_id), POINTS),
     ]
     for code, unit in wanted:
         _own(session, ledger.open_account(session, code, unit, True, now=now), community_id)

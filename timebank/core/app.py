@@ -76,6 +76,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
+    from timebank.core import ledgering
+
+    ledgering.configure()  # the ledger's units and writer lock, before any table is used
+
     from timebank.core import auth, problems
     from timebank.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 

@@ -19,7 +19,9 @@ takes the lock first, so nothing is ever written outside a transaction. The read
 see the latest committed data but are not isolated from writers; code that opts in re-reads under
 the lock whatever its decisions depend on.
 
-PostgreSQL needs nothing here: the ledger takes its own writer lock.
+The ledger serialises its writers with :func:`ledger_writer_lock`, which the application hands it
+(:func:`timebank.core.ledgering.configure`): on SQLite the write lock taken as above, through the
+queue; elsewhere the ledger's own default (an advisory lock on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import time
 
 from flask import request
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+import ledger
 
 _installed = False
 
@@ -213,14 +217,29 @@ def end_deferred_write_lock(token: contextvars.Token) -> None:
     _deferred.reset(token)
 
 
+def _hold_sqlite_write_lock(conn: Connection) -> None:
+    dbapi_connection = conn.connection.dbapi_connection
+    if not dbapi_connection.in_transaction:
+        _begin_immediate(dbapi_connection)
+
+
 def take_write_lock(session) -> None:
     """Make sure the session's SQLite transaction holds the write lock (a no-op elsewhere, and when
     it already does). What is read after this is isolated from other writers until commit."""
     conn = session.connection()
     if conn.dialect.name == "sqlite":
-        dbapi_connection = conn.connection.dbapi_connection
-        if not dbapi_connection.in_transaction:
-            _begin_immediate(dbapi_connection)
+        _hold_sqlite_write_lock(conn)
+
+
+def ledger_writer_lock(connection: Connection) -> None:
+    """The ledger's writer lock on the application's connections (a :data:`ledger.WriterLock`): on
+    SQLite the write lock as :func:`take_write_lock` takes it (the writer queue, then
+    ``BEGIN IMMEDIATE``; nothing when the transaction holds it already), elsewhere the ledger's
+    default (``pg_advisory_xact_lock`` on PostgreSQL)."""
+    if connection.dialect.name == "sqlite":
+        _hold_sqlite_write_lock(connection)
+    else:
+        ledger.default_writer_lock(connection)
 
 
 def engine_options(uri: str, busy_timeout_ms: int) -> dict:

@@ -1,5 +1,6 @@
 """How the application writes to the ledger: with the deployment's clock, an actor, and the
-application's guards (for example: nothing is posted into a closed month).
+application's guards (for example: nothing is posted into a closed month). :func:`configure` tells
+the ledger the application's units and writer lock.
 
 Features call :func:`post` and :func:`reverse` here rather than the ledger directly, and map the
 ledger's exceptions to their own error codes.
@@ -10,11 +11,19 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import ledger
+from timebank.core import accounts, database
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
 
 #: Functions ``guard(community_id, moment)`` that raise a DomainError to refuse a posting.
 POST_GUARDS: list[Callable] = []
+
+
+def configure() -> None:
+    """Tell the ledger its units (:data:`timebank.core.accounts.UNITS`) and how writers take turns
+    on the application's connections (:func:`timebank.core.database.ledger_writer_lock`). The app
+    factory calls it; it is the same for every app of the process."""
+    ledger.configure(units=accounts.UNITS, writer_lock=database.ledger_writer_lock)
 
 
 def _check(community_id: int | None, moment) -> None:
