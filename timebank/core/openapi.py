@@ -10,6 +10,8 @@ operation alike and is added here, as the document is built:
 * 403 on those too, unless the view is marked :func:`for_any_login` (no role or community applies);
 * 422 ``validation_error`` where the operation takes a body or query arguments, 400 where it takes a
   JSON body;
+* ``Idempotency-Key`` and 422 ``idempotency_key_reused`` on the views wrapped by
+  :func:`timebank.core.http.idempotent` (it marks them with :data:`IDEMPOTENT_MARK`);
 * 429 (documented by the view where a rate limit applies) and 503 ``service_unavailable`` on every
   operation, with ``Retry-After``.
 """
@@ -23,6 +25,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: ``security`` of an operation that needs no login.
 PUBLIC = [{}]
 
+#: The attribute :func:`timebank.core.http.idempotent` sets on the views it wraps.
+IDEMPOTENT_MARK = "idempotent_by_key"
 #: The attribute :func:`for_any_login` sets.
 ANY_LOGIN_MARK = "for_any_login"
 
@@ -30,8 +34,9 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 
 FIELD_ERRORS = {
     "type": "object",
-    "description": "Messages by field; a nested field has its own object of messages, keyed by field "
-                   "name or by list index. `_schema` holds messages about the whole body.",
+    "description": "Messages by field (or by header, such as `Idempotency-Key`); a nested field has its "
+                   "own object of messages, keyed by field name or by list index. `_schema` holds "
+                   "messages about the whole body.",
     "additionalProperties": {
         "oneOf": [
             {"type": "array", "items": {"type": "string"}},
@@ -63,14 +68,32 @@ RETRY_AFTER = {
     "schema": {"type": "integer", "minimum": 1},
 }
 
+IDEMPOTENCY_KEY = {
+    "description": "Makes the request safe to retry (1 to 255 characters, scoped to the caller). A retry "
+                   "with the same key and the same body gets the first response again (its status and "
+                   "body, refusals included, with `Idempotent-Replayed: true`) and changes nothing; the "
+                   "same key with another body is refused with 422 `idempotency_key_reused`.",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+IDEMPOTENT_REPLAYED = {
+    "description": "`true` when this is the stored response to an earlier request with the same "
+                   "Idempotency-Key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
 UNAUTHENTICATED = ("unauthenticated: no bearer token, or one that is not valid (revoked, or the account "
                    "is disabled); token_expired")
 FORBIDDEN = "forbidden: the caller's role or community does not allow this"
 READ_ONLY_ROLE = "read_only_role: supervisors change nothing"
 VALIDATION_ERROR = "validation_error: invalid fields, listed in `errors`"
+IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused: the Idempotency-Key was used with another request; "
+                          "validation_error also when the key is not 1 to 255 characters")
 BAD_JSON = "bad_request: the body is not valid JSON"
 SERVICE_UNAVAILABLE = ("service_unavailable: the database is busy, read-only, full or unreachable just now; "
-                       "nothing was changed. Try again after Retry-After seconds.")
+                       "nothing was changed. Try again after Retry-After seconds (a write with the same "
+                       "Idempotency-Key).")
 
 
 def for_any_login(view):
@@ -93,6 +116,8 @@ def register_components(spec) -> None:
     spec.components.schema("FieldErrors", FIELD_ERRORS)
     spec.components.schema("Problem", PROBLEM)
     spec.components.header("Retry-After", RETRY_AFTER)
+    spec.components.header("Idempotent-Replayed", IDEMPOTENT_REPLAYED)
+    spec.components.parameter("Idempotency-Key", "header", IDEMPOTENCY_KEY)
 
 
 def is_public(operation: dict) -> bool:
@@ -132,6 +157,7 @@ class OperationDocs(BasePlugin):
 def describe(operation: dict, method: str, function=None) -> None:
     """Add the errors, headers and parameters every operation of its kind has."""
     responses = {str(code): response for code, response in operation.get("responses", {}).items()}
+    idempotent = bool(getattr(function, IDEMPOTENT_MARK, False))
     any_login = bool(getattr(function, ANY_LOGIN_MARK, False))
     has_body = "requestBody" in operation
     takes_input = has_body or any(p.get("in") == "query" for p in operation.get("parameters", [])
@@ -157,6 +183,13 @@ def describe(operation: dict, method: str, function=None) -> None:
                 error("403", READ_ONLY_ROLE)
     if takes_input or "422" in responses:
         error("422", VALIDATION_ERROR)
+    if idempotent:
+        error("422", IDEMPOTENCY_KEY_REUSED)
+        operation.setdefault("parameters", []).append("Idempotency-Key")  # a reference, resolved by apispec
+        for code, response in responses.items():
+            if code.startswith("2") and isinstance(response, dict):
+                response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                    "$ref": "#/components/headers/Idempotent-Replayed"}
     if "429" in responses:
         error("429", "rate_limited: too many requests; try again after Retry-After seconds", retry_after=True)
     error("503", SERVICE_UNAVAILABLE, retry_after=True)
