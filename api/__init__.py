@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import http
+
 from flask_smorest import Api
 
+from timebank.core import openapi
 from timebank.core.extensions import csrf
 from timebank.core.problems import flatten_messages, problem
 
 
 class ProblemApi(Api):
-    """flask-smorest, with its errors in the project's problem+json form."""
+    """flask-smorest, with its errors in the project's problem+json form, in the answers and in the
+    OpenAPI document (:mod:`timebank.core.openapi`)."""
+
+    def init_app(self, app, *, spec_kwargs=None):
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), openapi.OperationDocs(app)]
+        super().init_app(app, spec_kwargs=spec_kwargs)
+
+    def _register_responses(self):
+        """flask-smorest's default error responses (``DEFAULT_ERROR``, and one per status such as
+        ``UNPROCESSABLE_ENTITY``) describe its own error body; ours is the Problem schema."""
+        openapi.register_components(self.spec)
+        for status in http.HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(status.name, openapi.problem_response(status.phrase), lazy=True)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME,
+                                      openapi.problem_response("Any other error"), lazy=True)
 
     def handle_http_exception(self, error):
         from flask import request

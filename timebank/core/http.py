@@ -161,4 +161,5 @@ def idempotent(view):
             return replay(record)
         return response
 
+    wrapper.idempotent_by_key = True  # the OpenAPI document lists Idempotency-Key (timebank.core.openapi)
     return wrapper

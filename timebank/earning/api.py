@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.core.extensions import db
 from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
 from timebank.earning import operations as ops
@@ -117,6 +118,7 @@ class Rules(MethodView):
 
 @blp.route("/rules/<int:rule_id>")
 class RuleOne(MethodView):
+    @for_any_login
     @blp.response(200, RuleWithVersions)
     def get(self, rule_id):
         """A rule with the terms in force now and all its versions."""
@@ -239,6 +241,7 @@ class Claims(MethodView):
 
 @blp.route("/claims/<int:claim_id>")
 class ClaimOne(MethodView):
+    @for_any_login
     @blp.response(200, ClaimOut)
     def get(self, claim_id):
         """One claim with its history."""

@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.earning.api import ClaimOut
 from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import limiter
@@ -90,6 +91,7 @@ class Tasks(MethodView):
 
 @blp.route("/tasks/<int:task_id>")
 class TaskOne(MethodView):
+    @for_any_login
     @blp.response(200, TaskOut)
     def get(self, task_id):
         """One task and how many have checked in."""

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.people.models import Resident
 from timebank.hours.models import HELP_STATUSES, HelpRequest
 from timebank.hours import operations as ops
@@ -105,6 +106,7 @@ class HelpRequests(MethodView):
 
 @blp.route("/help-requests/<int:help_request_id>")
 class HelpRequestOne(MethodView):
+    @for_any_login
     @blp.response(200, HelpOut)
     def get(self, help_request_id):
         """One help request."""

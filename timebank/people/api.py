@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 import ledger
 from timebank.core.http import current_user
+from timebank.core.openapi import for_any_login
 from timebank.core import accounts
 from timebank.core.errors import NotFound, ValidationFailed
 from timebank.core.extensions import db
@@ -132,6 +133,7 @@ class Households(MethodView):
 
 @blp.route("/households/<int:household_id>")
 class HouseholdOne(MethodView):
+    @for_any_login
     @blp.response(200, HouseholdOut)
     def get(self, household_id):
         """A household with its members and points balance."""
@@ -154,6 +156,7 @@ class Residents(MethodView):
 
 @blp.route("/residents/<int:resident_id>")
 class ResidentOne(MethodView):
+    @for_any_login
     @blp.response(200, ResidentOut)
     def get(self, resident_id):
         """A resident and their time-bank balance in minutes."""
@@ -182,6 +185,7 @@ class Users(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
+    @for_any_login
     @blp.response(200, UserOut)
     def get(self):
         """The logged-in user."""

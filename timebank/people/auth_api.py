@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from timebank.core.http import current_user
+from timebank.core.openapi import PUBLIC, for_any_login
 from timebank.core.audit_log import record
 from timebank.core.extensions import limiter
 from timebank.core.errors import Unauthenticated
@@ -29,6 +30,7 @@ class TokenResponse(Schema):
 class Token(MethodView):
     decorators = [limiter.limit("10 per minute", methods=["POST"])]
 
+    @blp.doc(security=PUBLIC)
     @blp.arguments(TokenRequest)
     @blp.response(200, TokenResponse)
     @blp.alt_response(401, description="invalid_credentials")
@@ -43,6 +45,7 @@ class Token(MethodView):
 
 @blp.route("/revoke")
 class Revoke(MethodView):
+    @for_any_login
     @blp.response(204)
     @blp.alt_response(401, description="unauthenticated / token_expired: the token is already not valid")
     def post(self):

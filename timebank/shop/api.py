@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.core.database import defers_write_lock
 from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
@@ -355,6 +356,7 @@ def _visible_item(item_id: int) -> Item:
 
 @blp.route("/items/<int:item_id>")
 class ItemOne(MethodView):
+    @for_any_login
     @blp.response(200, ItemOut)
     def get(self, item_id):
         """One item with its price and stock."""
@@ -385,6 +387,7 @@ class ItemPrice(MethodView):
 
 @blp.route("/items/<int:item_id>/prices")
 class ItemPrices(MethodView):
+    @for_any_login
     @blp.response(200, PriceChangeOut(many=True))
     def get(self, item_id):
         """The item's price history."""
@@ -523,6 +526,7 @@ class Redemptions(MethodView):
 
 @blp.route("/redemptions/<int:redemption_id>")
 class RedemptionOne(MethodView):
+    @for_any_login
     @blp.response(200, RedemptionOut)
     def get(self, redemption_id):
         """A receipt (staff of the community, or the household's residents). Printable at /receipts/<id>."""
