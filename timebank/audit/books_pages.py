@@ -24,10 +24,10 @@ from timebank.reports import operations as reports
 from timebank.audit.verify import verify_everything
 from timebank.audit.ledger_browser import ledger_query
 from timebank.reports import charts
-from timebank.web.common import CATEGORY_LABELS, KIND_LABELS, label, roles_required
-from timebank.web.staff import me, refuse_supervisor_writes
-from timebank.web.staff import place as _place
-from timebank.web.staff import write_once as _write
+from timebank.core.pages import CATEGORY_LABELS, KIND_LABELS, label, roles_required
+from timebank.people.staff_pages import me, refuse_supervisor_writes
+from timebank.people.staff_pages import place as _place
+from timebank.people.staff_pages import write_once as _write
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)

@@ -28,10 +28,10 @@ from timebank.people.models import COLORS
 from timebank.earning import operations as earning, tasks
 from timebank.people import operations as people
 from timebank.core.policy import require_community
-from timebank.web.common import roles_required
-from timebank.web.staff import can_write, me, refuse_supervisor_writes
-from timebank.web.staff import place as _place
-from timebank.web.staff import write_once as _write
+from timebank.core.pages import roles_required
+from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
+from timebank.people.staff_pages import place as _place
+from timebank.people.staff_pages import write_once as _write
 
 bp = Blueprint("web_committee", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)
@@ -349,7 +349,7 @@ def cards():
 
 
 def init_app(app) -> None:
-    from timebank.web import staff
+    from timebank.people import staff_pages
 
-    staff.register(app)
+    staff_pages.register(app)
     app.register_blueprint(bp)

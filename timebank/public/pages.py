@@ -29,7 +29,7 @@ from timebank.earning import operations as earning
 from timebank.reports import operations as ops
 from timebank.people.operations import community_by_code
 from timebank.core.policy import require_community
-from timebank.web.common import login_required, roles_required
+from timebank.core.pages import login_required, roles_required
 
 bp = Blueprint("web_public", __name__)
 reports_bp = Blueprint("web_reports", __name__)

@@ -29,7 +29,7 @@ from timebank.shop.models import Item
 from timebank.earning import operations as earning
 from timebank.hours import operations as hours
 from timebank.shop import operations as shop
-from timebank.web.common import already_sent, resident_required, take_form_key
+from timebank.core.pages import already_sent, domain_message, resident_required, take_form_key
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
 
@@ -49,25 +49,7 @@ def qr_svg(data: str, scale: int = 6) -> str:
 
 def _refused(exc: DomainError) -> None:
     db.session.rollback()
-    flash(_("Not done: %(reason)s", reason=_domain_message(exc)), "error")
-
-
-def _domain_message(exc: DomainError) -> str:
-    """The refusal in plain words; the codes named by the contract have a translation."""
-    messages = {
-        "insufficient_hours": _("there are not enough minutes in the time bank."),
-        "cap_exceeded": _("your household has reached the limit for this item in this period."),
-        "rule_inactive": _("this item of the points list is not in force."),
-        "help_request_not_open": _("somebody else is already helping."),
-        "help_request_not_accepted": _("nobody has accepted this request yet."),
-        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
-        "token_invalid": _("this is not a valid check-in code."),
-        "task_full": _("all places of this task are taken."),
-        "task_closed": _("the task is not open for check-in now."),
-        "forbidden": _("you may not do this."),
-        "validation_error": _("some of the entries are not valid."),
-    }
-    return messages.get(exc.code, exc.detail or exc.code)
+    flash(_("Not done: %(reason)s", reason=domain_message(exc)), "error")
 
 
 # --- home -----------------------------------------------------------------------------------------
@@ -194,7 +176,7 @@ def claims():
 
 
 def _day(moment) -> str:
-    from timebank.web.common import local_date
+    from timebank.core.pages import local_date
 
     return local_date(moment)
 
@@ -252,7 +234,7 @@ def help_requests():
 
 
 def _hours(minutes: int) -> str:
-    from timebank.web.common import hours_text
+    from timebank.core.pages import hours_text
 
     return hours_text(minutes)
 
