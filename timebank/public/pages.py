@@ -137,13 +137,7 @@ def anomalies():
 
 
 def init_app(app) -> None:
-    from timebank.web import NAV
-
+    # No menu entry of its own: the committee's menu links to the books' anomalies page, which leads
+    # here when this page exists.
     app.register_blueprint(bp)
     app.register_blueprint(reports_bp)
-    # The menu gets an entry unless it links to an anomalies page already (the committee pages'
-    # entry leads here when this page exists).
-    entry = ("web_reports.anomalies", _l("Anomalies"))
-    for role in ("committee", "supervisor"):
-        if not any(endpoint.endswith(".anomalies") for endpoint, _label in NAV.setdefault(role, [])):
-            NAV[role].append(entry)
