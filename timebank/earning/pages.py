@@ -1,7 +1,7 @@
 """The committee's pages (社区两委): claims, publicity, tasks with the venue QR, the points list, households.
 
 The books (ledger browser, verification, reports, month close, anomalies) are in
-:mod:`timebank.audit.books_pages`, on their own blueprint ``web_books``, also under ``/committee``.
+:mod:`timebank.reports.books_pages`, on their own blueprint ``web_books``, also under ``/committee``.
 
 Access is the API's: the operations check the roles (reviewers approve, committee writes the points
 list, ...) and the community; the pages admit committee members, grid workers (claims, tasks,
