@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any, cast
 
 from flask import has_request_context, request
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, insert
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Table, Text, insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model, db
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -38,7 +40,7 @@ class AuditEntry(db.Model):
     address: Mapped[str | None] = mapped_column(String(64))
 
 
-_INSERT = insert(AuditEntry.__table__)
+_INSERT = insert(cast(Table, AuditEntry.__table__))
 
 
 def record(action: str, *, user=None, target: str | None = None, community_id: int | None = None,
@@ -50,7 +52,7 @@ def record(action: str, *, user=None, target: str | None = None, community_id: i
     address = request.remote_addr if has_request_context() else None
     if community_id is None and user is not None:
         community_id = getattr(user, "community_id", None)
-    return db.session.execute(_INSERT, {
+    result = db.session.execute(_INSERT, {
         "created_at": utc_naive(),
         "user_id": getattr(user, "id", None),
         "actor": actor or (user.username if user is not None else "system"),
@@ -59,4 +61,7 @@ def record(action: str, *, user=None, target: str | None = None, community_id: i
         "target": target,
         "details": json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
         "address": address,
-    }).inserted_primary_key[0]
+    })
+    key = cast("CursorResult[Any]", result).inserted_primary_key  # an INSERT's result
+    assert key is not None  # one row inserted, so one key
+    return key[0]

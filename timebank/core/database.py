@@ -61,9 +61,9 @@ class QueuedConnection(sqlite3.Connection):
         self._timeout = float(kwargs.get("timeout", args[0] if args else 5.0))
         name = os.fspath(database) if isinstance(database, (str, os.PathLike)) else ""
         memory = not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name
-        self._queue_path = None if memory else name + ".writers"
-        self._wal_path = None if memory else name + "-wal"
-        self._queue_fd = None
+        self._queue_path: str | None = None if memory else name + ".writers"
+        self._wal_path: str | None = None if memory else name + "-wal"
+        self._queue_fd: int | None = None
         self._holding = False
         self._changes_at_begin = 0
         self._wrote = False
@@ -103,6 +103,7 @@ class QueuedConnection(sqlite3.Connection):
     def _give_turn(self) -> None:
         if self._holding:
             self._holding = False
+            assert self._queue_fd is not None  # a turn is only ever taken on the open queue file
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def commit(self) -> None:
