@@ -127,6 +127,8 @@ class QueuedConnection(sqlite3.Connection):
             self._flush_wal()
 
     def _flush_wal(self) -> None:
+        if self._wal_path is None:  # in memory: nothing on disk to flush
+            return
         try:
             fd = os.open(self._wal_path, os.O_RDONLY)
         except FileNotFoundError:  # checkpointed into the database file (which SQLite syncs) and removed
