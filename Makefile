@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The same database for psycopg's own connect (no SQLAlchemy driver name).
+PG_DSN = $(subst +psycopg,,$(PG_TEST_URL))
 HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run test typecheck test-sqlite test-postgres chromium bench clean
+.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,22 +29,44 @@ run: install
 	$(BIN)/timebank demo --if-empty
 	$(BIN)/timebank serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install chromium
-	$(MAKE) typecheck
-	$(MAKE) test-sqlite
-	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('postgresql://postgres@127.0.0.1:5432/test', connect_timeout=3).close()" 2>/dev/null; then \
-	  $(MAKE) test-postgres; \
-	else echo "PostgreSQL does not answer at 127.0.0.1:5432: PostgreSQL run skipped"; fi
+# The gates: style and bugs (ruff), types (mypy), the packages' dependency direction (lint-imports).
+# All three run, then the target fails if any did.
+lint: install
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/mypy ledger timebank/core || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
 
-# The ledger core is fully annotated (setup.cfg, [mypy-ledger.*]).
-typecheck: install
-	$(BIN)/mypy ledger/
+# Everything, as CI runs it: the gates, then every test on SQLite, then every test on PostgreSQL.
+test: install chromium
+	$(MAKE) lint
+	$(MAKE) test-sqlite
+	$(MAKE) test-postgres-if-up
+
+# A quick local loop: SQLite only, without the slow tests and the browser tests.
+test-fast: install
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not browser"
 
 test-sqlite: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-postgres: install
 	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider
+
+# Under CI (CI=true) the PostgreSQL run is required: a server that does not answer fails the build.
+# Elsewhere the run is skipped with a message.
+test-postgres-if-up: install
+	@if reason=$$($(BIN)/python -c "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=3).close()" \
+	    '$(PG_DSN)' 2>&1); then \
+	  $(MAKE) test-postgres; \
+	elif [ "$(CI)" = "true" ]; then \
+	  echo "No answer from the PostgreSQL test database $(PG_DSN): $$(echo "$$reason" | grep -m 1 'Error:')" >&2; \
+	  echo "CI=true: the PostgreSQL run is required; start PostgreSQL or set PG_TEST_URL." >&2; \
+	  exit 1; \
+	else \
+	  echo "No answer from the PostgreSQL test database $(PG_DSN): PostgreSQL run skipped (under CI=true this fails)."; \
+	fi
 
 # Each benchmark prints its figures and, last, whether it met its target (docs/performance.md).
 bench: install

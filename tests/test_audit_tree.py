@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
@@ -32,6 +33,7 @@ def _leaves() -> list[bytes]:
         select(Transaction.leaf_hash).order_by(Transaction.id)).scalars()]
 
 
+@pytest.mark.slow
 def test_every_size_matches_reference(ctx):
     _open()
     _post(300)

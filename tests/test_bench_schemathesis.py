@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
@@ -65,6 +66,7 @@ def _fresh_token_headers(world):
     return {"Authorization": f"Bearer {r.get_json()['access_token']}"}
 
 
+@pytest.mark.slow
 def test_every_operation_answers_within_its_documented_schema(world):
     _some_data(world)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", world.app)

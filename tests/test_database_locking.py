@@ -61,6 +61,16 @@ def test_a_writer_outside_the_queue_is_still_waited_for(tmp_path):
     queued.close()
 
 
+def test_an_in_memory_database_commits_without_a_queue_or_a_wal():
+    con = sqlite3.connect(":memory:", factory=QueuedConnection, isolation_level=None)
+    con.begin_immediate()
+    con.execute("CREATE TABLE t (x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    con.close()
+
+
 def test_a_write_is_on_disk_before_commit_returns_and_after_the_turn_is_handed_on(tmp_path, monkeypatch):
     """SQLite runs with synchronous=NORMAL here; the connection flushes the WAL itself, after letting
     the next writer in and before commit() returns (so before anyone is answered)."""

@@ -165,6 +165,7 @@ def make_machine(app):
     return LedgerMachine
 
 
+@pytest.mark.slow
 def test_ledger_simulation(app):
     """derandomize=True: the same examples on every run, so a failure reproduces."""
     run_state_machine_as_test(make_machine(app), settings=settings(

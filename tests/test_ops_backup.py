@@ -134,6 +134,7 @@ def test_restore_refuses_what_is_not_a_timebank_backup(app, runner, tmp_path):
     assert not (fresh / "timebank.sqlite").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not IS_POSTGRES, reason="pg_dump and pg_restore")
 def test_postgres_backup_while_writing_then_restore_and_verify(app, runner, world, tmp_path):
     target = tmp_path / "tb.dump"

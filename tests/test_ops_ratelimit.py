@@ -65,6 +65,7 @@ def _worker(db_uri, instance, attempts, storage_url=None, prefix=None) -> list[d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_login_limit_is_shared_by_workers_through_redis(world, db_uri, tmp_path, redis_prefix):
     first = _worker(db_uri, tmp_path / "w1", 6, REDIS_URL, redis_prefix)
     second = _worker(db_uri, tmp_path / "w2", 5, REDIS_URL, redis_prefix)
@@ -80,6 +81,7 @@ def test_login_limit_is_shared_by_workers_through_redis(world, db_uri, tmp_path,
     assert keys
 
 
+@pytest.mark.slow
 def test_without_shared_storage_each_worker_counts_alone(world, db_uri, tmp_path):
     """The control: in-memory counters are per process, which is why production needs Redis."""
     first = _worker(db_uri, tmp_path / "w1", 6)

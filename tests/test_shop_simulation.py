@@ -39,6 +39,7 @@ def _check(households, items):
     assert numbers == list(range(1, len(numbers) + 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 3, 4, 5, 6])
 def test_random_shop_days(app, world, seed):
     rng = random.Random(seed)

@@ -77,6 +77,7 @@ def test_expired_code_is_refused_plainly(town, world, clock, live_server, page, 
     assert world.balance(accounts.household_points(town.h1)) == 0
 
 
+@pytest.mark.slow
 def test_pay_code_refreshes_itself_before_it_expires(town, world, app, live_server, page):  # noqa: F811
     app.config["TIMEBANK_PAY_CODE_TTL_SECONDS"] = 25  # the page asks for a new code 20 s before expiry
     login(page, live_server, town.resident1)

@@ -1,5 +1,5 @@
 """Audit: signed Merkle checkpoints, month close with two sign-offs, verification, the ledger
-browser; supervisors read only; the committee's books pages."""
+browser and its exports; supervisors read only; the committee's books pages."""
 
 
 def init_app(app) -> None:

@@ -21,9 +21,9 @@ from timebank.people.models import Household
 from timebank.audit import month_close
 from timebank.audit.verify import verify_everything
 from timebank.audit.ledger_browser import export_csv_chunks, export_xlsx, ledger_query
-from timebank.web import staff
-from timebank.web.common import KIND_LABELS, roles_required
-from timebank.web.staff import me, refuse_supervisor_writes
+from timebank.people import staff_pages as staff
+from timebank.core.pages import KIND_LABELS, roles_required
+from timebank.people.staff_pages import me, refuse_supervisor_writes
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 import ledger
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model
 
 CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
 
@@ -23,7 +23,7 @@ POINTS, MINUTES = "points", "minutes"
 UNITS = (POINTS, MINUTES)
 
 
-class AccountOwner(db.Model):
+class AccountOwner(Model):
     """Which community (and household or resident) a ledger account belongs to.
 
     The ledger knows only account codes; this table lets the application scope the ledger browser

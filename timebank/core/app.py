@@ -32,7 +32,7 @@ FEATURES = (
 class TimebankFlask(Flask):
     """Flask with the request's single commit point (:mod:`timebank.core.boundary`)."""
 
-    def dispatch_request(self):  # type: ignore[no-untyped-def]
+    def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
         boundary.finish_request()
         return response

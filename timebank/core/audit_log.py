@@ -17,10 +17,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ledger import driver
 from timebank.core.clock import utc_naive
 from timebank.core.database import take_write_lock
-from timebank.core.extensions import db
+from timebank.core.extensions import Model, db
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -70,4 +70,6 @@ def record(action: str, *, user=None, target: str | None = None, community_id: i
         "details": json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
         "address": address,
     })
-    return cursor.fetchone()[0]
+    row = cursor.fetchone()
+    assert row is not None  # INSERT ... RETURNING gives one row
+    return int(row[0])

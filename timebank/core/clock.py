@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
@@ -58,6 +59,10 @@ def local_zone() -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@overload
+def to_local(moment: datetime) -> datetime: ...
+@overload
+def to_local(moment: None) -> None: ...
 def to_local(moment: datetime | None) -> datetime | None:
     """A stored (naive UTC) or aware time in the deployment's time zone, with its offset."""
     if moment is None:

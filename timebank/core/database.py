@@ -65,9 +65,9 @@ class QueuedConnection(sqlite3.Connection):
         self._timeout = float(kwargs.get("timeout", args[0] if args else 5.0))
         name = os.fspath(database) if isinstance(database, (str, os.PathLike)) else ""
         memory = not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name
-        self._queue_path = None if memory else name + ".writers"
-        self._wal_path = None if memory else name + "-wal"
-        self._queue_fd = None
+        self._queue_path: str | None = None if memory else name + ".writers"
+        self._wal_path: str | None = None if memory else name + "-wal"
+        self._queue_fd: int | None = None
         self._holding = False
         self._changes_at_begin = 0
         self._wrote = False
@@ -107,6 +107,7 @@ class QueuedConnection(sqlite3.Connection):
     def _give_turn(self) -> None:
         if self._holding:
             self._holding = False
+            assert self._queue_fd is not None  # a turn is only ever taken on the open queue file
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def commit(self) -> None:
@@ -130,6 +131,8 @@ class QueuedConnection(sqlite3.Connection):
             self._flush_wal()
 
     def _flush_wal(self) -> None:
+        if self._wal_path is None:  # in memory: nothing on disk to flush
+            return
         try:
             fd = os.open(self._wal_path, os.O_RDONLY)
         except FileNotFoundError:  # checkpointed into the database file (which SQLite syncs) and removed
@@ -219,6 +222,7 @@ def end_deferred_write_lock(token: contextvars.Token) -> None:
 
 def _hold_sqlite_write_lock(conn: Connection) -> None:
     dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None  # a checked-out connection always has one
     if not dbapi_connection.in_transaction:
         _begin_immediate(dbapi_connection)
 

@@ -161,5 +161,6 @@ def idempotent(view):
             return replay(record)
         return response
 
-    wrapper.idempotent_by_key = True  # the OpenAPI document lists Idempotency-Key (timebank.core.openapi)
+    # The OpenAPI document lists Idempotency-Key for the views so marked (timebank.core.openapi).
+    wrapper.idempotent_by_key = True  # type: ignore[attr-defined]
     return wrapper

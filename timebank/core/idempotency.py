@@ -8,10 +8,10 @@ from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_records_scope_key"),)
 

@@ -23,7 +23,7 @@ from apispec import BasePlugin
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: ``security`` of an operation that needs no login.
-PUBLIC = [{}]
+PUBLIC: list[dict[str, list[str]]] = [{}]
 
 #: The attribute :func:`timebank.core.http.idempotent` sets on the views it wraps.
 IDEMPOTENT_MARK = "idempotent_by_key"

@@ -29,6 +29,21 @@ def can_see_community(user: User, community_id: int) -> bool:
     return user.role == "admin" or (user.role in STAFF and user.community_id == community_id)
 
 
+def in_community(user: User, community_id: int) -> bool:
+    """Anyone who belongs to the community: its staff, its residents, or an admin."""
+    if user.role == "admin":
+        return True
+    if user.role == "resident":
+        return user.resident is not None and user.resident.household.community_id == community_id
+    return user.community_id == community_id
+
+
+def require_member(user: User, community_id: int) -> None:
+    """Anyone who belongs to the community (:func:`in_community`). Others get 403."""
+    if not in_community(user, community_id):
+        raise Forbidden("This belongs to another community.")
+
+
 def require_community(user: User, community_id: int, *roles: str) -> None:
     """Staff of this community with one of ``roles`` (or admin). Others get 403."""
     if user.role == "admin":

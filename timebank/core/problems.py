@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlite3
+from typing import Any
 
 from flask import current_app, jsonify, render_template_string, request
 from sqlalchemy.exc import DBAPIError
@@ -59,12 +60,12 @@ def database_unavailable(exc) -> bool:
 
 
 def database_refused_value(exc) -> bool:
-    state = getattr(_driver_error(exc), "sqlstate", None)
+    state: Any = getattr(_driver_error(exc), "sqlstate", None)  # str or None, by driver
     return bool(state) and state[:2] in _PG_INVALID_INPUT_CLASSES
 
 
 def _driver_error_classes() -> tuple:
-    classes = [sqlite3.Error]
+    classes: list[type[Exception]] = [sqlite3.Error]
     try:
         import psycopg
 

@@ -19,23 +19,26 @@ import os
 import secrets
 import socket
 from datetime import timedelta
+from typing import Any, cast
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, insert, or_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.exc import IntegrityError
+from werkzeug.local import LocalProxy
 
 from timebank.core import boundary
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model, db
 from timebank.core.jobs import JOBS
 
 
-class SchedulerLease(db.Model):
+class SchedulerLease(Model):
     """Who runs the scheduled jobs: only the holder of an unexpired lease acts."""
 
     __tablename__ = "scheduler_leases"
@@ -70,12 +73,12 @@ def acquire_lease(holder: str, seconds: int, name: str = LEASE_NAME) -> bool:
     moment = utc_naive()
     expires = moment + timedelta(seconds=seconds)
     try:
-        result = db.session.execute(
+        result = cast("CursorResult[Any]", db.session.execute(
             update(SchedulerLease)
             .where(SchedulerLease.name == name,
                    or_(SchedulerLease.holder == holder, SchedulerLease.expires_at <= moment))
             .values(holder=holder, expires_at=expires, acquired_at=moment)
-        )
+        ))
         if result.rowcount == 1:
             db.session.commit()
             return True
@@ -155,7 +158,7 @@ class LeasedRunner:
 @with_appcontext
 def scheduler_command():
     """Run the scheduled jobs in the foreground (only the lease holder acts; start one per deployment)."""
-    runner = LeasedRunner(current_app._get_current_object())
+    runner = LeasedRunner(cast("LocalProxy[Flask]", current_app)._get_current_object())
     scheduler = runner.build(blocking=True)
     click.echo(f"scheduler {runner.holder}: jobs {', '.join(sorted(JOBS))}")
     if runner.holds_lease():

@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model
 
 if TYPE_CHECKING:
     from timebank.people.models import Community, Resident
@@ -24,7 +24,7 @@ ROLES = ("admin", "committee", "grid_worker", "clerk", "resident", "supervisor")
 STAFF_ROLES = ("committee", "grid_worker", "clerk", "supervisor")
 
 
-class User(db.Model):
+class User(Model):
     """A login. Staff belong to a community; a resident's login is linked to the resident."""
 
     __tablename__ = "users"
@@ -75,7 +75,7 @@ class User(db.Model):
         return self.resident.household_id if self.resident else None
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A bearer token. Only its SHA-256 is stored, so a database leak yields no usable token."""
 
     __tablename__ = "api_tokens"

@@ -15,7 +15,7 @@ from timebank.core.extensions import db
 from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
 from timebank.earning import operations as ops
 from timebank.people.operations import community_by_code
-from timebank.core.policy import require_community
+from timebank.core.policy import require_community, require_member
 
 blp = Blueprint("earning", __name__, url_prefix="/api/v1",
                 description="The points list (积分细则) and claims (申报) with review and publicity (公示).")
@@ -100,7 +100,7 @@ class Rules(MethodView):
     def get(self, args):
         """The community's points list, each rule with the terms in force now (anyone of the community)."""
         community = community_by_code(args["community_code"])
-        ops.require_member(current_user(), community.id)
+        require_member(current_user(), community.id)
         rules = db.session.execute(
             select(Rule).where(Rule.community_id == community.id).order_by(Rule.id)).scalars()
         return {"items": [rule_out(rule) for rule in rules], "next_cursor": None}
@@ -220,7 +220,7 @@ class Claims(MethodView):
         community = community_by_code(args["community_code"])
         household_id = args["household_id"]
         if user.role == "resident":
-            ops.require_member(user, community.id)
+            require_member(user, community.id)
             household_id = user.household_id
         else:
             require_community(user, community.id)

@@ -15,7 +15,7 @@ from flask_login import current_user
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db, limiter
 from timebank.earning import tasks as ops
-from timebank.web.common import login_redirect, refusal_words
+from timebank.core.pages import login_redirect, domain_message
 
 bp = Blueprint("checkin", __name__)
 
@@ -35,7 +35,7 @@ def _rate_key() -> str:
 
 
 def _reason(exc: DomainError) -> str:
-    return refusal_words(exc)
+    return domain_message(exc)
 
 
 @bp.route("/checkin", methods=["GET", "POST"])

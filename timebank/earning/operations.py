@@ -33,7 +33,7 @@ from timebank.people.models import Community, Household, Resident
 from timebank.core.users import User
 from timebank.earning.models import Claim, ClaimEvent, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
-from timebank.core.policy import require_community
+from timebank.core.policy import in_community, require_community
 
 #: Who writes the points list.
 RULE_WRITERS = ("committee",)
@@ -133,23 +133,9 @@ def change_rule(user: User, rule: Rule, changes: dict, effective_from: datetime 
 
 def visible_rule(user: User, rule_id: int) -> Rule:
     rule = db.session.get(Rule, rule_id)
-    if rule is None or not _in_community(user, rule.community_id):
+    if rule is None or not in_community(user, rule.community_id):
         raise NotFound("No such rule.")
     return rule
-
-
-def _in_community(user: User, community_id: int) -> bool:
-    """Anyone who belongs to the community: its staff, its residents, or an admin."""
-    if user.role == "admin":
-        return True
-    if user.role == "resident":
-        return user.resident is not None and user.resident.household.community_id == community_id
-    return user.community_id == community_id
-
-
-def require_member(user: User, community_id: int) -> None:
-    if not _in_community(user, community_id):
-        raise Forbidden("This belongs to another community.")
 
 
 # --- claims ---------------------------------------------------------------------------------------
@@ -295,7 +281,7 @@ def reject_claim(user: User, claim: Claim, reason: str) -> Claim:
 def object_claim(user: User, claim_id: int, reason: str) -> Claim:
     """Anyone of the community (resident or writing staff) objects during publicity: back to pending."""
     claim = db.session.get(Claim, claim_id)
-    if claim is None or not _in_community(user, claim.community_id):
+    if claim is None or not in_community(user, claim.community_id):
         raise NotFound("No such claim.")
     if user.role == "supervisor":
         raise Forbidden("Supervisors read; they do not change anything.")

@@ -25,9 +25,9 @@ from timebank.core.users import User
 from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
 from timebank.earning import operations as earning, tasks
 from timebank.core.policy import require_community
-from timebank.web import staff
-from timebank.web.common import qr_svg, roles_required
-from timebank.web.staff import can_write, me, refuse_supervisor_writes
+from timebank.people import staff_pages as staff
+from timebank.core.pages import qr_svg, roles_required
+from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
 
 bp = Blueprint("web_committee", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)

@@ -27,8 +27,8 @@ from timebank.core.extensions import db
 from timebank.people.models import Community
 from timebank.core.users import User
 from timebank.earning.models import CheckIn, Claim, Task
-from timebank.earning.operations import create_claim, require_member, rule_by_code, version_at
-from timebank.core.policy import require_community
+from timebank.earning.operations import create_claim, rule_by_code, version_at
+from timebank.core.policy import require_community, require_member
 
 TASK_WRITERS = ("committee", "grid_worker")
 _SALT = "timebank.checkin"

@@ -19,7 +19,7 @@ from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import limiter
 from timebank.earning.models import Task
 from timebank.earning import tasks as ops
-from timebank.earning.operations import require_member
+from timebank.core.policy import require_member
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks with QR check-in (扫码签到).")

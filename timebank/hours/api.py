@@ -12,9 +12,8 @@ from timebank.core.openapi import for_any_login
 from timebank.people.models import Resident
 from timebank.hours.models import HELP_STATUSES, HelpRequest
 from timebank.hours import operations as ops
-from timebank.earning.operations import require_member
 from timebank.people.operations import community_by_code
-from timebank.core.policy import require_community
+from timebank.core.policy import require_community, require_member
 
 blp = Blueprint("hours", __name__, url_prefix="/api/v1",
                 description="The time bank (时间银行): neighbour help paid in minutes, gifts of minutes.")

@@ -9,7 +9,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from timebank.core.clock import utc_naive
-from timebank.core.extensions import db
+from timebank.core.extensions import Model
 
 COLORS = ("red", "yellow", "green")
 
@@ -22,7 +22,7 @@ def new_member_code(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
 
 
-class Community(db.Model):
+class Community(Model):
     """A community (社区) or village (村); may belong to a sub-district or district (parent)."""
 
     __tablename__ = "communities"
@@ -46,7 +46,7 @@ class Community(db.Model):
     )
 
 
-class Household(db.Model):
+class Household(Model):
     """A household (户): the subject of points. Any member earns for it and any member may spend."""
 
     __tablename__ = "households"
@@ -72,7 +72,7 @@ class Household(db.Model):
         return f"household:{self.id}:points"
 
 
-class Resident(db.Model):
+class Resident(Model):
     """A resident (居民), member of one household; logs in with their phone number."""
 
     __tablename__ = "residents"

@@ -54,7 +54,7 @@ def create_resident(household: Household, name: str, phone: str | None = None, p
     db.session.add(resident)
     db.session.flush()
     accounts.open_resident(db.session, resident, household.community_id)
-    if password:
+    if password and phone:
         create_user(phone, password, "resident", community_id=household.community_id, resident_id=resident.id)
     return resident
 

@@ -19,9 +19,9 @@ from timebank.core.extensions import db
 from timebank.core.policy import require_community
 from timebank.people import operations as people
 from timebank.people.models import COLORS, Household
-from timebank.web import staff
-from timebank.web.common import qr_svg, roles_required
-from timebank.web.staff import can_write, me, refuse_supervisor_writes
+from timebank.people import staff_pages as staff
+from timebank.core.pages import qr_svg, roles_required
+from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
 
 bp = Blueprint("web_people", __name__, url_prefix="/committee")
 bp.before_request(refuse_supervisor_writes)

@@ -24,7 +24,7 @@ from timebank.earning.models import Claim
 from timebank.earning import operations as earning
 from timebank.reports import operations as ops
 from timebank.people.operations import community_by_code
-from timebank.web.common import login_required
+from timebank.core.pages import login_required
 
 bp = Blueprint("web_public", __name__)
 

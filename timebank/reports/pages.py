@@ -20,9 +20,9 @@ from timebank.people.operations import community_by_code
 from timebank.reports import anomalies as anomaly_ops
 from timebank.reports import charts
 from timebank.reports import operations as reports
-from timebank.web import staff
-from timebank.web.common import CATEGORY_LABELS, label, roles_required
-from timebank.web.staff import refuse_supervisor_writes
+from timebank.people import staff_pages as staff
+from timebank.core.pages import CATEGORY_LABELS, label, roles_required
+from timebank.people.staff_pages import refuse_supervisor_writes
 
 bp = Blueprint("web_reports", __name__)
 bp.before_request(refuse_supervisor_writes)

@@ -36,8 +36,8 @@ from timebank.people.models import Household, Resident
 from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
 from timebank.shop import operations as shop
 from timebank.shop import sale
-from timebank.web.common import already_sent, roles_required, take_form_key
-from timebank.web.staff import can_write, community, me, message, refuse_supervisor_writes
+from timebank.core.pages import already_sent, roles_required, take_form_key
+from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 
 bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
 bp.before_request(refuse_supervisor_writes)
@@ -313,7 +313,7 @@ def stock():
 
 
 def init_app(app) -> None:
-    from timebank.web import staff
+    from timebank.people import staff_pages
 
-    staff.register(app)
+    staff_pages.register(app)
     app.register_blueprint(bp)

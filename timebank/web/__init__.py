@@ -13,7 +13,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from timebank.web.common import register_filters, safe_next
+from timebank.core.pages import register_filters, safe_next
 
 bp = Blueprint("web", __name__)
 

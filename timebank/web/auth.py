@@ -17,7 +17,7 @@ from timebank.core.audit_log import record
 from timebank.core.errors import InvalidCredentials
 from timebank.core.extensions import db, limiter
 from timebank.core.auth import authenticate
-from timebank.web.common import safe_next
+from timebank.core.pages import safe_next
 
 bp = Blueprint("web_auth", __name__)
 

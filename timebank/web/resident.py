@@ -28,7 +28,7 @@ from timebank.shop.models import Item
 from timebank.earning import operations as earning
 from timebank.hours import operations as hours
 from timebank.shop import operations as shop
-from timebank.web.common import already_sent, hours_text, local_date, qr_svg, refusal_words, resident_required, take_form_key
+from timebank.core.pages import already_sent, hours_text, local_date, qr_svg, domain_message, resident_required, take_form_key
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
 
@@ -43,7 +43,7 @@ def _me():
 
 def _refused(exc: DomainError) -> None:
     db.session.rollback()
-    flash(_("Not done: %(reason)s", reason=refusal_words(exc)), "error")
+    flash(_("Not done: %(reason)s", reason=domain_message(exc)), "error")
 
 
 # --- home -----------------------------------------------------------------------------------------

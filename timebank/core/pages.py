@@ -1,4 +1,4 @@
-"""Shared pieces of the pages: who may open a page, one-time forms, labels and formatting.
+"""Shared pieces of every feature's pages: who may open a page, one-time forms, refusals, labels and formatting.
 
 Pages ask the same access rules as the API (:mod:`timebank.core.policy` and the operations' own checks);
 these helpers only turn "not logged in" into a trip to the login page and a refusal into a page.
@@ -19,8 +19,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from timebank.core.errors import DomainError
 from timebank.core.clock import to_local, utc_naive
+from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.idempotency import IdempotencyRecord
 
@@ -116,6 +116,26 @@ def already_sent():
     flash(_l("This form was already sent; nothing was done twice."), "info")
 
 
+# --- refusals in plain words ---------------------------------------------------------------------
+
+def domain_message(exc: DomainError) -> str:
+    """The refusal in plain words; the codes named by the contract have a translation."""
+    messages = {
+        "insufficient_hours": _("there are not enough minutes in the time bank."),
+        "cap_exceeded": _("your household has reached the limit for this item in this period."),
+        "rule_inactive": _("this item of the points list is not in force."),
+        "help_request_not_open": _("somebody else is already helping."),
+        "help_request_not_accepted": _("nobody has accepted this request yet."),
+        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
+        "token_invalid": _("this is not a valid check-in code."),
+        "task_full": _("all places of this task are taken."),
+        "task_closed": _("the task is not open for check-in now."),
+        "forbidden": _("you may not do this."),
+        "validation_error": _("some of the entries are not valid."),
+    }
+    return messages.get(exc.code, exc.detail or exc.code)
+
+
 # --- labels in plain words -------------------------------------------------------------------------
 
 CATEGORY_LABELS = {
@@ -170,8 +190,6 @@ def local_date(moment) -> str:
 
 def hours_text(minutes: int | None) -> str:
     """Minutes as hours and minutes in words: 90 -> 1 小时 30 分钟."""
-    from flask_babel import gettext as _
-
     minutes = int(minutes or 0)
     sign = "-" if minutes < 0 else ""
     hours, rest = divmod(abs(minutes), 60)
@@ -201,25 +219,6 @@ def register_filters(app) -> None:
     app.jinja_env.globals.setdefault("HELP_STATUS_LABELS", HELP_STATUS_LABELS)
     app.jinja_env.globals.setdefault("label", label)
     app.jinja_env.globals.setdefault("new_form_key", new_form_key)
-
-
-def refusal_words(exc: DomainError) -> str:
-    """A refusal of the operations in plain words (the resident's pages and the shared ones);
-    the codes named by the contract have a translation."""
-    messages = {
-        "insufficient_hours": _("there are not enough minutes in the time bank."),
-        "cap_exceeded": _("your household has reached the limit for this item in this period."),
-        "rule_inactive": _("this item of the points list is not in force."),
-        "help_request_not_open": _("somebody else is already helping."),
-        "help_request_not_accepted": _("nobody has accepted this request yet."),
-        "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
-        "token_invalid": _("this is not a valid check-in code."),
-        "task_full": _("all places of this task are taken."),
-        "task_closed": _("the task is not open for check-in now."),
-        "forbidden": _("you may not do this."),
-        "validation_error": _("some of the entries are not valid."),
-    }
-    return messages.get(exc.code, exc.detail or exc.code)
 
 
 def qr_svg(data: str, scale: int = 6) -> str:

@@ -6,6 +6,9 @@
   is refused with 403 before the view runs (:func:`refuse_supervisor_writes`), and the templates
   show them no action buttons (``can_write``).
 * A refusal of the operations (a ``DomainError``) is shown in plain words (:func:`message`).
+
+They live in the people feature because a staff page works in one of its communities; the shop's,
+earning's and the reports' pages use them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.policy import require_community
 from timebank.people.models import Community
-from timebank.web.common import already_sent, refusal_words, take_form_key
+from timebank.core.pages import already_sent, domain_message, take_form_key
 
 
 #: The three-colour care label of a household (三色管理).
@@ -92,7 +95,7 @@ def message(exc: DomainError) -> str:
     }
     text = messages.get(exc.code)
     if text is None:
-        text = refusal_words(exc)
+        text = domain_message(exc)
     if exc.code == "validation_error" and exc.errors:
         text += " (" + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items()) + ")"
     return _("Not done: %(reason)s", reason=text)
