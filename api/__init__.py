@@ -68,13 +68,15 @@ def init_app(app) -> None:
     )
     api.init_app(app)
 
-    from timebank.people import auth_api as auth, api as people
-    from timebank.audit import ledger_api
     from timebank.audit import api as audit
-    from timebank.shop import api as shop
-    from timebank.earning import api as earning, tasks_api as tasks
+    from timebank.audit import ledger_api
+    from timebank.earning import api as earning
+    from timebank.earning import tasks_api as tasks
     from timebank.hours import api as hours
+    from timebank.people import api as people
+    from timebank.people import auth_api as auth
     from timebank.reports import api as reports
+    from timebank.shop import api as shop
 
     for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit, reports):
         csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply

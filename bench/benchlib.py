@@ -186,10 +186,10 @@ def prepare_shop(instance: Instance, households: int, points: int = 100_000, goo
     database transactions."""
     import ledger
     from timebank.core import accounts
+    from timebank.core.auth import issue_token
     from timebank.core.extensions import db
     from timebank.people import operations as people_ops
     from timebank.shop import operations as shop_ops
-    from timebank.core.auth import issue_token
 
     app = instance.app()
     rows = []

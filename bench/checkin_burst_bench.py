@@ -27,7 +27,8 @@ import benchlib
 def prepare_task(instance: benchlib.Instance, slots: int) -> tuple[int, str]:
     from timebank.core.clock import now
     from timebank.core.extensions import db
-    from timebank.earning import operations as earning, tasks
+    from timebank.earning import operations as earning
+    from timebank.earning import tasks
     from timebank.people import operations as people
 
     app = instance.app()

@@ -38,11 +38,10 @@ def raw_sqlite(path: str, n: int) -> float:
 
 
 def ledger_stack(folder: str, n: int) -> float:
-    from timebank import create_app
-    from timebank.cli import init_db
-
     import ledger
     from ledger import Leg
+    from timebank import create_app
+    from timebank.cli import init_db
     from timebank.core.extensions import db
 
     app = create_app({"INSTANCE_PATH": folder, "SECRET_KEY": "bench",

@@ -36,16 +36,6 @@ constraint or trigger so that no other code path can break it):
   ``docs/ledger-format.md`` and :mod:`ledger.encoding`.
 """
 
-from ledger.errors import (  # noqa: F401
-    AlreadyReversed,
-    IdempotencyKeyReused,
-    InsufficientFunds,
-    LedgerError,
-    NotReversible,
-    UnbalancedTransaction,
-    UnknownAccount,
-    UnknownUnit,
-)
 from ledger.config import WriterLock, configure, default_writer_lock  # noqa: F401
 from ledger.core import (  # noqa: F401
     Leg,
@@ -58,4 +48,14 @@ from ledger.core import (  # noqa: F401
     replay_balances,
     reverse,
     verify,
+)
+from ledger.errors import (  # noqa: F401
+    AlreadyReversed,
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    LedgerError,
+    NotReversible,
+    UnbalancedTransaction,
+    UnknownAccount,
+    UnknownUnit,
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -24,7 +24,7 @@ GENESIS_HASH = "00" * 32
 def format_time(moment: datetime) -> str:
     """UTC, microsecond precision, with a trailing Z: one spelling per instant."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

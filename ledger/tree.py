@@ -30,8 +30,9 @@ Like the rest of :mod:`ledger`, nothing here commits: the caller owns the databa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Integer, String, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite

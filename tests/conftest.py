@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -20,7 +20,7 @@ from timebank.core.clock import FrozenClock
 TEST_DB_URL = os.environ.get("TIMEBANK_TEST_DATABASE_URL")
 IS_POSTGRES = bool(TEST_DB_URL and TEST_DB_URL.startswith("postgresql"))
 #: A Monday morning in Shanghai: 2026-03-02 10:00 +08:00.
-START = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 
 def base_config(instance_path, uri) -> dict:

@@ -28,10 +28,11 @@ def _grant(app, household_id, points, category, kind="grant"):
 
 def build_scenario(world, clock):
     from timebank.core.extensions import db
-    from timebank.people.models import Community, Household
     from timebank.core.users import User
-    from timebank.earning import operations as earning, expiry
+    from timebank.earning import expiry
+    from timebank.earning import operations as earning
     from timebank.hours import operations as hours
+    from timebank.people.models import Community, Household
     from timebank.shop import operations as shop
     from timebank.shop import sale
 

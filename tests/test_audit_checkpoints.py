@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from conftest import IS_POSTGRES
 from ledger import checkpoint as notes
 from ledger import merkle
-from conftest import IS_POSTGRES
 
 SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "verify_checkpoint.py"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import pytest
 
@@ -104,14 +104,14 @@ def test_nothing_dated_in_a_closed_month_can_be_posted(month_world, app, clock):
         post_points(app, world.hh, 5)  # still March: closed before it ended
     assert caught.value.code == "month_closed"
 
-    clock.set(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc))  # 1 April 00:00 in Shanghai
+    clock.set(datetime(2026, 3, 31, 16, 0, tzinfo=UTC))  # 1 April 00:00 in Shanghai
     post_points(app, world.hh, 5)
     with pytest.raises(Conflict) as caught:  # back-dated into March
-        post_points(app, world.hh, 5, now=datetime(2026, 3, 31, 15, 59, tzinfo=timezone.utc))
+        post_points(app, world.hh, 5, now=datetime(2026, 3, 31, 15, 59, tzinfo=UTC))
     assert caught.value.code == "month_closed"
     # Another community's March is open.
     other = world.household(community_code="other", name="别家")
-    post_points(app, other, 5, now=datetime(2026, 3, 20, tzinfo=timezone.utc))
+    post_points(app, other, 5, now=datetime(2026, 3, 20, tzinfo=UTC))
 
 
 def test_month_close_refusals(month_world, clock):

@@ -28,12 +28,12 @@ from sqlalchemy import func, select
 import ledger
 from ledger.models import Transaction
 from timebank.core import accounts
-from timebank.core.extensions import db
-from timebank.people.models import Household
-from timebank.core.users import User
-from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
-from timebank.shop import operations as shop_ops
 from timebank.core.auth import issue_token
+from timebank.core.extensions import db
+from timebank.core.users import User
+from timebank.people.models import Household
+from timebank.shop import operations as shop_ops
+from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow

@@ -8,10 +8,9 @@ import json
 from sqlalchemy import text
 
 import ledger
+from conftest import IS_POSTGRES
 from timebank.core import accounts
 from timebank.core.extensions import db
-
-from conftest import IS_POSTGRES
 
 
 def test_create_user_reads_password_from_stdin(runner, world):

@@ -130,8 +130,8 @@ def test_annual_expiry_on_31_december(world, clock, runner):
     assert world.balance(accounts.household_points(town.h1)) == 0
     assert world.balance(accounts.household_points(town.h2)) == 5
     assert world.balance(accounts.expired_points(1)) == 70
-    from timebank.core.extensions import db
     from ledger.models import Transaction
+    from timebank.core.extensions import db
 
     with world.app.app_context():
         expiries = db.session.query(Transaction).filter_by(kind="expiry").all()
@@ -171,9 +171,9 @@ def test_no_expiry_by_default(world, clock, runner):
 @pytest.mark.slow
 def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
     from timebank.core.extensions import db
-    from timebank.people.models import Community, Household
     from timebank.earning.models import CheckIn, Claim, Rule, Task
     from timebank.hours.models import HelpRequest
+    from timebank.people.models import Community, Household
 
     first = runner.invoke(args=["demo"])
     assert first.exit_code == 0, first.output

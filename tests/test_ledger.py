@@ -10,11 +10,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import ledger
+from conftest import IS_POSTGRES
 from ledger import Leg
 from timebank.core import accounts, database, ledgering
 from timebank.core.extensions import db
-
-from conftest import IS_POSTGRES
 
 
 @pytest.fixture

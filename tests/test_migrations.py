@@ -6,9 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, text
 
-from timebank.core.extensions import db
-
 from conftest import IS_POSTGRES
+from timebank.core.extensions import db
 
 
 def test_models_match_migrations(ctx):

@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 import ledger
 from conftest import IS_POSTGRES, TEST_DB_URL, base_config
-from timebank.core import accounts
 from timebank import create_app
+from timebank.core import accounts
 from timebank.core.extensions import db
 from timebank.people.models import Household
 

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+
 from conftest import IS_POSTGRES
 from reports_support import build_scenario
 

@@ -23,6 +23,7 @@ import csv
 import io
 
 import pytest
+
 from reports_support import build_scenario
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from earning_support import PASSWORD, advance, build_town, claim, rule
 
+from earning_support import PASSWORD, advance, build_town, claim, rule
 from timebank.reports.operations import mask_name
 
 

@@ -10,8 +10,8 @@ import ledger
 from timebank.core import accounts
 from timebank.core.extensions import db
 from timebank.people.models import Household
-from timebank.shop.models import Redemption
 from timebank.shop import operations as ops
+from timebank.shop.models import Redemption
 
 THREADS = 20
 

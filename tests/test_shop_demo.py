@@ -4,10 +4,10 @@ from sqlalchemy import func, select
 
 import ledger
 from timebank.core.extensions import db
-from timebank.shop.models import Item, Redemption
-from timebank.shop import operations as ops
 from timebank.people.operations import community_by_code
+from timebank.shop import operations as ops
 from timebank.shop.demo import DONATIONS, GOODS, load_shop_demo
+from timebank.shop.models import Item, Redemption
 
 
 def test_shop_demo_loads_once(app, world):

@@ -13,10 +13,10 @@ from timebank.core import accounts
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.people.models import Household
-from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
+from timebank.people.operations import community_by_code
 from timebank.shop import operations as ops
 from timebank.shop import sale
-from timebank.people.operations import community_by_code
+from timebank.shop.models import Item, Redemption, RedemptionLine, StockMovement
 
 
 def _check(households, items):

@@ -12,27 +12,28 @@ Extensions flush and never commit: the command commits once.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Callable
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from timebank.core import boundary
+from timebank.core.auth import hash_password
 from timebank.core.clock import FrozenClock, local_zone, now
 from timebank.core.errors import DomainError
-from timebank.core import boundary
 from timebank.core.extensions import db
-from timebank.shop.demo import load_shop_demo
-from timebank.people.models import Community, Household, Resident
 from timebank.core.users import User
+from timebank.earning import operations as earning
+from timebank.earning import tasks
 from timebank.earning.models import Grid, Task
-from timebank.earning import operations as earning, tasks
 from timebank.hours import operations as hours
 from timebank.people import operations as people
-from timebank.core.auth import hash_password
+from timebank.people.models import Community, Household, Resident
+from timebank.shop.demo import load_shop_demo
 
 DEMO_CODE = "xingfu"
 DEMO_NAME = "幸福里社区"
@@ -49,20 +50,20 @@ DEMO_STAFF = {
 HISTORY_DAYS = 90
 
 #: Functions ``fn(context)`` run at the end of the demo (the supermarket adds goods and redemptions).
-EXTENSIONS: list[Callable[["DemoContext"], object]] = [
+EXTENSIONS: list[Callable[[DemoContext], object]] = [
     lambda context: load_shop_demo(context.community, context.staff.get("demo_clerk")),
 ]
-_current: list["DemoContext"] = []
+_current: list[DemoContext] = []
 
 
-def register_extension(fn: Callable[["DemoContext"], object]) -> Callable:
+def register_extension(fn: Callable[[DemoContext], object]) -> Callable:
     """Add ``fn(context)`` to the end of ``timebank demo``. Usable as a decorator; registering twice is once."""
     if fn not in EXTENSIONS:
         EXTENSIONS.append(fn)
     return fn
 
 
-def current() -> "DemoContext | None":
+def current() -> DemoContext | None:
     """The demo being built (for extensions that want its people, logins or seeded random)."""
     return _current[-1] if _current else None
 

@@ -65,13 +65,13 @@ def build_app(folder: str):
 
 def pick_resident(app) -> tuple[str, str]:
     """The demo resident whose household has the most points (the home page is then not empty)."""
-    import ledger
     from sqlalchemy import select
 
+    import ledger
     from timebank.core import accounts
-    from timebank.demo import DEMO_PASSWORD
     from timebank.core.extensions import db
     from timebank.core.users import User
+    from timebank.demo import DEMO_PASSWORD
 
     with app.app_context():
         users = db.session.execute(select(User).where(User.role == "resident")).scalars().all()
@@ -85,11 +85,11 @@ def checkin_path(app, base_url: str) -> str:
     from sqlalchemy import select
 
     from timebank.core.clock import utc_naive
-    from timebank.demo import DEMO_CODE
     from timebank.core.extensions import db
     from timebank.core.users import User
-    from timebank.earning.models import Rule
+    from timebank.demo import DEMO_CODE
     from timebank.earning import tasks
+    from timebank.earning.models import Rule
     from timebank.people.operations import community_by_code
 
     app.config["TIMEBANK_BASE_URL"] = base_url
@@ -114,11 +114,11 @@ def staff_paths(app) -> dict:
 
     import ledger
     from timebank.core import accounts
-    from timebank.demo import DEMO_CODE
     from timebank.core.extensions import db
+    from timebank.demo import DEMO_CODE
     from timebank.people.models import Household
-    from timebank.shop.models import Item
     from timebank.people.operations import community_by_code
+    from timebank.shop.models import Item
 
     with app.app_context():
         community = community_by_code(DEMO_CODE)

@@ -8,25 +8,25 @@ Month closes and the audit log are for committee, supervisor and admin of the co
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, current_user, decode_cursor, encode_cursor, paginate
 from ledger import merkle
 from ledger.tree import MerkleTree
+from timebank.audit import checkpoints as ops
+from timebank.audit import month_close as closes
+from timebank.audit.models import Checkpoint
 from timebank.core.audit_log import AuditEntry
 from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community
-from timebank.audit.models import Checkpoint
-from timebank.audit import checkpoints as ops
-from timebank.audit import month_close as closes
-from timebank.people.operations import community_by_code
+from timebank.core.http import ListArgs, LocalDateTime, current_user, decode_cursor, encode_cursor, paginate
 from timebank.core.policy import require_community, require_role
+from timebank.people.models import Community
+from timebank.people.operations import community_by_code
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1",
                 description="Signed checkpoints, Merkle proofs, month close and the audit log.")
@@ -141,8 +141,8 @@ class AuditQuery(ListArgs):
     community_code = fields.String(load_default=None)
     action = fields.String(load_default=None)
     user_id = fields.Integer(load_default=None)
-    since = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
-    until = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
 
 
 class AuditOut(Schema):
@@ -387,9 +387,9 @@ class AuditLog(MethodView):
         if args["since"] and args["until"] and args["since"] > args["until"]:
             raise ValidationFailed(errors={"until": ["Must not be before since."]})
         if args["since"]:
-            query = query.where(AuditEntry.created_at >= args["since"].astimezone(timezone.utc).replace(tzinfo=None))
+            query = query.where(AuditEntry.created_at >= args["since"].astimezone(UTC).replace(tzinfo=None))
         if args["until"]:
-            query = query.where(AuditEntry.created_at < args["until"].astimezone(timezone.utc).replace(tzinfo=None))
+            query = query.where(AuditEntry.created_at < args["until"].astimezone(UTC).replace(tzinfo=None))
         page = paginate(query, AuditEntry.id, args["limit"], args["cursor"], descending=True)
         codes = dict(db.session.execute(select(Community.id, Community.code)).all())
         page["items"] = [

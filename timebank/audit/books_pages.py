@@ -14,15 +14,15 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
-from timebank.core.accounts import CATEGORIES
-from timebank.core.clock import current_month, months_before, local_zone, now, to_local
-from timebank.core.extensions import db
-from timebank.people.models import Household
 from timebank.audit import month_close
-from timebank.audit.verify import verify_everything
 from timebank.audit.ledger_browser import export_csv_chunks, export_xlsx, ledger_query
-from timebank.people import staff_pages as staff
+from timebank.audit.verify import verify_everything
+from timebank.core.accounts import CATEGORIES
+from timebank.core.clock import current_month, local_zone, months_before, now, to_local
+from timebank.core.extensions import db
 from timebank.core.pages import KIND_LABELS, roles_required
+from timebank.people import staff_pages as staff
+from timebank.people.models import Household
 from timebank.people.staff_pages import me, refuse_supervisor_writes
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")

@@ -21,11 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.tree import MerkleTree, scan
+from timebank.audit.models import Checkpoint, MonthClose, SigningKey
 from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
 from timebank.core.jobs import job
-from timebank.audit.models import Checkpoint, MonthClose, SigningKey
 
 log = logging.getLogger(__name__)
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
 from ledger.models import Account, Posting, Transaction
+from timebank.audit.ledger_browser import ledger_query
+from timebank.audit.verify import verify_everything
 from timebank.core.errors import Forbidden, ValidationFailed
 from timebank.core.extensions import db
-from timebank.audit.verify import verify_everything
-from timebank.audit.ledger_browser import ledger_query
-from timebank.people.operations import community_by_code
+from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
 from timebank.core.policy import require_role
+from timebank.people.operations import community_by_code
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The append-only ledger and its proofs.")
 
@@ -29,8 +29,8 @@ class TransactionQuery(ListArgs):
     resident_id = fields.Integer(load_default=None)
     category = fields.String(load_default=None)
     kind = fields.String(load_default=None)
-    since = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
-    until = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
 
 
 class PostingOut(Schema):

@@ -25,15 +25,15 @@ from ledger import driver, merkle
 from ledger.encoding import canonical_json
 from ledger.models import Account, Posting, Transaction
 from ledger.tree import MerkleTree
+from timebank.audit import checkpoints
+from timebank.audit.models import MonthClose, MonthCloseSignoff
 from timebank.core import accounts
 from timebank.core.audit_log import record
 from timebank.core.clock import month_bounds, now, parse_month, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community
 from timebank.core.users import User
-from timebank.audit.models import MonthClose, MonthCloseSignoff
-from timebank.audit import checkpoints
+from timebank.people.models import Community
 
 STATEMENT_TYPE = "timebank.month-close.v1"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from flask import Blueprint, render_template_string
 from flask_login import current_user
 
+from timebank.audit.month_close import describe
 from timebank.core.clock import parse_month
 from timebank.core.errors import Unauthenticated
-from timebank.audit.month_close import describe
-from timebank.people.operations import community_by_code
 from timebank.core.policy import require_community
+from timebank.people.operations import community_by_code
 
 bp = Blueprint("month_close_page", __name__)
 

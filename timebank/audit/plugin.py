@@ -21,8 +21,7 @@ import click
 from flask import request
 from flask.cli import with_appcontext
 
-from timebank.core import ledgering
-from timebank.core import boundary
+from timebank.core import boundary, ledgering
 from timebank.core.errors import DomainError, Forbidden
 from timebank.core.http import current_user
 
@@ -68,9 +67,9 @@ def _register_cli(app):
 
 def init_app(app) -> None:
     from timebank.audit import checkpoints  # noqa: F401  (registers the nightly job)
+    from timebank.audit import month_close_pages as month_close
     from timebank.audit.checkpoints import ensure_signing_key, verify_checkpoints
     from timebank.audit.month_close import month_closed_guard
-    from timebank.audit import month_close_pages as month_close
 
     app.extensions.setdefault("timebank.init_db_hooks", []).append(ensure_signing_key)
     app.extensions.setdefault("timebank.verify_hooks", []).append(verify_checkpoints)

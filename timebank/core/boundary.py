@@ -17,8 +17,9 @@ Any exception rolls the whole unit back.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from timebank.core.extensions import db
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import overload
 from zoneinfo import ZoneInfo
 
@@ -12,14 +12,14 @@ from flask import current_app, has_app_context
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FrozenClock:
     """A clock that only moves when told to (tests, demo history)."""
 
     def __init__(self, moment: datetime):
-        self.moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        self.moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.moment
@@ -29,7 +29,7 @@ class FrozenClock:
         return self.moment
 
     def set(self, moment: datetime) -> None:
-        self.moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        self.moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _system = SystemClock()
@@ -50,7 +50,7 @@ def utc_naive(moment: datetime | None = None) -> datetime:
     """The form stored in the database: naive UTC."""
     moment = moment or now()
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
@@ -68,7 +68,7 @@ def to_local(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(local_zone())
 
 

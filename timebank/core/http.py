@@ -18,8 +18,8 @@ from timebank.core.clock import to_local, utc_naive
 from timebank.core.database import take_write_lock
 from timebank.core.errors import DomainError, IdempotencyKeyReused, Unauthenticated, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.problems import problem
 from timebank.core.idempotency import IdempotencyRecord
+from timebank.core.problems import problem
 from timebank.core.users import User
 
 

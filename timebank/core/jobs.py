@@ -7,8 +7,8 @@ A job is a function taking no arguments, run inside an app context; it must be s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ ledger's exceptions to their own error codes.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import ledger
 from timebank.core import accounts, database

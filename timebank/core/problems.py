@@ -8,7 +8,6 @@ for field validation, ``errors``.
 from __future__ import annotations
 
 import logging
-
 import sqlite3
 from typing import Any
 

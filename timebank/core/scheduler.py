@@ -18,18 +18,16 @@ import logging
 import os
 import secrets
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from datetime import datetime
-
 from sqlalchemy import DateTime, String, insert, or_, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.local import LocalProxy
 
 from timebank.core import boundary

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
-from timebank.core.extensions import db
-from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
-from timebank.earning import operations as ops
-from timebank.people.operations import community_by_code
 from timebank.core.policy import require_community, require_member
+from timebank.earning import operations as ops
+from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
+from timebank.people.operations import community_by_code
 
 blp = Blueprint("earning", __name__, url_prefix="/api/v1",
                 description="The points list (积分细则) and claims (申报) with review and publicity (公示).")
@@ -48,7 +48,7 @@ class RuleChangeIn(Schema):
     cap = fields.Nested(CapSchema, allow_none=True)
     active = fields.Boolean()
     #: Default: now. Never in the past.
-    effective_from = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+    effective_from = fields.AwareDateTime(load_default=None, default_timezone=UTC)
 
 
 class RuleOut(Schema):

@@ -14,8 +14,8 @@ from flask_login import current_user
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db, limiter
+from timebank.core.pages import domain_message, login_redirect
 from timebank.earning import tasks as ops
-from timebank.core.pages import login_redirect, domain_message
 
 bp = Blueprint("checkin", __name__)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from timebank.core.jobs import job
-from timebank.earning.operations import close_publicity as _close_publicity
 from timebank.earning.expiry import expire_points as _expire_points
+from timebank.earning.operations import close_publicity as _close_publicity
 
 
 @job("close_publicity", "Post the claims whose publicity (公示) has ended.", trigger="interval", minutes=5)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from timebank.core.clock import utc_naive
@@ -49,7 +48,7 @@ class Rule(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
 
     community: Mapped[Community] = relationship()
-    versions: Mapped[list["RuleVersion"]] = relationship(back_populates="rule", order_by="RuleVersion.number")
+    versions: Mapped[list[RuleVersion]] = relationship(back_populates="rule", order_by="RuleVersion.number")
 
 
 class RuleVersion(db.Model):
@@ -164,7 +163,7 @@ class Claim(db.Model):
     rule_version: Mapped[RuleVersion] = relationship()
     resident: Mapped[Resident] = relationship()
     household: Mapped[Household] = relationship()
-    events: Mapped[list["ClaimEvent"]] = relationship(order_by="ClaimEvent.id", viewonly=True)
+    events: Mapped[list[ClaimEvent]] = relationship(order_by="ClaimEvent.id", viewonly=True)
 
 
 class ClaimEvent(db.Model):

@@ -29,11 +29,11 @@ from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household, Resident
+from timebank.core.policy import in_community, require_community
 from timebank.core.users import User
 from timebank.earning.models import Claim, ClaimEvent, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
-from timebank.core.policy import in_community, require_community
+from timebank.people.models import Community, Household, Resident
 
 #: Who writes the points list.
 RULE_WRITERS = ("committee",)

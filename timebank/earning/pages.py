@@ -20,13 +20,14 @@ from sqlalchemy import func, or_, select
 from timebank.core.clock import local_zone, now, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Household, Resident
-from timebank.core.users import User
-from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
-from timebank.earning import operations as earning, tasks
-from timebank.core.policy import require_community
-from timebank.people import staff_pages as staff
 from timebank.core.pages import qr_svg, roles_required
+from timebank.core.policy import require_community
+from timebank.core.users import User
+from timebank.earning import operations as earning
+from timebank.earning import tasks
+from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
+from timebank.people import staff_pages as staff
+from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
 
 bp = Blueprint("web_committee", __name__, url_prefix="/committee")

@@ -13,7 +13,7 @@ makes a claim of the task's rule, which then follows the rule's review and publi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from flask import current_app, has_request_context, request
@@ -24,11 +24,11 @@ from timebank.core.audit_log import record
 from timebank.core.clock import now, utc_naive
 from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community
+from timebank.core.policy import require_community, require_member
 from timebank.core.users import User
 from timebank.earning.models import CheckIn, Claim, Task
 from timebank.earning.operations import create_claim, rule_by_code, version_at
-from timebank.core.policy import require_community, require_member
+from timebank.people.models import Community
 
 TASK_WRITERS = ("committee", "grid_worker")
 _SALT = "timebank.checkin"
@@ -86,7 +86,7 @@ def checkin_code(user: User, task: Task) -> dict:
     seconds = period_seconds()
     period = int(now().timestamp()) // seconds
     token = _serializer().dumps({"task": task.id, "period": period})
-    expires_at = datetime.fromtimestamp((period + 2) * seconds, tz=timezone.utc)
+    expires_at = datetime.fromtimestamp((period + 2) * seconds, tz=UTC)
     return {"token": token, "url": checkin_url(token), "expires_at": utc_naive(expires_at), "task_id": task.id}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timezone
+from datetime import UTC
 
 import segno
 from flask import Response, request
@@ -12,14 +12,14 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
-from timebank.core.openapi import for_any_login
-from timebank.earning.api import ClaimOut
 from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import limiter
-from timebank.earning.models import Task
-from timebank.earning import tasks as ops
+from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.core.policy import require_member
+from timebank.earning import tasks as ops
+from timebank.earning.api import ClaimOut
+from timebank.earning.models import Task
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks with QR check-in (扫码签到).")
@@ -29,8 +29,8 @@ class TaskIn(Schema):
     community_code = fields.String(required=True)
     rule_code = fields.String(required=True)
     title = fields.String(required=True, validate=validate.Length(1, 200))
-    starts_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
-    ends_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    starts_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    ends_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     slots = fields.Integer(required=True, validate=validate.Range(1, 10_000))
 
 

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
-from timebank.people.models import Resident
-from timebank.hours.models import HELP_STATUSES, HelpRequest
-from timebank.hours import operations as ops
-from timebank.people.operations import community_by_code
 from timebank.core.policy import require_community, require_member
+from timebank.hours import operations as ops
+from timebank.hours.models import HELP_STATUSES, HelpRequest
+from timebank.people.models import Resident
+from timebank.people.operations import community_by_code
 
 blp = Blueprint("hours", __name__, url_prefix="/api/v1",
                 description="The time bank (时间银行): neighbour help paid in minutes, gifts of minutes.")

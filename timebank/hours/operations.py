@@ -17,10 +17,10 @@ from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community, Resident
+from timebank.core.policy import require_community
 from timebank.core.users import User
 from timebank.hours.models import HelpRequest
-from timebank.core.policy import require_community
+from timebank.people.models import Community, Resident
 
 #: Staff who act for residents in the time bank (enter requests, confirm help on their behalf).
 HELPING_STAFF = ("committee", "grid_worker")

@@ -7,16 +7,15 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 import ledger
-from timebank.core.http import current_user
-from timebank.core.openapi import for_any_login
 from timebank.core import accounts
 from timebank.core.errors import NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Household, Resident
-from timebank.people.models import COLORS
+from timebank.core.http import current_user
+from timebank.core.openapi import for_any_login
+from timebank.core.policy import require_community, require_role, visible_household, visible_resident
 from timebank.core.users import ROLES
 from timebank.people import operations as ops
-from timebank.core.policy import require_community, require_role, visible_household, visible_resident
+from timebank.people.models import COLORS, Household, Resident
 
 blp = Blueprint("people", __name__, url_prefix="/api/v1", description="Communities, households, residents, users.")
 

@@ -5,12 +5,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from timebank.core.audit_log import record
+from timebank.core.auth import authenticate, bearer_token, issue_token, revoke_token
+from timebank.core.errors import Unauthenticated
+from timebank.core.extensions import limiter
 from timebank.core.http import current_user
 from timebank.core.openapi import PUBLIC, for_any_login
-from timebank.core.audit_log import record
-from timebank.core.extensions import limiter
-from timebank.core.errors import Unauthenticated
-from timebank.core.auth import authenticate, bearer_token, issue_token, revoke_token
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Log in for a bearer token.")
 

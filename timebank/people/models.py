@@ -39,7 +39,7 @@ class Community(Model):
     expiry_months: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
 
-    parent: Mapped["Community | None"] = relationship(remote_side="Community.id")
+    parent: Mapped[Community | None] = relationship(remote_side="Community.id")
 
     __table_args__ = (
         CheckConstraint("expiry_policy IN ('none', 'annual', 'rolling')", name="expiry_policy"),
@@ -65,7 +65,7 @@ class Household(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
 
     community: Mapped[Community] = relationship()
-    members: Mapped[list["Resident"]] = relationship(back_populates="household", order_by="Resident.id")
+    members: Mapped[list[Resident]] = relationship(back_populates="household", order_by="Resident.id")
 
     @property
     def points_account(self) -> str:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from timebank.core import accounts
+from timebank.core.auth import hash_password
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household, Resident
-from timebank.core.users import User
-from timebank.people.models import COLORS
-from timebank.core.users import ROLES, STAFF_ROLES
-from timebank.core.auth import hash_password
+from timebank.core.users import ROLES, STAFF_ROLES, User
+from timebank.people.models import COLORS, Community, Household, Resident
 
 
 def community_by_code(code: str) -> Community:

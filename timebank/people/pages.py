@@ -16,11 +16,11 @@ from timebank.core import accounts
 from timebank.core.audit_log import record
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
+from timebank.core.pages import qr_svg, roles_required
 from timebank.core.policy import require_community
 from timebank.people import operations as people
-from timebank.people.models import COLORS, Household
 from timebank.people import staff_pages as staff
-from timebank.core.pages import qr_svg, roles_required
+from timebank.people.models import COLORS, Household
 from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
 
 bp = Blueprint("web_people", __name__, url_prefix="/committee")

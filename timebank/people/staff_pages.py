@@ -21,10 +21,9 @@ from sqlalchemy import select
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
+from timebank.core.pages import already_sent, domain_message, take_form_key
 from timebank.core.policy import require_community
 from timebank.people.models import Community
-from timebank.core.pages import already_sent, domain_message, take_form_key
-
 
 #: The three-colour care label of a household (三色管理).
 COLOR_LABELS = {"red": _l("Red"), "yellow": _l("Yellow"), "green": _l("Green")}

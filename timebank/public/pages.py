@@ -12,19 +12,18 @@
 
 from __future__ import annotations
 
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.people.models import Community
-from timebank.earning.models import Claim
-from timebank.earning import operations as earning
-from timebank.reports import operations as ops
-from timebank.people.operations import community_by_code
 from timebank.core.pages import login_required
+from timebank.earning import operations as earning
+from timebank.earning.models import Claim
+from timebank.people.models import Community
+from timebank.people.operations import community_by_code
+from timebank.reports import operations as ops
 
 bp = Blueprint("web_public", __name__)
 

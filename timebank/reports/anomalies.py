@@ -32,10 +32,10 @@ from sqlalchemy import func, select
 from timebank.core.audit_log import AuditEntry
 from timebank.core.clock import to_local
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household, Resident
 from timebank.core.users import User
 from timebank.earning.models import CheckIn, Claim, ClaimEvent, Task
 from timebank.hours.models import HelpRequest
+from timebank.people.models import Community, Household, Resident
 from timebank.shop.models import Redemption
 
 RECIPROCAL_MIN = 2

@@ -5,24 +5,24 @@ Definitions of every figure and the anomaly thresholds: docs/reports.md.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from timebank.core.http import LocalDateTime, current_user
 from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
 from timebank.core.audit_log import record
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
+from timebank.core.http import LocalDateTime, current_user
+from timebank.core.policy import require_community, require_role
+from timebank.people.operations import community_by_code
 from timebank.reports import anomalies as anomaly_ops
 from timebank.reports import operations as ops
-from timebank.people.operations import community_by_code
-from timebank.core.policy import require_community, require_role
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1",
                 description="Reports and exports (台账), anomalies, and the public notice board (公示栏).")
@@ -163,8 +163,8 @@ class MonthlyReport(MethodView):
 
 class AnomalyArgs(Schema):
     community_code = fields.String(required=True)
-    since = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
-    until = fields.AwareDateTime(load_default=None, default_timezone=timezone.utc)
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
 
 
 class AnomalyOut(Schema):

@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, select
 
 from ledger.models import Account, Posting, Transaction
+from timebank.audit import checkpoints
 from timebank.core import accounts
 from timebank.core.clock import current_month, month_bounds, parse_month, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household, Resident
 from timebank.earning.models import Claim, RuleVersion
+from timebank.people.models import Community, Household, Resident
 from timebank.shop.models import Item, Redemption, StockMovement
-from timebank.audit import checkpoints
 
 #: How many households the monthly report and the public board rank.
 RANKING_SIZE = 10

@@ -12,17 +12,17 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from timebank.core.accounts import CATEGORIES
-from timebank.core.clock import current_month, months_before, local_today, local_zone, parse_month, utc_naive
+from timebank.core.clock import current_month, local_today, local_zone, months_before, parse_month, utc_naive
 from timebank.core.errors import DomainError
+from timebank.core.pages import CATEGORY_LABELS, label, roles_required
 from timebank.core.policy import require_community
+from timebank.people import staff_pages as staff
 from timebank.people.models import Community
 from timebank.people.operations import community_by_code
+from timebank.people.staff_pages import refuse_supervisor_writes
 from timebank.reports import anomalies as anomaly_ops
 from timebank.reports import charts
 from timebank.reports import operations as reports
-from timebank.people import staff_pages as staff
-from timebank.core.pages import CATEGORY_LABELS, label, roles_required
-from timebank.people.staff_pages import refuse_supervisor_writes
 
 bp = Blueprint("web_reports", __name__)
 bp.before_request(refuse_supervisor_writes)

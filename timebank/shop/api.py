@@ -11,17 +11,17 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
-from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
-from timebank.core.openapi import for_any_login
 from timebank.core.database import defers_write_lock
 from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household
-from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption, StockMovement
-from timebank.people import operations as people_ops
-from timebank.shop import operations as ops
-from timebank.shop.sale import Sale, sell
+from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
+from timebank.core.openapi import for_any_login
 from timebank.core.policy import visible_household
+from timebank.people import operations as people_ops
+from timebank.people.models import Community, Household
+from timebank.shop import operations as ops
+from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption, StockMovement
+from timebank.shop.sale import Sale, sell
 
 blp = Blueprint("shop", __name__, url_prefix="/api/v1",
                 description="Love supermarket (爱心超市): goods, stock, donations, redemptions.")

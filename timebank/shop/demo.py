@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from timebank.core.extensions import db
 from timebank.people.models import Community, Household
-from timebank.shop.models import Item
 from timebank.shop import operations as ops
 from timebank.shop import sale
+from timebank.shop.models import Item
 
 #: (sku, name, price in points, barcode, monthly limit per household, low-stock threshold)
 GOODS = [

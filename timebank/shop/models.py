@@ -230,9 +230,9 @@ class Redemption(db.Model):
     #: The compensating ledger transaction of the void.
     void_transaction_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("ledger_transactions.id"))
 
-    lines: Mapped[list["RedemptionLine"]] = relationship(back_populates="redemption",
+    lines: Mapped[list[RedemptionLine]] = relationship(back_populates="redemption",
                                                          order_by="RedemptionLine.id")
-    returns: Mapped[list["RedemptionReturn"]] = relationship(back_populates="redemption",
+    returns: Mapped[list[RedemptionReturn]] = relationship(back_populates="redemption",
                                                              order_by="RedemptionReturn.id")
 
 
@@ -283,7 +283,7 @@ class RedemptionReturn(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
     redemption: Mapped[Redemption] = relationship(back_populates="returns")
-    lines: Mapped[list["RedemptionReturnLine"]] = relationship(order_by="RedemptionReturnLine.id")
+    lines: Mapped[list[RedemptionReturnLine]] = relationship(order_by="RedemptionReturnLine.id")
 
 
 class RedemptionReturnLine(db.Model):

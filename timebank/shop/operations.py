@@ -28,10 +28,24 @@ from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
 from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.people.models import Community
-from timebank.core.users import User
-from timebank.shop.models import DONOR_KINDS, LOT_REASONS, STAFF_REASONS, Item, ItemPriceChange, LotConsumption, ReceiptCounter, Redemption, RedemptionLine, RedemptionReturn, RedemptionReturnLine, StockLot, StockMovement
 from timebank.core.policy import STAFF, require_community
+from timebank.core.users import User
+from timebank.people.models import Community
+from timebank.shop.models import (
+    DONOR_KINDS,
+    LOT_REASONS,
+    STAFF_REASONS,
+    Item,
+    ItemPriceChange,
+    LotConsumption,
+    ReceiptCounter,
+    Redemption,
+    RedemptionLine,
+    RedemptionReturn,
+    RedemptionReturnLine,
+    StockLot,
+    StockMovement,
+)
 
 #: Roles that work the till and the stock room.
 SHOP_ROLES = ("clerk", "committee")

@@ -32,12 +32,12 @@ from sqlalchemy import or_, select
 
 from timebank.core.errors import DomainError, NotFound, ValidationFailed
 from timebank.core.extensions import db
+from timebank.core.pages import already_sent, roles_required, take_form_key
 from timebank.people.models import Household, Resident
-from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
+from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 from timebank.shop import operations as shop
 from timebank.shop import sale
-from timebank.core.pages import already_sent, roles_required, take_form_key
-from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
+from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
 
 bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
 bp.before_request(refuse_supervisor_writes)

@@ -12,8 +12,8 @@ from flask_login import current_user
 from timebank.core.clock import to_local
 from timebank.core.errors import NotFound
 from timebank.core.extensions import db
-from timebank.people.models import Community, Household
 from timebank.core.users import User
+from timebank.people.models import Community, Household
 from timebank.shop import operations as ops
 
 bp = Blueprint("receipts", __name__)

@@ -14,9 +14,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from timebank.core.audit_log import record
+from timebank.core.auth import authenticate
 from timebank.core.errors import InvalidCredentials
 from timebank.core.extensions import db, limiter
-from timebank.core.auth import authenticate
 from timebank.core.pages import safe_next
 
 bp = Blueprint("web_auth", __name__)

@@ -21,14 +21,22 @@ from timebank.core import accounts
 from timebank.core.clock import now
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.people.models import Resident
-from timebank.earning.models import Claim, Rule
-from timebank.hours.models import HelpRequest
-from timebank.shop.models import Item
+from timebank.core.pages import (
+    already_sent,
+    domain_message,
+    hours_text,
+    local_date,
+    qr_svg,
+    resident_required,
+    take_form_key,
+)
 from timebank.earning import operations as earning
+from timebank.earning.models import Claim, Rule
 from timebank.hours import operations as hours
+from timebank.hours.models import HelpRequest
+from timebank.people.models import Resident
 from timebank.shop import operations as shop
-from timebank.core.pages import already_sent, hours_text, local_date, qr_svg, domain_message, resident_required, take_form_key
+from timebank.shop.models import Item
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
 

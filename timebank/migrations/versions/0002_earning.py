@@ -6,11 +6,10 @@ Revises: 0001
 Create Date: 2026-11-24
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from ledger.schema import append_only_guard
-
 
 # revision identifiers, used by Alembic.
 revision = '0002'
