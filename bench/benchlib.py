@@ -214,7 +214,8 @@ def prepare_shop(instance: Instance, households: int, points: int = 100_000, goo
             if resident_tokens:
                 user = people_ops.create_user(phone, "bench-resident-pass", "resident", resident_id=r.id)
                 token = issue_token(user)[0]
-            ledger.post(db.session, [ledger.Leg(issuance, -points), ledger.Leg(accounts.household_points(h.id), points)],
+            ledger.post(db.session,
+                        [ledger.Leg(issuance, -points), ledger.Leg(accounts.household_points(h.id), points)],
                         kind="grant", category="volunteer", memo="bench set-up", actor="bench")
             rows.append((h.id, h.member_code, r.id, r.member_code, token))
             if n % 500 == 499:
@@ -384,7 +385,8 @@ def client_limit(threads: int, total: int = 5000) -> LoadResult:
                 break
             except OSError:
                 time.sleep(0.05)
-        return run_load(port, lambda i: ("GET", "/healthz", None, {}), total, threads, label="client ceiling (null server)")
+        return run_load(port, lambda i: ("GET", "/healthz", None, {}), total, threads,
+                        label="client ceiling (null server)")
     finally:
         process.terminate()
         process.wait(10)

@@ -62,7 +62,8 @@ def count(instance: benchlib.Instance, task_id: int) -> dict:
             "checkin_residents": s.scalar(select(func.count(distinct(CheckIn.resident_id)))
                                           .where(CheckIn.task_id == task_id)),
             "claims": s.scalar(select(func.count()).select_from(Claim).where(Claim.task_id == task_id)),
-            "claim_residents": s.scalar(select(func.count(distinct(Claim.resident_id))).where(Claim.task_id == task_id)),
+            "claim_residents": s.scalar(select(func.count(distinct(Claim.resident_id)))
+                                        .where(Claim.task_id == task_id)),
             "posted": s.scalar(select(func.count()).select_from(Claim)
                                .where(Claim.task_id == task_id, Claim.transaction_id.is_not(None))),
             "verify_ok": ledger.verify(s).ok,
@@ -108,7 +109,8 @@ def main() -> None:
         if status in (200, 201):
             claims_by_resident.setdefault(i % n, set()).add(json.loads(data)["claim"]["id"])
     same_claim = all(len(ids) == 1 for ids in claims_by_resident.values()) and len(claims_by_resident) == n
-    print(f"check-in requests per second (first and second scans): {burst.rate:,.0f}; p50 {burst.percentile(50):.0f} ms, "
+    print(f"check-in requests per second (first and second scans): {burst.rate:,.0f}; "
+          f"p50 {burst.percentile(50):.0f} ms, "
           f"p99 {burst.percentile(99):.0f} ms (every request queued at once, so p99 is about the burst's length)")
     print(f"database: {counts}")
     print(f"each resident's answers name one claim: {same_claim}")

@@ -80,7 +80,7 @@ def main() -> None:
                     trivial_rounds.append(benchlib.run_load(port, health, count, args.threads))
                 else:
                     offset = n * sales_each
-                    sales_rounds.append(benchlib.run_load(port, lambda i: redemption(offset + i), count,
+                    sales_rounds.append(benchlib.run_load(port, lambda i, offset=offset: redemption(offset + i), count,
                                                           args.threads))
         trivial = benchlib.combine("GET /healthz", trivial_rounds)
         sales = benchlib.combine("POST /api/v1/redemptions", sales_rounds)

@@ -102,7 +102,8 @@ def measure(app, size: int, proofs: int, reads: int, rng: random.Random) -> dict
     verify_seconds = time.perf_counter() - t0
     s.rollback()
     return {"size": size, "fill": fill, "proof_p50": benchlib.percentile(times, 50) * 1000,
-            "proof_p99": benchlib.percentile(times, 99) * 1000, "balance_p50": benchlib.percentile(balance_times, 50) * 1e6,
+            "proof_p99": benchlib.percentile(times, 99) * 1000,
+            "balance_p50": benchlib.percentile(balance_times, 50) * 1e6,
             "balance_p99": benchlib.percentile(balance_times, 99) * 1e6, "verify": verify_seconds,
             "verify_ok": report.ok and report.size == size}
 

@@ -71,7 +71,8 @@ def check(instance: benchlib.Instance, acknowledged: dict[int, dict]) -> dict:
     verify = subprocess.run([str(benchlib.BIN / "timebank"), "verify"], env=instance.env(), capture_output=True,
                             text=True)
     out["timebank_verify_exit"] = verify.returncode
-    out["timebank_verify"] = (verify.stdout or verify.stderr).strip().splitlines()[0] if (verify.stdout or verify.stderr) else ""
+    out["timebank_verify"] = ((verify.stdout or verify.stderr).strip().splitlines()[0]
+                              if (verify.stdout or verify.stderr) else "")
     return out
 
 
@@ -164,7 +165,8 @@ def main() -> None:
         counts = check(instance, acknowledged)
     done = len(latencies)
     print(f"redemptions: {done} in {seconds:.1f} s = {done / seconds:,.1f}/s (pay-code fetches not counted); "
-          f"p50 {benchlib.percentile(latencies, 50) * 1000:.0f} ms, p99 {benchlib.percentile(latencies, 99) * 1000:.0f} ms; "
+          f"p50 {benchlib.percentile(latencies, 50) * 1000:.0f} ms, "
+          f"p99 {benchlib.percentile(latencies, 99) * 1000:.0f} ms; "
           f"statuses {statuses}; transport errors and refused pay codes {len(failures)}")
     print(f"database: {counts}")
     ok = (statuses == {201: args.households} and not failures and counts["missing"] == 0

@@ -385,7 +385,7 @@ def test_password_guessing_is_rate_limited(world, limited_app):
 
 def test_behind_a_configured_proxy_the_client_address_counts(world, limited_app):
     client = limited_app(TIMEBANK_PROXY_FIX=1).test_client()
-    for attempt in range(10):
+    for _attempt in range(10):
         r = client.post("/api/v1/auth/token", json={"username": "admin", "password": "wrong"},
                         headers={"X-Forwarded-For": "203.0.113.1"})
         assert r.status_code == 401

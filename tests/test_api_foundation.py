@@ -80,7 +80,8 @@ def test_people_flow(world):
     assert r.get_json()["balance_points"] == 0 and r.get_json()["members"] == [{"id": rid, "name": "王大妈"}]
     r = world.client.get(f"/api/v1/residents/{rid}", headers={"Authorization": f"Bearer {token}"})
     assert r.get_json()["hours_balance_minutes"] == 0
-    r = world.call("POST", "/api/v1/households", "wang", json={"community_code": "hongxing", "name": "x", "color": "blue"})
+    r = world.call("POST", "/api/v1/households", "wang",
+                   json={"community_code": "hongxing", "name": "x", "color": "blue"})
     assert r.status_code == 422 and "color" in r.get_json()["errors"]
 
 
@@ -113,10 +114,12 @@ def test_committee_adds_staff_only_in_own_community(world):
     world.community("lijia", "李家村")
     world.user("wang", "committee")
     r = world.call("POST", "/api/v1/users", "wang",
-                   json={"username": "grid1", "password": "grid-pass-1", "role": "grid_worker", "community_code": "hongxing"})
+                   json={"username": "grid1", "password": "grid-pass-1", "role": "grid_worker",
+                         "community_code": "hongxing"})
     assert r.status_code == 201 and r.get_json()["role"] == "grid_worker"
     r = world.call("POST", "/api/v1/users", "wang",
-                   json={"username": "grid2", "password": "grid-pass-1", "role": "grid_worker", "community_code": "lijia"})
+                   json={"username": "grid2", "password": "grid-pass-1", "role": "grid_worker",
+                         "community_code": "lijia"})
     assert r.status_code == 403
     r = world.call("POST", "/api/v1/users", "wang",
                    json={"username": "boss", "password": "boss-pass-1", "role": "admin"})

@@ -66,6 +66,22 @@ def _fresh_token_headers(world):
     return {"Authorization": f"Bearer {r.get_json()['access_token']}"}
 
 
+def _operation_test(world, operation, headers):
+    # Valid requests, and requests that break the schema (those must be refused with a documented 4xx).
+    strategy = (operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+                | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+
+    @given(case=strategy)
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    def run(case):
+        # Revoking would end the admin's token for every later operation: revoke a fresh one.
+        own = _fresh_token_headers(world) if operation.path.endswith("/auth/revoke") else headers
+        case.call_and_validate(headers=own, checks=CHECKS)
+
+    return run
+
+
 @pytest.mark.slow
 def test_every_operation_answers_within_its_documented_schema(world):
     _some_data(world)
@@ -76,20 +92,8 @@ def test_every_operation_answers_within_its_documented_schema(world):
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        # Valid requests, and requests that break the schema (those must be refused with a documented 4xx).
-        strategy = (operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
-                    | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-
-        @given(case=strategy)
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
-        def run(case):
-            # Revoking would end the admin's token for every later operation: revoke a fresh one.
-            own = _fresh_token_headers(world) if operation.path.endswith("/auth/revoke") else headers
-            case.call_and_validate(headers=own, checks=CHECKS)
-
         try:
-            run()
+            _operation_test(world, operation, headers)()
         except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert operations > 40

@@ -72,7 +72,7 @@ def independent_leaf(tx: dict, postings: list) -> bytes:
                 elif ch in "\n\r\t\b\f":
                     out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}[ch])
                 elif ord(ch) < 0x20:
-                    out.append("\\u%04x" % ord(ch))
+                    out.append(f"\\u{ord(ch):04x}")
                 else:
                     out.append(ch)
             return '"' + "".join(out) + '"'

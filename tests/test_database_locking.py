@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from conftest import IS_POSTGRES
-from test_ops_faults import _assert_unavailable, _sibling_app, _sqlite_path
+from faults_support import assert_unavailable, sibling_app, sqlite_path
 from timebank.core import accounts
 from timebank.core.database import QueuedConnection, defer_write_lock, end_deferred_write_lock, take_write_lock
 from timebank.core.extensions import db
@@ -119,8 +119,9 @@ def test_the_apps_writes_are_flushed_at_commit(world, app, monkeypatch):
     flushed = []
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
-    wal = _sqlite_path(app) + "-wal"
-    r = world.call("POST", "/api/v1/redemptions", "clerk", json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]})
+    wal = sqlite_path(app) + "-wal"
+    r = world.call("POST", "/api/v1/redemptions", "clerk",
+                   json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]})
     assert r.status_code == 201 and flushed == [wal]
     assert world.call("GET", f"/api/v1/redemptions/{r.get_json()['id']}", "clerk").status_code == 200
     assert flushed == [wal]  # a read is not flushed
@@ -175,19 +176,19 @@ def test_the_till_reads_before_it_takes_the_write_lock(world, app, tmp_path):
     """A sale's token, key and member are read before the write lock: a refusal that writes nothing
     answers while another writer holds the lock; a sale waits for it, then 503s and writes nothing."""
     household, code, item = _shop(world)
-    impatient = _sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
+    impatient = sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
     client = impatient.test_client()
     headers = world.headers("clerk")
-    holder = sqlite3.connect(_sqlite_path(app), isolation_level=None)
+    holder = sqlite3.connect(sqlite_path(app), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         r = client.post("/api/v1/redemptions", headers=headers,
                         json={"member_code": "HNOSUCH", "lines": [{"item_id": item, "quantity": 1}]})
         assert r.status_code == 404 and r.get_json()["error"] == "unknown_member"
-        _assert_unavailable(client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k1"},
-                                        json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}))
+        assert_unavailable(client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k1"},
+                                       json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}))
         # Other endpoints still take the lock at their first statement: a plain read waits too.
-        _assert_unavailable(client.get("/api/v1/me", headers=headers))
+        assert_unavailable(client.get("/api/v1/me", headers=headers))
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -204,15 +205,15 @@ def test_the_till_reads_before_it_takes_the_write_lock(world, app, tmp_path):
 
 def test_a_writer_holding_the_queue_past_the_timeout_gives_503(world, app, tmp_path):
     household, code, item = _shop(world)
-    impatient = _sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
+    impatient = sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
     client = impatient.test_client()
     headers = world.headers("clerk")
-    holder = _connect(_sqlite_path(app), timeout=5)
+    holder = _connect(sqlite_path(app), timeout=5)
     holder.begin_immediate()  # another worker of this deployment, stuck inside its transaction
     try:
-        _assert_unavailable(client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k2"},
-                                        json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}))
-        _assert_unavailable(client.get("/api/v1/me", headers=headers))
+        assert_unavailable(client.post("/api/v1/redemptions", headers={**headers, "Idempotency-Key": "k2"},
+                                       json={"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}))
+        assert_unavailable(client.get("/api/v1/me", headers=headers))
     finally:
         holder.rollback()
         holder.close()

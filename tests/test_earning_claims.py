@@ -287,7 +287,7 @@ def test_access_to_claims_across_households_and_communities(town, world):
     assert len(r["items"]) == 2
     r = world.call("GET", "/api/v1/claims?community_code=hongxing", town.resident2).get_json()
     assert [i["household_id"] for i in r["items"]] == [town.h2]
-    r = world.call("GET", "/api/v1/claims?community_code=hongxing&household_id=%d" % town.h1, town.resident2)
+    r = world.call("GET", f"/api/v1/claims?community_code=hongxing&household_id={town.h1}", town.resident2)
     assert [i["household_id"] for i in r.get_json()["items"]] == [town.h2]
     assert world.call("GET", "/api/v1/claims?community_code=hongxing", "other_committee").status_code == 403
     assert world.call("GET", "/api/v1/claims?community_code=lvye", town.resident1).status_code == 403

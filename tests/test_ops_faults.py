@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, event, func, select, text
 
 import ledger
 from conftest import IS_POSTGRES, TEST_DB_URL, base_config
+from faults_support import assert_unavailable, sibling_app, sqlite_path, with_clock
 from timebank import create_app
 from timebank.core import accounts
 from timebank.core.extensions import db
@@ -18,15 +19,6 @@ from timebank.people.models import Household
 
 sqlite_only = pytest.mark.skipif(IS_POSTGRES, reason="SQLite file faults; the PostgreSQL ones are tested below")
 postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="lock_timeout and statement_timeout exist on PostgreSQL")
-
-
-def _assert_unavailable(response):
-    assert response.status_code == 503, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json()
-    assert body["error"] == "service_unavailable" and body["status"] == 503
-    assert "nothing was changed" in body["detail"]
-    assert int(response.headers["Retry-After"]) > 0
 
 
 def _household_count(app):
@@ -37,24 +29,6 @@ def _household_count(app):
 def _transaction_count(app):
     with app.app_context():
         return db.session.scalar(text("SELECT count(*) FROM ledger_transactions"))
-
-
-def _sqlite_path(app) -> str:
-    return app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-
-
-def _sibling_app(app, tmp_path, name, **config):
-    """A second app over the same database: another worker process, as far as the database can tell."""
-    folder = tmp_path / name
-    folder.mkdir()
-    cfg = base_config(folder, app.config["SQLALCHEMY_DATABASE_URI"])
-    cfg.update(config)
-    return _with_clock(create_app(cfg), app)
-
-
-def _with_clock(new_app, app):
-    new_app.extensions["timebank.core.clock"] = app.extensions["timebank.core.clock"]
-    return new_app
 
 
 def _add_grant_route(target_app):
@@ -80,19 +54,19 @@ def test_lock_held_past_the_busy_timeout_gives_503_and_writes_nothing(world, app
     h = world.household()
     world.grant(h, 10)
     headers = world.headers("admin")
-    impatient = _sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
+    impatient = sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=200)
     _add_grant_route(impatient)
     client = impatient.test_client()
     before_households, before_tx = _household_count(app), _transaction_count(app)
 
-    holder = sqlite3.connect(_sqlite_path(app), isolation_level=None)
+    holder = sqlite3.connect(sqlite_path(app), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        _assert_unavailable(client.post("/api/v1/households", headers=headers,
-                                        json={"community_code": "hongxing", "name": "李家", "address": "1号"}))
-        _assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
+        assert_unavailable(client.post("/api/v1/households", headers=headers,
+                                       json={"community_code": "hongxing", "name": "李家", "address": "1号"}))
+        assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
         # Every SQLite transaction here begins IMMEDIATE, so reads wait for the lock too.
-        _assert_unavailable(client.get("/api/v1/me", headers=headers))
+        assert_unavailable(client.get("/api/v1/me", headers=headers))
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -111,7 +85,7 @@ def test_lock_held_past_the_busy_timeout_gives_503_and_writes_nothing(world, app
 @sqlite_only
 def test_busy_timeout_is_per_app(world, app, tmp_path):
     """Each app's TIMEBANK_SQLITE_BUSY_TIMEOUT_MS holds for its own connections."""
-    impatient = _sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=250)
+    impatient = sibling_app(app, tmp_path, "impatient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=250)
     for each, expected in ((impatient, 250), (app, 30_000)):
         with each.app_context():
             raw = db.engine.raw_connection()
@@ -126,15 +100,15 @@ def test_busy_timeout_is_per_app(world, app, tmp_path):
 def test_read_only_database_gives_503(world, app, tmp_path):
     h = world.household()
     headers = world.headers("admin")
-    path = _sqlite_path(app)
-    read_only = _with_clock(create_app(base_config(tmp_path / "ro", f"sqlite:///file:{path}?mode=ro&uri=true")), app)
+    path = sqlite_path(app)
+    read_only = with_clock(create_app(base_config(tmp_path / "ro", f"sqlite:///file:{path}?mode=ro&uri=true")), app)
     _add_grant_route(read_only)
     client = read_only.test_client()
     before = (_household_count(app), _transaction_count(app))
-    _assert_unavailable(client.post("/api/v1/households", headers=headers,
-                                    json={"community_code": "hongxing", "name": "王家", "address": "2号"}))
-    _assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
-    _assert_unavailable(client.post("/api/v1/auth/token", json={"username": "admin", "password": "secret-pass"}))
+    assert_unavailable(client.post("/api/v1/households", headers=headers,
+                                   json={"community_code": "hongxing", "name": "王家", "address": "2号"}))
+    assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
+    assert_unavailable(client.post("/api/v1/auth/token", json={"username": "admin", "password": "secret-pass"}))
     assert (_household_count(app), _transaction_count(app)) == before
     with read_only.app_context():
         db.session.remove()
@@ -144,7 +118,7 @@ def test_read_only_database_gives_503(world, app, tmp_path):
 def _full_disk_app(app, tmp_path):
     """The same database, with connections that may not grow the file: SQLite answers "database or disk
     is full" exactly as it does when the disk runs out."""
-    full = _sibling_app(app, tmp_path, "full")
+    full = sibling_app(app, tmp_path, "full")
     with full.app_context():
         engine = db.engine
 
@@ -167,7 +141,7 @@ def test_full_disk_on_the_ledger_hot_path_gives_503_and_writes_nothing(world, ap
     client = full.test_client()
     before = _transaction_count(app)
     # 64 KiB of memo needs new pages, so the driver-level INSERT fails (a bare sqlite3 error).
-    _assert_unavailable(client.post(f"/api/v1/test-grant/{h}?memo_kb=64", headers=headers))
+    assert_unavailable(client.post(f"/api/v1/test-grant/{h}?memo_kb=64", headers=headers))
     assert _transaction_count(app) == before
     assert world.balance(accounts.household_points(h)) == 10
     with app.app_context():
@@ -188,7 +162,7 @@ def test_disk_filling_up_under_writes_gives_503_never_500(world, app, tmp_path):
         r = client.post("/api/v1/households", headers=headers,
                         json={"community_code": "hongxing", "name": f"户{i}" + "长" * 190, "address": "路" * 290})
         if r.status_code != 201:
-            _assert_unavailable(r)
+            assert_unavailable(r)
             break
         created += 1
     else:
@@ -204,8 +178,8 @@ def test_postgres_lock_timeout_gives_503(world, app, tmp_path):
     h = world.household()
     world.grant(h, 10)
     headers = world.headers("admin")
-    impatient = _sibling_app(app, tmp_path, "impatient",
-                             SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c lock_timeout=200"}})
+    impatient = sibling_app(app, tmp_path, "impatient",
+                            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c lock_timeout=200"}})
     _add_grant_route(impatient)
     client = impatient.test_client()
     before = (_household_count(app), _transaction_count(app))
@@ -216,9 +190,9 @@ def test_postgres_lock_timeout_gives_503(world, app, tmp_path):
             # The ledger's writer lock (a raw driver cursor waits for it) and a table lock (the ORM waits).
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x7469_6D65})
             conn.execute(text("LOCK TABLE households IN ACCESS EXCLUSIVE MODE"))
-            _assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
-            _assert_unavailable(client.post("/api/v1/households", headers=headers,
-                                            json={"community_code": "hongxing", "name": "李家", "address": "1号"}))
+            assert_unavailable(client.post(f"/api/v1/test-grant/{h}", headers=headers))
+            assert_unavailable(client.post("/api/v1/households", headers=headers,
+                                           json={"community_code": "hongxing", "name": "李家", "address": "1号"}))
             tx.rollback()
     finally:
         holder.dispose()
@@ -232,15 +206,15 @@ def test_postgres_lock_timeout_gives_503(world, app, tmp_path):
 @postgres_only
 def test_postgres_statement_timeout_gives_503(world, app, tmp_path):
     headers = world.headers("admin")
-    slow = _sibling_app(app, tmp_path, "slow",
-                        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c statement_timeout=200"}})
+    slow = sibling_app(app, tmp_path, "slow",
+                       SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c statement_timeout=200"}})
 
     def sleepy():
         db.session.execute(text("SELECT pg_sleep(2)"))
         return {}
 
     slow.add_url_rule("/api/v1/test-slow", "test_slow", sleepy)
-    _assert_unavailable(slow.test_client().get("/api/v1/test-slow", headers=headers))
+    assert_unavailable(slow.test_client().get("/api/v1/test-slow", headers=headers))
     with slow.app_context():
         db.session.remove()
         db.engine.dispose()

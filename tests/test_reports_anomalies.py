@@ -18,7 +18,7 @@ class Town:
         names = ["张家", "李家", "王家", "赵家", "孙家", "周家"]
         self.households = [world.household(name=n) for n in names]
         self.residents = [world.resident(h, n[0] + "一", phone=f"1390000000{i}", password=PASSWORD)
-                          for i, (h, n) in enumerate(zip(self.households, names))]
+                          for i, (h, n) in enumerate(zip(self.households, names, strict=True))]
         self.phones = [f"1390000000{i}" for i in range(len(names))]
         world.user("committee", "committee")
         world.user("grid", "grid_worker")
@@ -35,7 +35,7 @@ class Town:
         self.item = r.get_json()["id"]
         assert world.call("POST", "/api/v1/stock-movements", "committee", json={
             "item_id": self.item, "quantity": 500, "reason": "donation", "donor": "华联超市"}).status_code == 201
-        for h, r in zip(self.households, self.residents):
+        for h, r in zip(self.households, self.residents, strict=True):
             self.grant(h, 500, r)
 
     def grant(self, household_id, points, resident_id):

@@ -54,7 +54,7 @@ def test_csv_export_is_the_browser_view_one_row_per_posting(world, scenario, que
     header = rows[0]
     assert header == ["transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
                       "reverses_id", "account", "amount", "unit", "hash"]
-    body = [dict(zip(header, row)) for row in rows[1:]]
+    body = [dict(zip(header, row, strict=True)) for row in rows[1:]]
     expected = [(t["id"], p["account"], p["amount"], p["unit"], t["kind"], t["hash"], t["created_at"])
                 for t in sorted(browsed, key=lambda t: t["id"]) for p in t["postings"]]
     assert [(int(b["transaction_id"]), b["account"], int(b["amount"]), b["unit"], b["kind"], b["hash"],

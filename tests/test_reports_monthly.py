@@ -10,7 +10,8 @@ Scenario in 阳光社区 (points expire one month after they were granted), loca
 | 03-01 00:30       | grant 李家 20 moral (March, although 02-28 16:30 UTC)                        |
 | 03-05             | grant 张家 30 volunteer, 王家 15 red; claims: 张家 10 volunteer, 李家 8 neighbour_help + 60 min |
 | 03-10             | grant 张家 5 volunteer and its reversal                                     |
-| 03-12             | donations 华联超市 soap 20 + oil 5, 县农业银行 soap 10; receipts 张家 60, 李家 9, 王家 3; void 李家's; return 2 soap of 张家's |
+| 03-12             | donations 华联超市 soap 20 + oil 5, 县农业银行 soap 10; receipts 张家 60, 李家 9, 王家 3;     |
+|                   | void 李家's; return 2 soap of 张家's                                          |
 | 03-15             | help: 王家 (red, pool pays) 30 min to 张三丰; 李四 20 min to 赵六             |
 | 03-25             | expiry job: 赵家 12                                                          |
 | 03-31 23:30       | grant 王家 4 red (still March)                                              |

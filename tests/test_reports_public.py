@@ -52,7 +52,8 @@ def test_board_json_without_login(world, clock, town):
     assert board["publicity"][0]["publicity_ends_at"] == "2026-03-05T10:00:00+08:00"
     # Only posted points rank: 张家 has 4 (the auto claim), the board's claims are not posted yet.
     assert board["ranking"] == [{"rank": 1, "household_name": "张*", "points": 4}]
-    assert board["donors"][0]["donor"] == "华联超市" and board["donors"][0]["items"] == [{"name": "香皂", "quantity": 12}]
+    assert board["donors"][0]["donor"] == "华联超市"
+    assert board["donors"][0]["items"] == [{"name": "香皂", "quantity": 12}]
     cp = board["checkpoint"]
     latest = world.client.get("/api/v1/ledger/checkpoints/latest").get_json()
     assert (cp["tree_size"], cp["root_hash"], cp["key_id"]) == (latest["tree_size"], latest["root_hash"],
@@ -124,12 +125,14 @@ def test_objection_needs_login_and_sends_the_claim_back(world, town):
     after = world.call("GET", f"/api/v1/claims/{first['id']}", "committee").get_json()
     assert after["status"] == "pending"
     assert after["events"][-1]["action"] == "object" and after["events"][-1]["reason"] == "他那天不在家"
-    assert first["id"] not in [c["claim_id"] for c in world.client.get("/api/v1/public/hongxing").get_json()["publicity"]]
+    assert first["id"] not in [c["claim_id"]
+                               for c in world.client.get("/api/v1/public/hongxing").get_json()["publicity"]]
     # No longer on the board: the form is gone, a late objection is refused in words.
     assert client.get(url).status_code == 404
     late = client.post(url, data={"reason": "again"}, follow_redirects=True)
     assert '<li class="error">' in late.get_data(as_text=True)
-    assert world.call("GET", f"/api/v1/claims/{first['id']}", "committee").get_json()["events"][-1]["action"] == "object"
+    assert world.call("GET", f"/api/v1/claims/{first['id']}",
+                      "committee").get_json()["events"][-1]["action"] == "object"
 
 
 def test_residents_of_another_community_cannot_object(world, town):

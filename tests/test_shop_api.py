@@ -366,7 +366,8 @@ def test_a_new_receipt_answers_as_the_receipt_reads_back(shop):
     soap = shop.item("soap", price=3, stock=20)
     shop.item("oil", name="食用油", price=45, stock=5, barcode="690100")
     with shop.w.app.app_context():
-        resident_card = db.session.execute(select(Resident.member_code).where(Resident.id == shop.resident)).scalar_one()
+        resident_card = db.session.execute(
+            select(Resident.member_code).where(Resident.id == shop.resident)).scalar_one()
     pay_code = shop.call("GET", "/api/v1/me/pay-code", "13800000001").get_json()["pay_code"]
     sales = [
         shop.redeem([{"item_id": soap, "quantity": 2}]),

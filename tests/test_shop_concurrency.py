@@ -110,7 +110,7 @@ def test_twenty_households_race_for_five_in_stock(app, world):
     with app.app_context():
         codes = [db.session.get(Household, hh).member_code for hh in households]
     results = _race(app, [(token, {"member_code": code, "lines": [{"item_id": item, "quantity": 1}]}, {})
-                          for token, code in zip(tokens, codes)])
+                          for token, code in zip(tokens, codes, strict=True)])
     assert _codes(results) == ["insufficient_stock"] * 15 + ["ok"] * 5, results
     balances = sorted(world.balance(accounts.household_points(hh)) for hh in households)
     assert balances == [55] * 5 + [100] * 15

@@ -71,7 +71,8 @@ def test_random_shop_days(app, world, seed):
                 elif action == "price":
                     ops.change_price(item, clerk, rng.randint(1, 30))
                 elif action == "sell":
-                    lines = [{"item_id": i, "quantity": rng.randint(1, 3)} for i in rng.sample(items, rng.randint(1, 2))]
+                    lines = [{"item_id": i, "quantity": rng.randint(1, 3)}
+                             for i in rng.sample(items, rng.randint(1, 2))]
                     sale.redeem(clerk, member_code=rng.choice(codes), lines=lines)
                 else:
                     receipt_ids = list(db.session.execute(select(Redemption.id)).scalars())

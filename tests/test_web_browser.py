@@ -112,7 +112,8 @@ def test_resident_pages_are_large_and_easy_to_tap(town, world, live_server, page
         page.goto(live_server + path)
         smallest_text = page.evaluate("""() => {
             let least = 1000;
-            for (const el of document.querySelectorAll('main p, main li, main td, main small, main .badge, main label, main a, main button, main input, main select')) {
+            for (const el of document.querySelectorAll('main p, main li, main td, main small, main .badge, """
+                                      """main label, main a, main button, main input, main select')) {
                 if (el.offsetParent === null) continue;
                 least = Math.min(least, parseFloat(getComputedStyle(el).fontSize));
             }
@@ -120,7 +121,8 @@ def test_resident_pages_are_large_and_easy_to_tap(town, world, live_server, page
         assert smallest_text >= 18, (path, smallest_text)
         smallest_target = page.evaluate("""() => {
             let least = 1000;
-            for (const el of document.querySelectorAll('main button, main .btn, main .tile, main input, main select, nav a')) {
+            for (const el of document.querySelectorAll('main button, main .btn, main .tile, """
+                                      """main input, main select, nav a')) {
                 if (el.offsetParent === null) continue;
                 least = Math.min(least, el.getBoundingClientRect().height);
             }

@@ -17,12 +17,13 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "timebank" / "translations" / "zh" / "LC_MESSAGES"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
-METHODS = [("timebank/**/migrations/**", "ignore"), ("timebank/**.py", "python"), ("timebank/templates/**.html", "jinja2")]
+METHODS = [("timebank/**/migrations/**", "ignore"), ("timebank/**.py", "python"),
+           ("timebank/templates/**.html", "jinja2")]
 
 
 def source_messages() -> set[str]:
     found = set()
-    for filename, lineno, message, comments, context in extract_from_dir(
+    for _filename, _lineno, message, _comments, _context in extract_from_dir(
             str(ROOT), method_map=METHODS, keywords=KEYWORDS):
         found.add(message if isinstance(message, str) else message[0])
     return found

@@ -64,7 +64,7 @@ def create_user_command(username, role, community_code, resident_id, password_st
         detail = exc.detail
         if exc.errors:
             detail += " " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
-        raise click.ClickException(detail)
+        raise click.ClickException(detail) from exc
     click.echo(f"created user {user.username} ({user.role}) id={user.id}")
 
 

@@ -182,7 +182,7 @@ def _people(clock: FrozenClock, rng: random.Random, end: datetime) -> DemoContex
         households.append(household)
         # Red households are often one or two elderly people; others are larger families.
         size = rng.choice([1, 1, 2]) if color == "red" else rng.choice([2, 3, 3, 4])
-        for member in range(size):
+        for _member in range(size):
             phone += 1
             name = surname + rng.choice(GIVEN)
             birth_year = rng.randint(1938, 1958) if color == "red" else rng.randint(1950, 2008)
@@ -261,7 +261,8 @@ def _review(ctx: DemoContext, committee: User, grid: User, rng: random.Random) -
             continue  # still waiting for review
         reviewer = committee if claim.household_id == grid.household_id or rng.random() < 0.5 else grid
         if rng.random() < 0.08:
-            _quietly(earning.reject_claim, reviewer, claim, rng.choice(["材料不全，请补充照片", "与实际情况不符", "重复申报"]))
+            _quietly(earning.reject_claim, reviewer, claim,
+                     rng.choice(["材料不全，请补充照片", "与实际情况不符", "重复申报"]))
         else:
             _quietly(earning.approve_claim, reviewer, claim)
     publicized = db.session.execute(

@@ -17,7 +17,7 @@ from timebank.people.operations import community_by_code
 
 bp = Blueprint("month_close_page", __name__)
 
-_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+_PAGE = ("""<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>月结 {{ c.name }} {{ d.month }}</title>
 <style>
@@ -59,7 +59,8 @@ _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 {% if st.stock is not none %}<h2>库存 Stock</h2>
 <table><tr><th>SKU</th><th>品名 Item</th><th>期初 Opening</th><th>入库 In</th><th>出库 Out</th>
 <th>期末 Closing</th></tr>
-{% for s in st.stock %}<tr><td>{{ s.sku or "" }}</td><td>{{ s.name or s.item_id }}</td><td class="n">{{ s.opening }}</td>
+{% for s in st.stock %}<tr><td>{{ s.sku or "" }}</td><td>{{ s.name or s.item_id }}</td>"""
+         """<td class="n">{{ s.opening }}</td>
 <td class="n">{{ s.received }}</td><td class="n">{{ s.issued }}</td><td class="n">{{ s.closing }}</td></tr>{% endfor %}
 </table>{% endif %}
 {% if d.statement %}<h2>签名 Signature</h2>
@@ -68,7 +69,7 @@ _PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <p class="sig">{{ d.signature }}</p>
 <p>The signed JSON is served by <code>GET /api/v1/month-closes/{{ c.code }}/{{ d.month }}</code>
 (<code>statement_text</code>); see docs/verify.md.</p>{% endif %}
-</html>"""
+</html>""")
 
 
 @bp.get("/committee/month-close/<community_code>/<month>")

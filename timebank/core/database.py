@@ -101,7 +101,7 @@ class QueuedConnection(sqlite3.Connection):
             except BlockingIOError:
                 waited = time.monotonic() - start
                 if waited >= self._timeout:
-                    raise sqlite3.OperationalError("database is locked (waited for another writer)")
+                    raise sqlite3.OperationalError("database is locked (waited for another writer)") from None
                 time.sleep(self._POLL_FAST if waited < self._FAST_FOR else self._POLL_SLOW)
 
     def _give_turn(self) -> None:

@@ -55,7 +55,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         padded = cursor + "=" * (-len(cursor) % 4)
         return int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed(errors={"cursor": ["Not a cursor returned by this API."]})
+        raise ValidationFailed(errors={"cursor": ["Not a cursor returned by this API."]}) from None
 
 
 def paginate(query, id_column, limit: int, cursor: str | None, descending: bool = False):

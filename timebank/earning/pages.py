@@ -94,8 +94,10 @@ def enter_claim():
         note = (request.form.get("note") or "").strip()[:500]
         return earning.create_claim(user, place, request.form.get("rule_code") or "", resident.id, note)
 
-    return staff.write_once(act, lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id, name=claim.resident.name),
-                  back)
+    return staff.write_once(act,
+                            lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id,
+                                            name=claim.resident.name),
+                            back)
 
 
 @bp.post("/claims/<int:claim_id>/<action>")

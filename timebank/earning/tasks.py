@@ -61,7 +61,7 @@ def visible_task(user: User, task_id: int) -> Task:
     try:
         require_member(user, task.community_id)
     except Forbidden:
-        raise NotFound("No such task.")
+        raise NotFound("No such task.") from None
     return task
 
 
@@ -95,7 +95,7 @@ def read_token(token: str) -> Task:
         data = _serializer().loads(token)
         task_id, period = int(data["task"]), int(data["period"])
     except (BadSignature, KeyError, TypeError, ValueError):
-        raise ValidationFailed("This is not a check-in code of this deployment.", code="token_invalid")
+        raise ValidationFailed("This is not a check-in code of this deployment.", code="token_invalid") from None
     current = int(now().timestamp()) // period_seconds()
     if period > current or period < current - 1:
         raise Gone("This check-in code has expired; scan the code on the screen again.", code="token_expired")

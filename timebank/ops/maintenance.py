@@ -201,13 +201,13 @@ def _check_sqlite_backup(path: Path) -> tuple[int, str | None]:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
-        raise click.ClickException(f"{path} is not a SQLite database: {exc}")
+        raise click.ClickException(f"{path} is not a SQLite database: {exc}") from exc
     try:
         try:
             check = con.execute("PRAGMA integrity_check").fetchone()[0]
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            raise click.ClickException(f"{path} is not a SQLite database: {exc}")
+            raise click.ClickException(f"{path} is not a SQLite database: {exc}") from exc
         if check != "ok":
             raise click.ClickException(f"{path} fails its integrity check: {check}")
         if not {"ledger_transactions", "alembic_version"} <= tables:

@@ -125,7 +125,8 @@ class MonthlyOut(Schema):
     month = fields.String()
     period = fields.Dict()
     points = fields.Dict(metadata={"description": "issued_by_category, issued_total, redeemed, voided, "
-                                                 "voided_by_void, voided_by_return, redeemed_net, expired, outstanding"})
+                                                 "voided_by_void, voided_by_return, redeemed_net, "
+                                                 "expired, outstanding"})
     hours = fields.Dict(metadata={"description": "deposited_minutes, withdrawn_minutes, help_minutes, "
                                                 "pool_balance_minutes, outstanding_minutes"})
     participation = fields.Dict(metadata={"description": "households_earning, households_total, rate"})

@@ -102,7 +102,8 @@ def report():
     chart = charts.month_bars(months, stacks, redeemed, _("Points issued by category and redeemed, by month"))
     key = charts.legend([(k, lbl) for k, lbl, _v in stacks] + [(redeemed[0], redeemed[1])])
     return render_template("committee/reports.html", place=place, month=month, report=current, chart=chart,
-                           legend=key, monthly=list(zip(months, monthly)), previous=months_before(month, 2)[0],
+                           legend=key, monthly=list(zip(months, monthly, strict=True)),
+                           previous=months_before(month, 2)[0],
                            following=None if month >= current_month() else _next(month))
 
 

@@ -350,7 +350,7 @@ def _visible_item(item_id: int) -> Item:
     try:
         ops.require_browse(user, item.community_id)
     except Forbidden:
-        raise NotFound("No such item.")
+        raise NotFound("No such item.") from None
     return item
 
 

@@ -412,7 +412,7 @@ def read_pay_code(code: str) -> tuple[int, str]:
         resident_id, expires = int(resident_id), int(expires)
     except (BadSignature, ValueError, TypeError):
         raise ValidationFailed("This is not a pay code issued here.", code="pay_code_invalid",
-                               errors={"pay_code": ["Not a valid pay code."]})
+                               errors={"pay_code": ["Not a valid pay code."]}) from None
     if now().timestamp() > expires:
         raise Gone("The pay code has expired; ask for a fresh one on the phone.", code="pay_code_expired")
     return resident_id, str(nonce)
@@ -668,7 +668,8 @@ def verify_stock() -> list[dict]:
         replayed = quantity - int(taken_by_lot.get(lot_id) or 0)
         if cached.pop(lot_id, 0) != replayed:
             problems.append({"transaction_id": None,
-                             "problem": f"stock lot {lot_id}: cache holds a different count than the logs ({replayed})"})
+                             "problem": f"stock lot {lot_id}: cache holds a different count than the logs "
+                                        f"({replayed})"})
     for lot_id in cached:
         problems.append({"transaction_id": None, "problem": f"stock lot {lot_id}: cached but not a lot in the log"})
     return problems

@@ -18,7 +18,7 @@ from timebank.shop import operations as ops
 
 bp = Blueprint("receipts", __name__)
 
-_RECEIPT = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+_RECEIPT = ("""<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>兑换小票 No.{{ r.receipt_no }}</title>
 <link rel="icon" href="data:,">
@@ -70,13 +70,14 @@ _RECEIPT = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
  <dt>兑换后余额</dt><dd>{{ r.balance_after }} 积分</dd>
  {% if r.returned_points %}<dt>已退积分</dt><dd>{{ r.returned_points }} 积分</dd>{% endif %}
  {% if r.status == "voided" %}<dt>作废时间</dt><dd>{{ when(r.voided_at) }}</dd>{% endif %}
- <dt>账本交易号</dt><dd>#{{ r.transaction_id }}{% if r.void_transaction_id %}（冲正 #{{ r.void_transaction_id }}）{% endif %}</dd>
+ <dt>账本交易号</dt><dd>#{{ r.transaction_id }}"""
+            """{% if r.void_transaction_id %}（冲正 #{{ r.void_transaction_id }}）{% endif %}</dd>
 </dl>
 <p style="text-align:center">感谢爱心单位捐赠 · 积分不可兑现</p>
 <div class="bar"><button id="print" type="button">打印</button>
  <a href="?paper={{ "80mm" if a4 else "a4" }}">{{ "80 mm 小票" if a4 else "A4 纸" }}</a></div>
 <script src="{{ url_for('static', filename='print.js') }}"></script>
-</body></html>"""
+</body></html>""")
 
 
 @bp.get("/receipts/<int:redemption_id>")

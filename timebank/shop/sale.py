@@ -176,7 +176,8 @@ def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: da
     if cursor.fetchone() is not None:
         raise used
     try:
-        cursor.execute(sql["use_pay_code"], {"nonce": nonce, "resident": resident_id, "at": driver.timestamp(dialect, moment)})
+        cursor.execute(sql["use_pay_code"],
+                       {"nonce": nonce, "resident": resident_id, "at": driver.timestamp(dialect, moment)})
     except driver.integrity_error(db.session) as exc:  # another till, a moment ago
         raise used from exc
 

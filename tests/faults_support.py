@@ -1,0 +1,34 @@
+"""Helpers shared by the tests of the machine's faults (test_ops_faults, test_database_locking): a second
+app over the same database, the SQLite file behind an app, and what a 503 must look like."""
+
+from __future__ import annotations
+
+from conftest import base_config
+from timebank import create_app
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["error"] == "service_unavailable" and body["status"] == 503
+    assert "nothing was changed" in body["detail"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def sqlite_path(app) -> str:
+    return app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+
+
+def sibling_app(app, tmp_path, name, **config):
+    """A second app over the same database: another worker process, as far as the database can tell."""
+    folder = tmp_path / name
+    folder.mkdir()
+    cfg = base_config(folder, app.config["SQLALCHEMY_DATABASE_URI"])
+    cfg.update(config)
+    return with_clock(create_app(cfg), app)
+
+
+def with_clock(new_app, app):
+    new_app.extensions["timebank.core.clock"] = app.extensions["timebank.core.clock"]
+    return new_app
