@@ -1,14 +1,16 @@
-"""A seeded, reproducible simulation of the ledger against a simple in-memory model.
+"""A simulation of the ledger against a simple in-memory model.
 
 Hypothesis drives random grants, transfers, reversals, idempotent retries, key reuse and refused
 spends; after every step the invariants are checked: postings sum to zero per unit, no wallet below
 zero, the cached balances equal a replay of the postings, the hash chain verifies, and the balances
 equal the model's.
+
+How many runs, and how long, comes from the Hypothesis profile (tests/conftest.py). Each run starts
+from an empty database, so a failing run replays alone from the steps Hypothesis prints, and the
+per-step verification reads one run's ledger rather than every earlier run's.
 """
 
 from __future__ import annotations
-
-import itertools
 
 import hypothesis.strategies as st
 import pytest
@@ -28,30 +30,27 @@ from ledger import Leg
 from ledger.models import Posting
 from timebank.core.extensions import db
 
-#: Each example gets its own accounts (the database is shared by the examples of one test run).
-RUNS = itertools.count(1)
-
 WALLETS = ["w1", "w2", "w3"]
 HOURS = ["h1", "h2"]
 
 
-def make_machine(app):
+def make_machine(app, reset_database):
     class LedgerMachine(RuleBasedStateMachine):
         @initialize()
         def setup(self):
+            reset_database(app)
             self.ctx = app.app_context()
             self.ctx.push()
             s = db.session
-            self.prefix = f"r{next(RUNS)}-"
             self.model = {}
             for code in WALLETS:
-                ledger.open_account(s, self.prefix + code, "points")
+                ledger.open_account(s, code, "points")
                 self.model[code] = 0
             for code in HOURS:
-                ledger.open_account(s, self.prefix + code, "minutes")
+                ledger.open_account(s, code, "minutes")
                 self.model[code] = 0
-            ledger.open_account(s, self.prefix + "issuer", "points", allow_negative=True)
-            ledger.open_account(s, self.prefix + "pool", "minutes", allow_negative=True)
+            ledger.open_account(s, "issuer", "points", allow_negative=True)
+            ledger.open_account(s, "pool", "minutes", allow_negative=True)
             self.model["issuer"] = 0
             self.model["pool"] = 0
             s.commit()
@@ -68,7 +67,7 @@ def make_machine(app):
                 self.model[code] += delta
 
         def _post(self, deltas, kind, key=None):
-            legs = [Leg(self.prefix + code, amount) for code, amount in deltas.items() if amount]
+            legs = [Leg(code, amount) for code, amount in deltas.items() if amount]
             tx = ledger.post(db.session, legs, kind=kind, idempotency_key=key)
             db.session.commit()
             return tx
@@ -130,7 +129,7 @@ def make_machine(app):
         @rule(to=st.sampled_from(WALLETS), amount=st.integers(1, 30))
         def keyed_grant(self, to, amount):
             self.key_counter += 1
-            key = f"{self.prefix}k{self.key_counter}"
+            key = f"k{self.key_counter}"
             deltas = {"issuer": -amount, to: amount}
             tx = self._post(deltas, "grant", key)
             self._apply(deltas)
@@ -158,11 +157,11 @@ def make_machine(app):
             s = db.session
             per_unit = dict(s.execute(select(Posting.unit, func.sum(Posting.amount)).group_by(Posting.unit)).all())
             assert all(total == 0 for total in per_unit.values())
-            actual = ledger.balances(s, [self.prefix + c for c in self.model])
-            assert {c: actual[self.prefix + c] for c in self.model} == self.model
+            actual = ledger.balances(s, list(self.model))
+            assert {c: actual[c] for c in self.model} == self.model
             assert all(self.model[c] >= 0 for c in WALLETS + HOURS)
             replay = ledger.replay_balances(s)
-            assert all(replay[self.prefix + c] == actual[self.prefix + c] for c in self.model)
+            assert all(replay[c] == actual[c] for c in self.model)
             report = ledger.verify(s)
             assert report.ok, report.problems
             s.rollback()
@@ -171,8 +170,7 @@ def make_machine(app):
 
 
 @pytest.mark.slow
-def test_ledger_simulation(app):
-    """derandomize=True: the same examples on every run, so a failure reproduces."""
-    run_state_machine_as_test(make_machine(app), settings=settings(
-        max_examples=25, stateful_step_count=30, deadline=None, derandomize=True, database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+def test_ledger_simulation(app, reset_database):
+    """Runs and steps per the active profile; new examples every run (a failure prints its steps)."""
+    run_state_machine_as_test(make_machine(app, reset_database), settings=settings(
+        deadline=None, suppress_health_check=[HealthCheck.too_slow]))
