@@ -5,9 +5,12 @@ decides:
 
 * a request: :class:`timebank.core.app.TimebankFlask` commits when the view has returned (whatever
   the status: a view that refuses either raises, which rolls everything back, or rolls back itself
-  before answering, and an idempotent write stores its refusal on purpose). A failure at commit is
-  an exception like any other, answered by :mod:`timebank.core.problems`. Streamed bodies are read
-  after the commit.
+  before answering, and an idempotent write stores its refusal on purpose). A failure at commit
+  (a full disk, an I/O error while SQLite syncs the WAL, a read-only file system, PostgreSQL gone
+  at COMMIT) is :class:`CommitFailed`: 503 ``service_unavailable``, whose detail says the outcome
+  is not known and that a retry with the same ``Idempotency-Key`` returns what really happened
+  (the key's record commits with the work, or not at all). Streamed bodies are read after the
+  commit.
 * a scheduled job: :func:`run_job_once` (used by ``timebank jobs run`` and the scheduler).
 * a command: :func:`command` around a click callback.
 
@@ -21,7 +24,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from timebank.core.errors import Unavailable
 from timebank.core.extensions import db
+from timebank.core.problems import driver_error_classes
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,9 +44,35 @@ def unit_of_work() -> Iterator[None]:
         raise
 
 
+class CommitFailed(Unavailable):
+    """The request's commit failed: its outcome is not known to this process."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database could not confirm this write, so it may or may not have been saved. Send the same "
+            "request again with the same Idempotency-Key to learn what happened; without a key, check first.")
+
+
+def _discard_session() -> None:
+    """Give up the failed transaction; the connection may be gone, so a failure here is expected."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection cannot roll back; the pool discards it
+        pass
+    db.session.remove()
+
+
 def finish_request() -> None:
     """The request's commit (see the module docs)."""
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # a constraint checked at commit: the request's fault, answered as such
+        raise
+    except Exception as exc:
+        if not isinstance(exc, (DBAPIError, *driver_error_classes())):
+            raise
+        _discard_session()
+        raise CommitFailed() from exc
 
 
 def command(func: F) -> F:

@@ -1,36 +1,39 @@
-"""Database connection settings.
+"""Database connection settings and the two kinds of transaction.
 
-SQLite: WAL so readers never block the writer, every committed write flushed to disk before it is
-acknowledged (so it survives a power cut: see :meth:`QueuedConnection.commit`), foreign keys on, a
-busy timeout so writers queue instead of failing, and
-``BEGIN IMMEDIATE`` for every transaction so the write lock is taken up front (a deferred
-transaction that later writes can fail at once with "database is locked", whatever the timeout).
+**SQLite** runs in WAL mode with ``synchronous=FULL``, foreign keys on, and a busy timeout
+(``TIMEBANK_SQLITE_BUSY_TIMEOUT_MS``) that SQLite's own busy handler waits for the write lock.
 
-Writers queue on a lock file next to the database (``<database>.writers``, an ``flock``) before
-``BEGIN IMMEDIATE``. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, so with
-several gunicorn workers a waiting writer slept through most of the time the lock was free; the
-lock file hands the turn over within about 0.1 ms. It only orders writers: SQLite's
-lock still guards the data, and a writer that does not use the lock file (the ``sqlite3`` shell, a
-backup) is waited for as before, up to the busy timeout.
+* With ``synchronous=FULL``, SQLite's COMMIT writes the transaction's pages to the WAL, calls
+  ``fsync`` on the WAL, and only then publishes the transaction in the WAL index, where other
+  connections find it. So no connection, of this process or another, can see, and answer for, a
+  write before it is on disk, and COMMIT does not return before then either. SQLite resolves a
+  symbolic link to the database file before it names the WAL, so this holds for a linked file or
+  folder too (docs/operations.md, "What is durable when", has the system calls in order).
+* **Reading** transactions (every ``GET``, ``HEAD`` and ``OPTIONS`` request, and code run under
+  :func:`reading`) begin with a plain ``BEGIN``: in WAL mode a reader works on the last committed
+  snapshot and never waits for a writer. They may not write: a write statement raises
+  :class:`WriteWhileReading` before it reaches the database, and the connection is also set
+  ``PRAGMA query_only`` (SQLite) or ``READ ONLY`` (PostgreSQL), so a write by the driver's own cursor
+  is refused by the database too.
+* **Writing** transactions (everything else: ``POST``/``PUT``/``PATCH``/``DELETE``, jobs and
+  commands) begin ``BEGIN IMMEDIATE``: the write lock is taken up front, waiting up to the busy
+  timeout, so a transaction that reads and then writes cannot fail half-way with "database is
+  locked" (a deferred transaction that read an older snapshot cannot be upgraded).
+* A view may opt in to a *deferred* write lock (:func:`defers_write_lock`, the till's sale): its
+  reads run outside any transaction, each statement seeing the latest committed data, until
+  :func:`take_write_lock` (or the first write statement) begins ``BEGIN IMMEDIATE``. Code that opts
+  in re-reads under the lock whatever its decisions depend on.
 
-A request may opt in to a *deferred* write lock (:func:`defer_write_lock`, used by the till's sale):
-its reads run outside a transaction until :func:`take_write_lock` is called, and any write statement
-takes the lock first, so nothing is ever written outside a transaction. The reads before the lock
-see the latest committed data but are not isolated from writers; code that opts in re-reads under
-the lock whatever its decisions depend on.
-
-The ledger serialises its writers with :func:`ledger_writer_lock`, which the application hands it
-(:func:`timebank.core.ledgering.configure`): on SQLite the write lock taken as above, through the
-queue; elsewhere the ledger's own default (an advisory lock on PostgreSQL).
+**PostgreSQL**: reading transactions are ``READ ONLY``; writers of the ledger serialise on an
+advisory lock (the ledger's default :data:`ledger.WriterLock`).
 """
 
 from __future__ import annotations
 
 import contextvars
-import fcntl
-import os
 import sqlite3
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import request
 from sqlalchemy import event
@@ -40,133 +43,32 @@ import ledger
 
 _installed = False
 
-#: True while the current request's SQLite reads run outside a transaction (see module docs).
-_deferred = contextvars.ContextVar("timebank_deferred_write_lock", default=False)
+#: "read": reading transactions; "deferred": reads outside a transaction until the write lock.
+_mode = contextvars.ContextVar("timebank_transaction_mode", default="write")
 
-# Statements that only read (a ``WITH`` may carry an INSERT, so it counts as a write).
-_READ_STATEMENTS = ("SELECT", "PRAGMA")
-
-
-class QueuedConnection(sqlite3.Connection):
-    """A ``sqlite3`` connection whose write transactions queue on ``<database>.writers``."""
-
-    # Seconds between tries while another writer holds the turn: short at first (a sale holds it
-    # for a millisecond or two, and bench/http_redemption_bench.py gains a quarter going from 1 ms
-    # to 0.05 ms), then longer, so a long wait does not keep waking the CPU.
-    _POLL_FAST, _POLL_SLOW, _FAST_FOR = 0.00005, 0.001, 0.005
-    #: WAL pages before SQLite copies them back into the database (its default is 1,000). A sale
-    #: writes about 45 pages, mostly the same hot pages each time, and a checkpoint writes each page
-    #: once however often it changed: fewer, larger checkpoints write less (about 16 MiB of WAL
-    #: between them; +5 % sales per second in paired runs, docs/performance.md).
-    AUTOCHECKPOINT_PAGES = 4000
-
-    def __init__(self, database, *args, **kwargs):
-        super().__init__(database, *args, **kwargs)
-        self._timeout = float(kwargs.get("timeout", args[0] if args else 5.0))
-        name = os.fspath(database) if isinstance(database, (str, os.PathLike)) else ""
-        memory = not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name
-        self._queue_path: str | None = None if memory else name + ".writers"
-        self._wal_path: str | None = None if memory else name + "-wal"
-        self._queue_fd: int | None = None
-        self._holding = False
-        self._changes_at_begin = 0
-        self._wrote = False
-
-    def begin_immediate(self) -> None:
-        """Wait for this process's turn among writers, then ``BEGIN IMMEDIATE``."""
-        self._take_turn()
-        try:
-            self.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._give_turn()
-            raise
-        self._changes_at_begin = self.total_changes
-        self._wrote = False
-
-    def mark_written(self) -> None:
-        """Note a write that changes no row (DDL): the commit must still reach the disk."""
-        self._wrote = True
-
-    def _take_turn(self) -> None:
-        if self._queue_path is None or self._holding:
-            return
-        if self._queue_fd is None:
-            self._queue_fd = os.open(self._queue_path, os.O_RDWR | os.O_CREAT, 0o600)
-        start = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(self._queue_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._holding = True
-                return
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited >= self._timeout:
-                    raise sqlite3.OperationalError("database is locked (waited for another writer)") from None
-                time.sleep(self._POLL_FAST if waited < self._FAST_FOR else self._POLL_SLOW)
-
-    def _give_turn(self) -> None:
-        if self._holding:
-            self._holding = False
-            assert self._queue_fd is not None  # a turn is only ever taken on the open queue file
-            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
-
-    def commit(self) -> None:
-        """Commit, hand the turn to the next writer, then flush the WAL to disk before returning.
-
-        SQLite runs with ``synchronous=NORMAL`` on these connections, so its COMMIT writes the WAL
-        but does not wait for the disk; the flush (``fdatasync`` of the WAL) happens here, after the
-        next writer has been let in, and before the caller can answer anyone. A write is thus on
-        disk before it is acknowledged, as with ``synchronous=FULL``, while the disk wait no longer
-        holds up the next writer. Other connections may see the transaction for that moment before
-        it is on disk; if the power fails then, it is lost with every later transaction (the WAL
-        is replayed in order and stops at the first frame that did not reach the disk), and none of
-        them was acknowledged."""
-        wrote = self.in_transaction and (self._wrote or self.total_changes != self._changes_at_begin)
-        try:
-            super().commit()
-        finally:
-            if not self.in_transaction:
-                self._give_turn()
-        if wrote:
-            self._flush_wal()
-
-    def _flush_wal(self) -> None:
-        if self._wal_path is None:  # in memory: nothing on disk to flush
-            return
-        try:
-            fd = os.open(self._wal_path, os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed into the database file (which SQLite syncs) and removed
-            return
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:  # reported as SQLite reports its own I/O errors (503, see http_errors)
-            raise sqlite3.OperationalError(f"disk I/O error: {exc}") from exc
-        finally:
-            os.close(fd)
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            if not self.in_transaction:
-                self._give_turn()
-
-    def close(self) -> None:
-        self._give_turn()
-        if self._queue_fd is not None:
-            os.close(self._queue_fd)
-            self._queue_fd = None
-        super().close()
+# Statements that write nothing (a ``WITH`` may carry an INSERT, so it counts as a write).
+_READ_STATEMENTS = ("SELECT", "PRAGMA", "SHOW", "EXPLAIN", "VALUES", "SAVEPOINT", "RELEASE", "ROLLBACK", "SET ")
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+#: Key in the pool's per-connection ``info``: whether ``PRAGMA query_only`` is on.
+_QUERY_ONLY = "timebank_query_only"
 
 
-def _begin_immediate(dbapi_connection) -> None:
-    if isinstance(dbapi_connection, QueuedConnection):
-        dbapi_connection.begin_immediate()
-    else:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+class WriteWhileReading(RuntimeError):
+    """A write statement in a reading transaction (a GET request, or :func:`reading`): a bug."""
+
+
+def _is_read(statement: str) -> bool:
+    return statement.lstrip()[:10].upper().startswith(_READ_STATEMENTS)
+
+
+def _set_query_only(dbapi_connection, info: dict, on: bool) -> None:
+    if bool(info.get(_QUERY_ONLY)) != on:
+        dbapi_connection.execute(f"PRAGMA query_only = {int(on)}")
+        info[_QUERY_ONLY] = on
 
 
 def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
+    """Install the engine events (once per process; they apply to every engine)."""
     global _installed
     if _installed:
         return
@@ -182,49 +84,54 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
         # The busy timeout itself comes from the driver's ``timeout`` (see engine_options), which is
         # per engine: this listener is process-wide, so a value set here would be the first app's.
         cursor.execute("PRAGMA journal_mode = WAL")
-        # Queued connections flush the WAL themselves at commit, after handing over the write lock
-        # (QueuedConnection.commit); the others let SQLite do it inside COMMIT.
-        queued = isinstance(dbapi_connection, QueuedConnection) and dbapi_connection._wal_path is not None
-        cursor.execute("PRAGMA synchronous = NORMAL" if queued else "PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if isinstance(dbapi_connection, QueuedConnection):
-            cursor.execute(f"PRAGMA wal_autocheckpoint = {QueuedConnection.AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(Engine, "begin")
     def _on_begin(conn):
-        if conn.dialect.name == "sqlite" and not _deferred.get():
-            _begin_immediate(conn.connection.dbapi_connection)
+        mode = _mode.get()
+        dbapi_connection = conn.connection.dbapi_connection
+        if conn.dialect.name == "sqlite":
+            _set_query_only(dbapi_connection, conn.connection.info, mode == "read")
+            if mode == "read":
+                dbapi_connection.execute("BEGIN")
+            elif mode == "write":
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+            # deferred: no transaction until the first write or take_write_lock
+        elif conn.dialect.name == "postgresql":
+            read_only = mode == "read"
+            if dbapi_connection.read_only != read_only:
+                dbapi_connection.read_only = read_only
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
-        if conn.dialect.name != "sqlite":
+        mode = _mode.get()
+        if mode == "write" or _is_read(statement):
             return
-        dbapi_connection = cursor.connection
-        if statement.lstrip()[:6].upper().startswith(_READ_STATEMENTS):
-            return
-        # Deferred requests: the first statement that is not a read takes the write lock first.
-        if _deferred.get() and not dbapi_connection.in_transaction:
-            _begin_immediate(dbapi_connection)
-        if isinstance(dbapi_connection, QueuedConnection):
-            dbapi_connection.mark_written()  # DDL changes no row but must reach the disk too
+        if mode == "read":
+            raise WriteWhileReading(f"a write in a reading transaction: {statement[:60]!r}")
+        # Deferred: the first statement that is not a read takes the write lock first.
+        if conn.dialect.name == "sqlite" and not cursor.connection.in_transaction:
+            cursor.connection.execute("BEGIN IMMEDIATE")
 
 
-def defer_write_lock() -> contextvars.Token:
-    """Let this context's SQLite reads run outside a transaction until the first write or
-    :func:`take_write_lock`. Returns the token for :func:`end_deferred_write_lock`."""
-    return _deferred.set(True)
-
-
-def end_deferred_write_lock(token: contextvars.Token) -> None:
-    _deferred.reset(token)
+@contextmanager
+def reading() -> Iterator[None]:
+    """Run the block's new transactions as reading ones (see the module docs): for commands that
+    only read, such as ``verify``, so they never hold up the writers."""
+    token = _mode.set("read")
+    try:
+        yield
+    finally:
+        _mode.reset(token)
 
 
 def _hold_sqlite_write_lock(conn: Connection) -> None:
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a checked-out connection always has one
     if not dbapi_connection.in_transaction:
-        _begin_immediate(dbapi_connection)
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def take_write_lock(session) -> None:
@@ -237,9 +144,8 @@ def take_write_lock(session) -> None:
 
 def ledger_writer_lock(connection: Connection) -> None:
     """The ledger's writer lock on the application's connections (a :data:`ledger.WriterLock`): on
-    SQLite the write lock as :func:`take_write_lock` takes it (the writer queue, then
-    ``BEGIN IMMEDIATE``; nothing when the transaction holds it already), elsewhere the ledger's
-    default (``pg_advisory_xact_lock`` on PostgreSQL)."""
+    SQLite the write lock (``BEGIN IMMEDIATE``; nothing when the transaction holds it already),
+    elsewhere the ledger's default (``pg_advisory_xact_lock`` on PostgreSQL)."""
     if connection.dialect.name == "sqlite":
         _hold_sqlite_write_lock(connection)
     else:
@@ -248,8 +154,7 @@ def ledger_writer_lock(connection: Connection) -> None:
 
 def engine_options(uri: str, busy_timeout_ms: int) -> dict:
     if uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False,
-                                 "factory": QueuedConnection}}
+        return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 
 
@@ -271,14 +176,16 @@ def _marked(app) -> bool:
 
 
 def init_app(app) -> None:
-    """Defer the write lock for marked views. Registered before any hook that reads the database
-    (the token lookup of the supervisor check), so those reads are deferred too."""
+    """Choose each request's kind of transaction. Registered before any hook that reads the
+    database (the token lookup of the supervisor check), so those reads run in it too."""
 
     @app.before_request
-    def _defer_marked_views():
-        if _marked(app):
-            _deferred.set(True)
+    def _choose_transaction():
+        if request.method in SAFE_METHODS:
+            _mode.set("read")
+        elif _marked(app):
+            _mode.set("deferred")
 
     @app.teardown_request
-    def _end_deferral(_exc=None):
-        _deferred.set(False)
+    def _end(_exc=None):
+        _mode.set("write")

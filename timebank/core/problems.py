@@ -63,7 +63,7 @@ def database_refused_value(exc) -> bool:
     return bool(state) and state[:2] in _PG_INVALID_INPUT_CLASSES
 
 
-def _driver_error_classes() -> tuple:
+def driver_error_classes() -> tuple:
     classes: list[type[Exception]] = [sqlite3.Error]
     try:
         import psycopg
@@ -124,7 +124,10 @@ def init_app(app):
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         _rollback()
-        return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, exc.headers)
+        headers = dict(exc.headers)
+        if exc.status == 503:
+            headers.setdefault("Retry-After", str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5)))
+        return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, headers)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -168,7 +171,7 @@ def init_app(app):
 
     # SQLAlchemy's wrapped errors, and the drivers' own (the ledger's hot path uses driver cursors).
     app.register_error_handler(DBAPIError, _database)
-    for driver_error in _driver_error_classes():
+    for driver_error in driver_error_classes():
         app.register_error_handler(driver_error, _database)
 
     @app.errorhandler(Exception)
