@@ -308,8 +308,9 @@ def error_bodies(world, app, tmp_path):
 
     impatient, held = _held_database(app, tmp_path)
     with held():
-        r = impatient.test_client().get("/api/v1/me", headers=admin)
-    answers.append(("get", "/api/v1/me", r))
+        r = impatient.test_client().post("/api/v1/households", headers=admin,
+                                         json={"community_code": "hongxing", "name": "王家", "address": "2号"})
+    answers.append(("post", "/api/v1/households", r))
     assert r.status_code == 503 and r.get_json()["error"] == "service_unavailable"
     _dispose(impatient)
     return answers
@@ -506,7 +507,8 @@ def test_every_rate_limited_operation_documents_429(app, client):
 def test_every_operation_answers_503_while_the_database_is_locked(people, app, client, tmp_path):
     """Every operation touches the database, so every one can answer 503 (as documented): with the
     database locked, each answers 503, unless its input is refused first (then it is refused the same
-    way once the lock is gone)."""
+    way once the lock is gone). On SQLite the lock is the write lock, which readers never wait for: a
+    GET answers as it would without the lock."""
     spec = _document(client)
     admin = people.headers("admin")
     impatient, held = _held_database(app, tmp_path)
@@ -522,7 +524,11 @@ def test_every_operation_answers_503_while_the_database_is_locked(people, app, c
                 assert r.get_json()["error"] == "service_unavailable" and int(r.headers["Retry-After"]) > 0
                 assert "Retry-After" in _resolve(spec, operation["responses"]["503"])["headers"], (method, path)
     _dispose(impatient)
-    for method, path, request, status in answers:
+    reads = [] if IS_POSTGRES else [a for a in answers if a[0].upper() in ("GET", "HEAD")]
+    writes = [a for a in answers if a not in reads]
+    for method, path, request, status in reads:
+        assert status < 500 and status == client.open(**request, headers=admin).status_code, (method, path, status)
+    for method, path, request, status in writes:
         if status != 503:
             assert status == 422 and client.open(**request, headers=admin).status_code == 422, (method, path, status)
-    assert sum(status == 503 for *_, status in answers) > len(answers) * 0.9
+    assert sum(status == 503 for *_, status in writes) > len(writes) * 0.9
