@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium bench clean
+.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The durability tests watch a writer's system calls with strace (tests/test_database_locking.py).
+tools:
+	@command -v strace >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace)
 
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
 chromium:
@@ -39,19 +44,19 @@ lint: install
 	exit $$status
 
 # Everything, as CI runs it: the gates, then every test on SQLite, then every test on PostgreSQL.
-test: install chromium
+test: install chromium tools
 	$(MAKE) lint
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres-if-up
 
 # A quick local loop: SQLite only, without the slow tests and the browser tests.
-test-fast: install
+test-fast: install tools
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not browser"
 
-test-sqlite: install
+test-sqlite: install tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install
+test-postgres: install tools
 	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 # Under CI (CI=true) the PostgreSQL run is required: a server that does not answer fails the build.

@@ -35,7 +35,7 @@ def _strace() -> str:
     if found is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("strace is missing (the Makefile installs it)")
-        pytest.skip("strace is not installed (make install-tools)")
+        pytest.skip("strace is not installed (make tools)")
     return found
 
 
