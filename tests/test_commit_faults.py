@@ -9,12 +9,16 @@ the commit went through but its answer was lost (the retry replays the stored an
 
 from __future__ import annotations
 
+import os
+import resource
+import signal
 import sqlite3
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, event, func, select, text
 
-from conftest import IS_POSTGRES
+from conftest import IS_POSTGRES, TEST_DB_URL
+from faults_support import sqlite_path
 from timebank.core import accounts
 from timebank.core.extensions import db
 from timebank.shop.models import Redemption
@@ -122,3 +126,73 @@ def test_a_failed_commit_of_a_write_without_a_key_is_still_503(world, app, monke
     r = world.call("POST", "/api/v1/households", "admin",
                    json={"community_code": "hongxing", "name": "王家", "address": "2号"})
     assert r.status_code == 201
+
+
+def _sale_once_after_a_real_fault(world, app, fault):
+    """POST a sale whose COMMIT meets ``fault`` (a context manager); it must be a 503, and the retry
+    with the same key, once the fault is gone, sells exactly once."""
+    household, sale = _shop(world)
+    headers = world.headers("clerk", **{"Idempotency-Key": "real-fault"})
+    with fault():
+        first = world.client.post("/api/v1/redemptions", headers=headers, json=sale)
+    assert first.status_code == 503, (first.status_code, first.get_data(as_text=True))
+    assert first.get_json()["error"] == "service_unavailable"
+    retry = world.client.post("/api/v1/redemptions", headers=headers, json=sale)
+    assert retry.status_code == 201, retry.get_json()
+    assert world.client.post("/api/v1/redemptions", headers=headers, json=sale).status_code == 201
+    assert _sales(app) == 1
+    assert world.balance(accounts.household_points(household)) == 47
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite's WAL file; PostgreSQL dying at COMMIT is tested below")
+def test_a_disk_that_fills_up_at_commit_is_503(world, app):
+    """The disk is full exactly when the sale's pages go to the WAL, which in WAL mode is at COMMIT
+    (the process may not grow any file by more than 8 KiB: the kernel answers EFBIG, as a full disk
+    answers ENOSPC, and SQLite reports SQLITE_FULL)."""
+    from contextlib import contextmanager
+
+    wal = sqlite_path(app) + "-wal"
+
+    @contextmanager
+    def full_disk():
+        world.token("clerk")
+        size = os.path.getsize(wal) if os.path.exists(wal) else 0
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 8192, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, previous)
+
+    _sale_once_after_a_real_fault(world, app, full_disk)
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="a PostgreSQL backend terminated at COMMIT")
+def test_postgres_dying_at_commit_is_503(world, app):
+    """Just before the sale's COMMIT, another session terminates the backend serving it: the COMMIT
+    meets a closed connection."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def dying_server():
+        world.token("clerk")
+        killer = create_engine(TEST_DB_URL)
+        with app.app_context():
+            engine = db.engine
+
+        def terminate(conn):
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with killer.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                other.commit()
+
+        event.listen(engine, "commit", terminate)
+        try:
+            yield
+        finally:
+            event.remove(engine, "commit", terminate)
+            killer.dispose()
+
+    _sale_once_after_a_real_fault(world, app, dying_server)

@@ -47,6 +47,8 @@ def unit_of_work() -> Iterator[None]:
 class CommitFailed(Unavailable):
     """The request's commit failed: its outcome is not known to this process."""
 
+    title = "Service unavailable"
+
     def __init__(self) -> None:
         super().__init__(
             "The database could not confirm this write, so it may or may not have been saved. Send the same "
