@@ -92,10 +92,20 @@ def serve_command(host, port, workers, timeout):
 @click.command("verify")
 @with_appcontext
 def verify_command():
-    """Re-derive the hash chain, checkpoints and every balance; exit 1 naming the first bad transaction."""
-    from timebank.audit.verify import verify_everything
+    """Check the database file (SQLite's integrity check), then re-derive the hash chain, checkpoints and
+    every balance; exit 1 with one line naming a damaged file, or naming the first bad transaction."""
+    from timebank.audit.verify import (database_error_line, database_errors, database_file_problem,
+                                       verify_everything)
 
-    report = verify_everything()
+    damage = database_file_problem()
+    if damage is not None:
+        click.echo(f"FAILED: {damage}", err=True)
+        sys.exit(1)
+    try:
+        report = verify_everything()
+    except database_errors() as exc:
+        click.echo(f"FAILED: the database cannot be read: {database_error_line(exc)}", err=True)
+        sys.exit(1)
     if report["ok"]:
         click.echo(f"OK: {report['size']} transactions, head {report['head_hash']}")
         for line in report.get("notes", []):
