@@ -155,7 +155,12 @@ class LeasedRunner:
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """Run the scheduled jobs in the foreground (only the lease holder acts; start one per deployment)."""
+    """Run the scheduled jobs in the foreground (only the lease holder acts; start one per deployment).
+
+    The database is marked in use while it runs: `timebank restore` refuses until it stops."""
+    from timebank.core import in_use
+
+    in_use.hold(current_app.config)
     runner = LeasedRunner(cast("LocalProxy[Flask]", current_app)._get_current_object())
     scheduler = runner.build(blocking=True)
     click.echo(f"scheduler {runner.holder}: jobs {', '.join(sorted(JOBS))}")
