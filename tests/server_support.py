@@ -67,7 +67,8 @@ class Server:
         self.port = free_port()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*self.prefix, str(BIN / "timebank"), "serve", "--workers", str(self.workers), "--port", str(self.port)],
+                [*self.prefix, str(BIN / "timebank"), "serve", "--workers", str(self.workers),
+                 "--port", str(self.port)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

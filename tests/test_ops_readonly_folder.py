@@ -5,7 +5,8 @@ whether the database file itself is writable or not.
 
 Root ignores file permissions, so the server runs as root without the capabilities that let it
 (``setpriv --bounding-set -dac_override,-fowner``): then a folder of mode 0555 is read-only for it too.
-Opt-in, as it needs root and ``setpriv`` (util-linux): ``TIMEBANK_ROOT_FAULTS=1 pytest tests/test_ops_readonly_folder.py``.
+Opt-in, as it needs root and ``setpriv`` (util-linux):
+``TIMEBANK_ROOT_FAULTS=1 pytest tests/test_ops_readonly_folder.py``.
 """
 
 from __future__ import annotations

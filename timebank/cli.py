@@ -101,8 +101,7 @@ def serve_command(host, port, workers, timeout):
 def verify_command():
     """Check the database file (SQLite's integrity check), then re-derive the hash chain, checkpoints and
     every balance; exit 1 with one line naming a damaged file, or naming the first bad transaction."""
-    from timebank.audit.verify import (database_error_line, database_errors, database_file_problem,
-                                       verify_everything)
+    from timebank.audit.verify import database_error_line, database_errors, database_file_problem, verify_everything
 
     damage = database_file_problem()
     if damage is not None:
