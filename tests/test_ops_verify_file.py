@@ -10,11 +10,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from conftest import IS_POSTGRES
+from conftest import IS_POSTGRES, TEST_DB_URL
 from server_support import server_env, timebank
 
-pytestmark = pytest.mark.skipif(IS_POSTGRES, reason="the database file's own check is SQLite's")
+sqlite_only = pytest.mark.skipif(IS_POSTGRES, reason="the database file's own check is SQLite's")
 
 
 @pytest.fixture
@@ -47,12 +48,14 @@ def _pages(path: Path) -> tuple[int, int]:
         con.close()
 
 
+@sqlite_only
 def test_intact_database_verifies(database, tmp_path):
     code, output = _verify(database, tmp_path)
     assert code == 0, output
     assert output.startswith("OK: 9 transactions")
 
 
+@sqlite_only
 def test_a_zeroed_page_fails_in_one_line(database, tmp_path):
     size, count = _pages(database)
     assert count > 10
@@ -66,6 +69,7 @@ def test_a_zeroed_page_fails_in_one_line(database, tmp_path):
     assert output.startswith("FAILED") and "damaged" in output and str(database) in output
 
 
+@sqlite_only
 def test_a_truncated_file_fails_in_one_line(database, tmp_path):
     data = database.read_bytes()
     database.write_bytes(data[: len(data) // 2])
@@ -76,6 +80,7 @@ def test_a_truncated_file_fails_in_one_line(database, tmp_path):
     assert output.startswith("FAILED") and str(database) in output
 
 
+@sqlite_only
 def test_a_file_that_is_no_database_fails_in_one_line(tmp_path):
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"these are not the pages of a database\n" * 200)
@@ -85,6 +90,7 @@ def test_a_file_that_is_no_database_fails_in_one_line(tmp_path):
     assert output.startswith("FAILED") and "not a database" in output
 
 
+@sqlite_only
 def test_a_missing_file_is_not_created(tmp_path):
     missing = tmp_path / "nowhere" / "timebank.sqlite"
     code, output = _verify(missing, tmp_path)
@@ -92,3 +98,15 @@ def test_a_missing_file_is_not_created(tmp_path):
     assert len(output.splitlines()) == 1 and "Traceback" not in output, output
     assert output.startswith("FAILED") and "no database" in output
     assert not missing.exists()
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="a PostgreSQL server to ask for a database it does not have")
+def test_a_postgres_database_that_cannot_be_reached_fails_in_one_line(tmp_path):
+    """No file to check on PostgreSQL; a database that is not there still ends in one line."""
+    missing = make_url(TEST_DB_URL).set(database="timebank_no_such_database")
+    env = server_env(tmp_path / "verify-instance", missing.render_as_string(hide_password=False))
+    done = timebank(env, "verify")
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, output
+    assert len(output.splitlines()) == 1 and "Traceback" not in output, output
+    assert output.startswith("FAILED: the database cannot be read") and "timebank_no_such_database" in output
