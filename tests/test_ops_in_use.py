@@ -10,8 +10,9 @@ import sqlite3
 import threading
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from conftest import IS_POSTGRES
+from conftest import IS_POSTGRES, TEST_DB_URL
 from timebank.core import in_use
 
 
@@ -32,6 +33,7 @@ def _release_all():
 def config(db_uri):
     yield {"SQLALCHEMY_DATABASE_URI": db_uri}
     _release_all()
+    in_use._Ensured.held, in_use._Ensured.next_try = False, 0.0
 
 
 def test_a_holder_makes_the_restore_refuse_at_once(config):
@@ -64,3 +66,20 @@ def test_a_server_starting_during_a_restore_waits_then_holds_the_restored_file(c
     with pytest.raises(in_use.InUse):
         with in_use.exclusive(config):
             pass
+
+
+def test_a_server_that_cannot_reach_its_database_starts_and_takes_the_lock_later(config, tmp_path, monkeypatch):
+    if IS_POSTGRES:
+        unreachable = make_url(TEST_DB_URL).set(database="timebank_no_such_database")
+        bad = {"SQLALCHEMY_DATABASE_URI": unreachable.render_as_string(hide_password=False)}
+    else:
+        bad = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'gone' / 'timebank.sqlite'}"}
+    assert in_use.ensure(bad) is False  # no exception: the server starts and answers 503 meanwhile
+    assert in_use.ensure(config) is False  # not again before the retry interval
+    monkeypatch.setattr(in_use, "RETRY_SECONDS", 0.0)
+    in_use._Ensured.next_try = 0.5  # past
+    assert in_use.ensure(config) is True  # the database is back: held
+    with pytest.raises(in_use.InUse):
+        with in_use.exclusive(config):
+            pass
+    assert in_use.ensure(config) is True

@@ -32,6 +32,7 @@ import errno
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,26 +80,28 @@ def _same_file(fd: int, path: Path) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _hold_sqlite(path: Path, inheritable: bool) -> int | None:
+def _hold_sqlite(path: Path, inheritable: bool, wait: bool) -> int | None:
     while True:
         try:
             # O_CREAT: a server started before `timebank init-db` makes the (empty) file SQLite would make.
             fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
         except OSError as exc:  # e.g. a read-only folder without the file: nothing to restore over either
-            log.warning("cannot open %s to mark it in use (%s); restore will not see this process", path, exc)
+            log.warning("cannot open %s to mark it in use (%s); a restore would not see this process", path, exc)
             return None
+        # Kept open for good, locked or not: this process may already have SQLite connections to the
+        # file, and closing any descriptor of it would drop their record locks.
+        _HELD.append(fd)
+        os.set_inheritable(fd, inheritable)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                return None
             log.warning("a restore of %s is running; waiting for it to finish", path)
             fcntl.flock(fd, fcntl.LOCK_SH)
         if _same_file(fd, path):
-            os.set_inheritable(fd, inheritable)
-            _HELD.append(fd)
             return fd
-        # The restore renamed a new file into place while we waited: lock that one. No SQLite
-        # connection of this process has the old file open yet, so closing this descriptor is safe.
-        os.close(fd)
+        # The restore renamed a new file into place while we waited: lock that one.
 
 
 def _engine_for_lock(url: URL, engine_options: dict[str, Any] | None) -> Any:
@@ -106,35 +109,73 @@ def _engine_for_lock(url: URL, engine_options: dict[str, Any] | None) -> Any:
     return create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 
-def _hold_postgres(url: URL, engine_options: dict[str, Any] | None) -> Any:
+def _hold_postgres(url: URL, engine_options: dict[str, Any] | None, wait: bool) -> bool:
     engine = _engine_for_lock(url, engine_options)
     connection = engine.connect()
-    # Wait for a running restore however long it takes (instance settings may set lock_timeout).
-    connection.execute(text("SET lock_timeout = 0"))
-    connection.execute(text("SET statement_timeout = 0"))
-    if not connection.execute(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": KEY}).scalar():
-        log.warning("a restore of the database is running; waiting for it to finish")
-        connection.execute(text("SELECT pg_advisory_lock_shared(:key)"), {"key": KEY})
-    connection.commit()  # a session-level advisory lock outlives the transaction
+    try:
+        # Wait for a running restore however long it takes (instance settings may set lock_timeout).
+        connection.execute(text("SET lock_timeout = 0"))
+        connection.execute(text("SET statement_timeout = 0"))
+        if not connection.execute(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": KEY}).scalar():
+            if not wait:
+                connection.close()
+                engine.dispose()
+                return False
+            log.warning("a restore of the database is running; waiting for it to finish")
+            connection.execute(text("SELECT pg_advisory_lock_shared(:key)"), {"key": KEY})
+        connection.commit()  # a session-level advisory lock outlives the transaction
+    except BaseException:
+        connection.close()
+        engine.dispose()
+        raise
     _HELD.append((engine, connection))
-    return connection
+    return True
 
 
-def hold(config: dict[str, Any], inheritable: bool = False) -> bool:
+def hold(config: dict[str, Any], inheritable: bool = False, wait: bool = True) -> bool:
     """Mark the database in use by this process until it ends; call it before the process's first
     database connection. ``inheritable``: for a process that is about to ``exec`` another program
     (``timebank serve`` -> the gunicorn master, whose workers inherit it too): on SQLite the locked
     descriptor passes on; a PostgreSQL connection cannot (libpq closes it on exec), so there it does
-    nothing and the workers hold the lock. Returns whether a lock is held."""
+    nothing and the workers hold the lock. ``wait``: wait for a running restore to finish (else
+    return False at once). Returns whether a lock is held; a database that cannot be reached raises."""
     url = database_url(config)
     backend = url.get_backend_name()
     if backend == "sqlite":
         path = sqlite_file(url)
-        return path is not None and _hold_sqlite(path, inheritable) is not None
+        return path is not None and _hold_sqlite(path, inheritable, wait) is not None
     if backend == "postgresql" and not inheritable:
-        _hold_postgres(url, config.get("SQLALCHEMY_ENGINE_OPTIONS"))
-        return True
+        return _hold_postgres(url, config.get("SQLALCHEMY_ENGINE_OPTIONS"), wait)
     return False
+
+
+class _Ensured:
+    """Whether ``ensure`` holds the lock, and when it may try again."""
+
+    held = False
+    next_try = 0.0
+
+
+RETRY_SECONDS = 5.0
+
+
+def ensure(config: dict[str, Any]) -> bool:
+    """Hold the lock, or try again (at most every few seconds) if an earlier try failed: for a server
+    or scheduler that starts while its database cannot be reached, and must start all the same (it
+    answers 503 meanwhile) and take the lock once the database is back. Never raises; cheap once held.
+    The first try waits for a running restore; later ones (made during requests) do not."""
+    if _Ensured.held:
+        return True
+    now = time.monotonic()
+    if now < _Ensured.next_try:
+        return False
+    first = _Ensured.next_try == 0.0
+    _Ensured.next_try = now + RETRY_SECONDS
+    try:
+        _Ensured.held = hold(config, wait=first)
+    except Exception as exc:  # noqa: BLE001 - a database that cannot be reached: try again later
+        log.warning("cannot mark the database in use yet (%s); trying again", exc)
+    return _Ensured.held
 
 
 @contextlib.contextmanager
