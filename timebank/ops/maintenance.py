@@ -3,7 +3,8 @@
 - ``timebank backup FILE``: SQLite through the online backup API (a consistent snapshot, taken while
   the app keeps writing); PostgreSQL through ``pg_dump -Fc`` (one repeatable-read snapshot).
 - ``timebank restore FILE [--force]``: SQLite by an atomic file swap; PostgreSQL through
-  ``pg_restore --clean --if-exists --single-transaction``. Then the ledger is verified.
+  ``pg_restore --clean --if-exists --single-transaction``. Then the ledger is verified. Refused, with
+  nothing changed, while a server or the scheduler uses the database (``timebank.core.in_use``).
 - ``TIMEBANK_PROXY_FIX=1``: trust one reverse proxy's ``X-Forwarded-*`` headers (off by default: without
   a proxy in front, a client could claim any address and dodge the per-address login limit).
 - The input guard refuses, for every request, text the database cannot store the same way on SQLite
