@@ -231,3 +231,30 @@ def test_a_bug_in_the_database_layer_is_still_a_500(world, app):
     app.add_url_rule("/api/v1/test-broken", "test_broken", broken)
     r = world.client.get("/api/v1/test-broken")
     assert r.status_code == 500 and r.get_json()["error"] == "internal_error"
+
+
+@sqlite_only
+def test_a_database_that_cannot_be_opened_gives_503_pages_and_problems_never_500(world, app, tmp_path):
+    """The database file cannot be opened at all (its folder is gone, or is read-only so SQLite cannot
+    make the -wal and -shm files): the error comes at connect, and the page that says so must not itself
+    need the database (the signed-in user is looked up for every page), or the 503 turns into a 500."""
+    world.user("clerk", "clerk")
+    signed_in = app.test_client()
+    assert signed_in.post("/login", data={"username": "clerk", "password": "secret-pass"}).status_code == 302
+    token = world.token("admin")
+    gone = tmp_path / "gone" / "instance"
+    broken = with_clock(create_app(base_config(tmp_path / "broken", f"sqlite:///{gone / 'timebank.sqlite'}")), app)
+    broken.config["PROPAGATE_EXCEPTIONS"] = False  # what a server does: answer, not raise
+    page_client = broken.test_client()
+    page_client.set_cookie("session", signed_in.get_cookie("session").value)
+    for path in ("/", "/login"):
+        r = page_client.get(path)
+        assert r.status_code == 503, (path, r.status_code, r.get_data(as_text=True)[:300])
+        assert r.mimetype == "text/html" and "503" in r.get_data(as_text=True)
+        assert r.headers["Retry-After"]
+    api = broken.test_client()
+    assert_unavailable(api.get("/api/v1/ledger/verify", headers={"Authorization": f"Bearer {token}"}))
+    assert_unavailable(api.post("/api/v1/auth/token", json={"username": "admin", "password": "secret-pass"}))
+    assert not gone.exists()
+    with broken.app_context():
+        db.engine.dispose()

@@ -73,17 +73,24 @@ def create_user_command(username, role, community_code, resident_id, password_st
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--timeout", default=60, show_default=True, type=int)
+@with_appcontext
 def serve_command(host, port, workers, timeout):
     """Serve with gunicorn (a production server, not the debug server).
 
     Settings and why: timebank/ops/gunicorn_conf.py. Each worker opens its own database connections
-    (no preload). More gunicorn options can be passed in ``GUNICORN_CMD_ARGS``.
+    (no preload). More gunicorn options can be passed in ``GUNICORN_CMD_ARGS``. The database is marked
+    in use (timebank.core.in_use) while the server runs: `timebank restore` refuses until it stops.
     """
+    from timebank.core import in_use
+
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed")
     if workers < 1:
         raise click.BadParameter("at least one worker", param_hint="--workers")
+    # On SQLite the gunicorn master keeps this lock (an inherited descriptor), so it is held even while
+    # workers are being replaced; every worker takes its own as well (timebank/wsgi.py).
+    in_use.hold(current_app.config, inheritable=True)
     args = [gunicorn, "--config", "python:timebank.ops.gunicorn_conf", "--bind", f"{host}:{port}",
             "--workers", str(workers), "--timeout", str(timeout), "timebank.wsgi:app"]
     os.execv(gunicorn, args)
@@ -92,10 +99,19 @@ def serve_command(host, port, workers, timeout):
 @click.command("verify")
 @with_appcontext
 def verify_command():
-    """Re-derive the hash chain, checkpoints and every balance; exit 1 naming the first bad transaction."""
-    from timebank.audit.verify import verify_everything
+    """Check the database file (SQLite's integrity check), then re-derive the hash chain, checkpoints and
+    every balance; exit 1 with one line naming a damaged file, or naming the first bad transaction."""
+    from timebank.audit.verify import database_error_line, database_errors, database_file_problem, verify_everything
 
-    report = verify_everything()
+    damage = database_file_problem()
+    if damage is not None:
+        click.echo(f"FAILED: {damage}", err=True)
+        sys.exit(1)
+    try:
+        report = verify_everything()
+    except database_errors() as exc:
+        click.echo(f"FAILED: the database cannot be read: {database_error_line(exc)}", err=True)
+        sys.exit(1)
     if report["ok"]:
         click.echo(f"OK: {report['size']} transactions, head {report['head_hash']}")
         for line in report.get("notes", []):

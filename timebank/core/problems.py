@@ -11,7 +11,7 @@ import logging
 import sqlite3
 from typing import Any
 
-from flask import current_app, jsonify, render_template_string, request
+from flask import current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -109,7 +109,11 @@ content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</t
 def _render(status, code, detail, title=None, errors=None, headers=None):
     if wants_json():
         return problem(status, code, detail, title, errors, headers)
-    html = render_template_string(_PAGE, status=status, title=title or TITLES.get(status, "Error"), detail=detail)
+    # Rendered from the bare Jinja environment, without the app's context processors: those look up
+    # the signed-in user (``current_user``) and so need the database, and the page saying that the
+    # database is unavailable must not need it (it would fail again and turn a 503 into a 500).
+    html = current_app.jinja_env.from_string(_PAGE).render(
+        status=status, title=title or TITLES.get(status, "Error"), detail=detail)
     return html, status, headers or {}
 
 

@@ -155,9 +155,18 @@ class LeasedRunner:
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """Run the scheduled jobs in the foreground (only the lease holder acts; start one per deployment)."""
-    runner = LeasedRunner(cast("LocalProxy[Flask]", current_app)._get_current_object())
+    """Run the scheduled jobs in the foreground (only the lease holder acts; start one per deployment).
+
+    The database is marked in use while it runs: `timebank restore` refuses until it stops."""
+    from timebank.core import in_use
+
+    app = cast("LocalProxy[Flask]", current_app)._get_current_object()
+    in_use.ensure(app.config)
+    runner = LeasedRunner(app)
     scheduler = runner.build(blocking=True)
+    # Taken again if the database could not be reached at start (a flag check once held).
+    scheduler.add_job(in_use.ensure, "interval", args=[app.config], seconds=30, id="_in_use",
+                      coalesce=True, max_instances=1)
     click.echo(f"scheduler {runner.holder}: jobs {', '.join(sorted(JOBS))}")
     if runner.holds_lease():
         click.echo("holding the lease: this scheduler runs the jobs")

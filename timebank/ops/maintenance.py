@@ -3,7 +3,8 @@
 - ``timebank backup FILE``: SQLite through the online backup API (a consistent snapshot, taken while
   the app keeps writing); PostgreSQL through ``pg_dump -Fc`` (one repeatable-read snapshot).
 - ``timebank restore FILE [--force]``: SQLite by an atomic file swap; PostgreSQL through
-  ``pg_restore --clean --if-exists --single-transaction``. Then the ledger is verified.
+  ``pg_restore --clean --if-exists --single-transaction``. Then the ledger is verified. Refused, with
+  nothing changed, while a server or the scheduler uses the database (``timebank.core.in_use``).
 - ``TIMEBANK_PROXY_FIX=1``: trust one reverse proxy's ``X-Forwarded-*`` headers (off by default: without
   a proxy in front, a client could claim any address and dodge the per-address login limit).
 - The input guard refuses, for every request, text the database cannot store the same way on SQLite
@@ -222,7 +223,7 @@ def restore_sqlite(backup: Path, target: Path, force: bool) -> Path | None:
     kept beside it as ``NAME.before-restore-TIMESTAMP`` (after folding its WAL into it). Returns that path."""
     target = target.resolve()
     kept = None
-    if target.exists() and not force:
+    if target.exists() and target.stat().st_size > 0 and not force:  # empty: made by a server before init-db
         raise click.ClickException(f"a database already exists at {target}; stop the service and pass --force "
                                    "to replace it (the current file is kept beside it)")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def restore_sqlite(backup: Path, target: Path, force: bool) -> Path | None:
         os.chmod(temporary, 0o600)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
-        if target.exists():
+        if target.exists() and target.stat().st_size > 0:
             old = sqlite3.connect(target)
             try:
                 old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -337,24 +338,35 @@ def backup_command(file: Path):
 def restore_command(file: Path, force: bool):
     """Bring back a backup made by `timebank backup`, then verify the ledger.
 
-    Stop `timebank serve` and `timebank scheduler` first. SQLite: refuses when the database file
+    Stop `timebank serve` and `timebank scheduler` first: while they run (they mark the database in
+    use, timebank.core.in_use), restore refuses and changes nothing. SQLite: refuses when the database file
     exists unless --force (the old file is kept beside it); the swap is atomic. PostgreSQL:
     pg_restore --clean --single-transaction (all or nothing). Run `timebank init-db` afterwards if
     the backup comes from an older version.
     """
+    from timebank.core import in_use
     from timebank.core.extensions import db
 
     url = _database_url()
     if url.get_backend_name() == "sqlite":
         _check_sqlite_backup(file)
-        kept = restore_sqlite(file, sqlite_path(url), force)
-        if kept:
-            click.echo(f"the replaced database is kept at {kept}")
-    elif url.get_backend_name() == "postgresql":
-        restore_postgres(url, file, force)
-    else:
-        raise click.ClickException(f"no restore method for {url.get_backend_name()}")
-    db.engine.dispose()  # connections opened before the swap point at the old file
+    try:
+        # Refuse at once while a server or the scheduler uses the database (they hold it shared for
+        # their whole life), and keep it exclusively until the swap is done and this process's
+        # connections to the old file are gone (see timebank.core.in_use on closing descriptors).
+        with in_use.exclusive(current_app.config):
+            if url.get_backend_name() == "sqlite":
+                kept = restore_sqlite(file, sqlite_path(url), force)
+                if kept:
+                    click.echo(f"the replaced database is kept at {kept}")
+            elif url.get_backend_name() == "postgresql":
+                restore_postgres(url, file, force)
+            else:
+                raise click.ClickException(f"no restore method for {url.get_backend_name()}")
+            db.session.remove()
+            db.engine.dispose()  # connections opened before the swap point at the old file
+    except in_use.InUse as exc:
+        raise click.ClickException(f"nothing was restored: {exc}") from None
     from timebank.audit.verify import verify_everything
 
     report = verify_everything()
