@@ -284,3 +284,25 @@ def test_a_writer_holding_the_write_lock_past_the_timeout_gives_503(world, app, 
     with impatient.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@sqlite_only
+def test_verify_reads_while_a_writer_holds_the_lock(world, app, tmp_path):
+    """``timebank verify`` is a reader: it runs in a read transaction and neither waits for the
+    writers nor holds them up."""
+    h = world.household()
+    world.grant(h, 10)
+    patient = sibling_app(app, tmp_path, "patient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=20_000)
+    holder = _holding_the_write_lock(app)
+    try:
+        started = time.monotonic()
+        result = patient.test_cli_runner().invoke(args=["verify"])
+        assert result.exit_code == 0, result.output
+        assert "OK: 1 transactions" in result.output
+        assert time.monotonic() - started < 15  # a writer's transaction would have waited 20 s
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with patient.app_context():
+        db.session.remove()
+        db.engine.dispose()

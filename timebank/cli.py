@@ -107,8 +107,11 @@ def verify_command():
     if damage is not None:
         click.echo(f"FAILED: {damage}", err=True)
         sys.exit(1)
+    from timebank.core.database import reading
+
     try:
-        report = verify_everything()
+        with reading():  # a plain read transaction: the writers go on meanwhile
+            report = verify_everything()
     except database_errors() as exc:
         click.echo(f"FAILED: the database cannot be read: {database_error_line(exc)}", err=True)
         sys.exit(1)
