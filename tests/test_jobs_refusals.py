@@ -46,8 +46,8 @@ def _claim_status(app, claim_id):
 
 
 def _skipped_logs(caplog, job):
-    return [r.getMessage() for r in caplog.records
-            if r.name == "timebank.core.jobs" and r.levelno == logging.WARNING and f"job {job} skipped" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if r.name == "timebank.core.jobs"
+            and r.levelno == logging.WARNING and f"job {job} skipped" in r.getMessage()]
 
 
 # --- close_publicity: a claim of a community whose month is closed ---------------------------------
