@@ -8,7 +8,9 @@ decides:
   before answering, and an idempotent write stores its refusal on purpose). A failure at commit is
   an exception like any other, answered by :mod:`timebank.core.problems`. Streamed bodies are read
   after the commit.
-* a scheduled job: :func:`run_job_once` (used by ``timebank jobs run`` and the scheduler).
+* a scheduled job: :func:`run_job_once` (used by ``timebank jobs run`` and the scheduler). A job
+  over many items does each one in a savepoint (:meth:`timebank.core.jobs.JobRun.item`), so a
+  refused item is rolled back alone and the rest of the run is still committed.
 * a command: :func:`command` around a click callback.
 
 Any exception rolls the whole unit back.
