@@ -11,7 +11,9 @@ decides:
   is not known and that a retry with the same ``Idempotency-Key`` returns what really happened
   (the key's record commits with the work, or not at all). Streamed bodies are read after the
   commit.
-* a scheduled job: :func:`run_job_once` (used by ``timebank jobs run`` and the scheduler).
+* a scheduled job: :func:`run_job_once` (used by ``timebank jobs run`` and the scheduler). A job
+  over many items does each one in a savepoint (:meth:`timebank.core.jobs.JobRun.item`), so a
+  refused item is rolled back alone and the rest of the run is still committed.
 * a command: :func:`command` around a click callback.
 
 Any exception rolls the whole unit back.

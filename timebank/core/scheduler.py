@@ -33,7 +33,7 @@ from werkzeug.local import LocalProxy
 from timebank.core import boundary
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import Model, db
-from timebank.core.jobs import JOBS
+from timebank.core.jobs import JOBS, describe_skipped, skipped_in
 
 
 class SchedulerLease(Model):
@@ -129,10 +129,16 @@ class LeasedRunner:
             return False
         with self.app.app_context():
             try:
-                boundary.run_job_once(JOBS[name].func)
+                result = boundary.run_job_once(JOBS[name].func)
             except Exception:
                 log.exception("job %s failed", name)
                 raise
+        skipped = skipped_in(result)
+        if skipped:
+            log.warning("job %s done, %d skipped (refused; the next run meets them again): %s", name, len(skipped),
+                        describe_skipped(skipped))
+        else:
+            log.info("job %s done: %s", name, result)
         return True
 
     def build(self, blocking: bool = True):
@@ -160,6 +166,10 @@ def scheduler_command():
     The database is marked in use while it runs: `timebank restore` refuses until it stops."""
     from timebank.core import in_use
 
+    if not logging.getLogger().handlers:
+        # One line per job run and per skipped item, with the time (the journal under systemd).
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = cast("LocalProxy[Flask]", current_app)._get_current_object()
     in_use.ensure(app.config)
     runner = LeasedRunner(app)
@@ -202,7 +212,13 @@ def jobs_run_command(name):
     if name not in jobs:
         raise click.ClickException(f"no job {name!r}; known: {', '.join(sorted(jobs))}")
     result = run_job(name)
-    click.echo(f"{name}: done {result if result is not None else ''}".rstrip())
+    skipped = skipped_in(result)
+    shown = {k: v for k, v in result.items() if k != "skipped"} if isinstance(result, dict) else result
+    click.echo(f"{name}: done {shown if shown is not None else ''}".rstrip())
+    if skipped:
+        click.echo(f"{name}: {len(skipped)} skipped (refused; the next run meets them again):")
+        for s in skipped:
+            click.echo(f"  skipped {s['item']}: {s['code']}: {s['reason']}")
 
 
 COMMANDS = (scheduler_command, jobs_group)

@@ -25,6 +25,7 @@ from ledger.models import Account, Posting, Transaction
 from timebank.core import accounts, ledgering
 from timebank.core.clock import local_today, local_zone, utc_naive
 from timebank.core.extensions import db
+from timebank.core.jobs import JobRun
 from timebank.people.models import Community, Household
 
 
@@ -73,34 +74,50 @@ def expiring_amount(account_code: str, before: datetime) -> int:
     return max(0, old_credits - (debits - refunds))
 
 
-def expire_points(today: date | None = None) -> list[dict]:
-    """Expire points in every community with a policy. Returns what was expired."""
+def expire_points(today: date | None = None, run: JobRun | None = None) -> list[dict]:
+    """Expire points in every community with a policy. Returns what was expired.
+
+    Each household is one item of ``run`` (its own savepoint): a household whose expiry is refused
+    (e.g. its community's month is closed) keeps its points, is listed in ``run.skipped``, and the
+    others are expired; the next run tries it again."""
     today = today or local_today()
+    run = run if run is not None else JobRun("expire_points")
     done = []
-    for community in db.session.execute(
-            select(Community).where(Community.expiry_policy != "none").order_by(Community.id)).scalars():
+    communities = db.session.execute(
+        select(Community).where(Community.expiry_policy != "none").order_by(Community.id)).scalars().all()
+    for community in communities:
         limit = cutoff(community, today)
         if limit is None:
             continue
         before, period = limit
         households = db.session.execute(
-            select(Household.id).where(Household.community_id == community.id).order_by(Household.id)).scalars()
+            select(Household.id).where(Household.community_id == community.id).order_by(Household.id)
+        ).scalars().all()
         for household_id in households:
-            wallet = accounts.household_points(household_id)
-            amount = min(expiring_amount(wallet, before), ledger.balance(db.session, wallet))
-            if amount <= 0:
-                continue
-            # Named by household, period and the wallet's latest transaction: two runs over the same
-            # state share the key (and post once); a later refund makes a new state and a new key.
-            last = db.session.execute(
-                select(func.max(Posting.transaction_id)).join(Account, Account.id == Posting.account_id)
-                .where(Account.code == wallet)).scalar_one()
-            tx = ledgering.post(
-                community.id,
-                [ledger.Leg(wallet, -amount), ledger.Leg(accounts.expired_points(community.id), amount)],
-                kind="expiry", memo=f"points granted before {before.date().isoformat()} expire ({period})",
-                actor="scheduler", reference=f"household:{household_id}",
-                idempotency_key=f"expire:{household_id}:{period}:{last}")
-            if not tx.replayed:
-                done.append({"household_id": household_id, "points": amount, "transaction_id": tx.id})
+            expired = None
+            with run.item(f"household:{household_id}") as item:
+                expired = _expire_household(community.id, household_id, before, period)
+            if item.done and expired is not None:
+                done.append(expired)
     return done
+
+
+def _expire_household(community_id: int, household_id: int, before: datetime, period: str) -> dict | None:
+    wallet = accounts.household_points(household_id)
+    amount = min(expiring_amount(wallet, before), ledger.balance(db.session, wallet))
+    if amount <= 0:
+        return None
+    # Named by household, period and the wallet's latest transaction: two runs over the same
+    # state share the key (and post once); a later refund makes a new state and a new key.
+    last = db.session.execute(
+        select(func.max(Posting.transaction_id)).join(Account, Account.id == Posting.account_id)
+        .where(Account.code == wallet)).scalar_one()
+    tx = ledgering.post(
+        community_id,
+        [ledger.Leg(wallet, -amount), ledger.Leg(accounts.expired_points(community_id), amount)],
+        kind="expiry", memo=f"points granted before {before.date().isoformat()} expire ({period})",
+        actor="scheduler", reference=f"household:{household_id}",
+        idempotency_key=f"expire:{household_id}:{period}:{last}")
+    if tx.replayed:
+        return None
+    return {"household_id": household_id, "points": amount, "transaction_id": tx.id}

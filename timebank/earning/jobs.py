@@ -1,20 +1,23 @@
-"""Scheduled jobs of the earning feature. Each is safe to run twice; the job runner commits."""
+"""Scheduled jobs of the earning feature. Each is safe to run twice; the job runner commits.
+
+Each claim or household is one item of the run (:class:`timebank.core.jobs.JobRun`): a refused one
+is skipped and reported under ``skipped``, and the others are done."""
 
 from __future__ import annotations
 
-from timebank.core.jobs import job
+from timebank.core.jobs import JobRun, job
 from timebank.earning.expiry import expire_points as _expire_points
 from timebank.earning.operations import close_publicity as _close_publicity
 
 
 @job("close_publicity", "Post the claims whose publicity (公示) has ended.", trigger="interval", minutes=5)
 def close_publicity():
-    posted = _close_publicity()
-    return {"posted": posted}
+    run = JobRun("close_publicity")
+    return run.result(posted=_close_publicity(run=run))
 
 
 @job("expire_points", "Expire points per community policy (none, annual, rolling), as ledger transactions.",
      trigger="cron", hour=0, minute=30)
 def expire_points():
-    expired = _expire_points()
-    return {"expired": expired}
+    run = JobRun("expire_points")
+    return run.result(expired=_expire_points(run=run))

@@ -29,6 +29,7 @@ from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
+from timebank.core.jobs import JobRun
 from timebank.core.policy import in_community, require_community
 from timebank.core.users import User
 from timebank.earning.models import Claim, ClaimEvent, Rule, RuleVersion, Task
@@ -322,17 +323,26 @@ def post_claim(claim: Claim, actor: str) -> Claim:
     return claim
 
 
-def close_publicity(moment: datetime | None = None) -> list[int]:
-    """Post every claim whose publicity has ended. Returns the ids posted. Safe to run twice."""
+def close_publicity(moment: datetime | None = None, run: JobRun | None = None) -> list[int]:
+    """Post every claim whose publicity has ended. Returns the ids posted. Safe to run twice.
+
+    Each claim is one item of ``run`` (its own savepoint): a claim that is refused (e.g. its
+    community's month is closed) stays ``publicized``, is listed in ``run.skipped``, and the
+    others are posted; the next run tries it again."""
     moment = utc_naive(moment) if moment is not None else utc_naive()
+    run = run if run is not None else JobRun("close_publicity")
     ids = db.session.execute(
         select(Claim.id).where(Claim.status == "publicized", Claim.publicity_ends_at <= moment).order_by(Claim.id)
     ).scalars().all()
     posted = []
     for claim_id in ids:
-        claim = _locked(db.session.get(Claim, claim_id))
-        if claim.status == "publicized" and claim.publicity_ends_at <= moment:
-            post_claim(claim, actor="scheduler")
+        due = False
+        with run.item(f"claim:{claim_id}") as item:
+            claim = _locked(db.session.get(Claim, claim_id))
+            due = claim.status == "publicized" and claim.publicity_ends_at <= moment
+            if due:
+                post_claim(claim, actor="scheduler")
+        if item.done and due:
             posted.append(claim_id)
     return posted
 
