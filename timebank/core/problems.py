@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from flask import current_app, jsonify, render_template_string, request
+from flask_babel import gettext as _
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -106,10 +107,12 @@ content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</t
 <h1>{{ status }} {{ title }}</h1><p>{{ detail }}</p><p><a href="/">返回首页 / Home</a></p></body></html>"""
 
 
-def _render(status, code, detail, title=None, errors=None, headers=None):
+def _render(status, code, detail, title=None, errors=None, headers=None, page_title=None, page_detail=None):
+    """problem+json for programs; for people an HTML page, in their language where ``page_*`` is given."""
     if wants_json():
         return problem(status, code, detail, title, errors, headers)
-    html = render_template_string(_PAGE, status=status, title=title or TITLES.get(status, "Error"), detail=detail)
+    html = render_template_string(_PAGE, status=status, title=page_title or title or TITLES.get(status, "Error"),
+                                  detail=page_detail or detail)
     return html, status, headers or {}
 
 
@@ -147,9 +150,14 @@ def init_app(app):
         _rollback()
         if database_unavailable(exc):
             log.warning("database unavailable: %s", _driver_error(exc))
+            # A page's form may have been done although its commit failed (the answer was lost): the
+            # person is told to send the same form again, which its one-time key makes safe.
             return _render(503, "service_unavailable",
                            "The database is busy or cannot be written just now; nothing was changed. Try again.",
-                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))})
+                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))},
+                           page_title=_("The system is busy"),
+                           page_detail=_("The system is busy; please wait a moment and try again. To send a form "
+                                         "again, reload this page: what was already done is not done twice."))
         if database_refused_value(exc):
             log.warning("database refused a value: %s", _driver_error(exc))
             return _render(422, "validation_error", "A value is too long or out of range; nothing was changed.")
