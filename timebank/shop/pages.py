@@ -15,7 +15,10 @@ the background and swaps the till's part of the page, keeps the focus where the 
 queues scans made while the page is still answering.
 
 Confirming is one POST with the CSRF token and a one-time ``form_key`` (recorded in the same
-transaction as the sale), so a double click or a resent form never charges twice. Refusals (not
+transaction as the sale), so a double click or a resent form never charges twice: it shows the first
+sale's receipt instead. ``pos.js`` sends it in the background and, on a 503 or a network error, offers
+a retry that sends the same fields and key again (the sale may have been written although its answer
+was lost). Refusals (not
 enough points or stock, the monthly limit, an unknown card, an expired pay code) are shown in words
 on the till, with the basket kept.
 """

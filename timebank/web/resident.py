@@ -5,7 +5,7 @@ live pay code that refreshes itself before it expires, claims from the points li
 neighbour help (post, accept, confirm), gifts of minutes to kin or the pool, and the supermarket's goods.
 
 Every page works for the logged-in resident's own household only; the rules are the operations'
-(the same ones the API asks). Forms that move minutes carry a one-time ``form_key``.
+(the same ones the API asks). Forms that write carry a one-time ``form_key``.
 """
 
 from __future__ import annotations
