@@ -174,12 +174,12 @@ def test_checkin_page(town, world, clock, app):
     page = client.get(f"/checkin?token={token}")
     assert page.status_code == 200 and "周六清扫槐树街" in page.get_data(as_text=True)
     assert world.balance(accounts.household_points(town.h1)) == 0  # opening the page changes nothing
-    done = client.post("/checkin", data={"token": token})
+    done = client.post("/checkin", data={"token": token, "form_key": "checkin-key-1"})
     assert done.status_code == 201
     assert world.balance(accounts.household_points(town.h1)) == 10
-    repeat = client.post("/checkin", data={"token": token})
+    repeat = client.post("/checkin", data={"token": token, "form_key": "checkin-key-2"})
     assert repeat.status_code == 200
-    bad = client.post("/checkin", data={"token": "nonsense"})
+    bad = client.post("/checkin", data={"token": "nonsense", "form_key": "checkin-key-3"})
     assert bad.status_code == 422
     assert world.balance(accounts.household_points(town.h1)) == 10
 

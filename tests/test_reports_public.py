@@ -117,10 +117,10 @@ def test_objection_needs_login_and_sends_the_claim_back(world, town):
     _login(client, town.resident2)
     form = client.get(url)
     assert form.status_code == 200 and "张*" in form.get_data(as_text=True)
-    empty = client.post(url, data={"reason": "  "})
+    empty = client.post(url, data={"reason": "  ", "form_key": "objection-1"})
     assert empty.status_code == 302
     assert world.call("GET", f"/api/v1/claims/{first['id']}", "committee").get_json()["status"] == "publicized"
-    sent = client.post(url, data={"reason": "他那天不在家"})
+    sent = client.post(url, data={"reason": "他那天不在家", "form_key": "objection-1"})
     assert sent.status_code == 302 and sent.headers["Location"].endswith("/public/hongxing")
     after = world.call("GET", f"/api/v1/claims/{first['id']}", "committee").get_json()
     assert after["status"] == "pending"
@@ -129,7 +129,7 @@ def test_objection_needs_login_and_sends_the_claim_back(world, town):
                                for c in world.client.get("/api/v1/public/hongxing").get_json()["publicity"]]
     # No longer on the board: the form is gone, a late objection is refused in words.
     assert client.get(url).status_code == 404
-    late = client.post(url, data={"reason": "again"}, follow_redirects=True)
+    late = client.post(url, data={"reason": "again", "form_key": "objection-2"}, follow_redirects=True)
     assert '<li class="error">' in late.get_data(as_text=True)
     assert world.call("GET", f"/api/v1/claims/{first['id']}",
                       "committee").get_json()["events"][-1]["action"] == "object"
@@ -139,7 +139,7 @@ def test_residents_of_another_community_cannot_object(world, town):
     _first, second = _on_board(world, town)
     client = world.app.test_client()
     _login(client, town.resident3)  # 王五 of 绿野村
-    r = client.post(f"/public/hongxing/claims/{second['id']}/object", data={"reason": "x"})
+    r = client.post(f"/public/hongxing/claims/{second['id']}/object", data={"reason": "x", "form_key": "objection-3"})
     assert r.status_code == 302
     assert world.call("GET", f"/api/v1/claims/{second['id']}", "committee").get_json()["status"] == "publicized"
     # A claim of another community is not found under this board.

@@ -93,11 +93,9 @@ def test_clerk_redeems_two_items_by_scanning(shop_town, world, app, live_server,
 
 
 @pytest.mark.parametrize("page", [DESKTOP], indirect=True)
-def test_a_double_click_charges_once_and_refusals_are_plain(shop_town, world, app, live_server, page,  # noqa: F811
-                                                            console_allow):
+def test_a_double_click_charges_once_and_refusals_are_plain(shop_town, world, app, live_server, page):  # noqa: F811
     t = shop_town
-    # The refused sale answers 409 (a normal form post, so the browser notes the status).
-    console_allow.append("status of 409")
+    # The till charges in the background; a refusal comes back as the till with the words in it.
     login(page, live_server, "clerk")
     page.goto(live_server + f"/clerk/pos?member={t.card1}&item={t.items['oil']}")
     page.dblclick("#confirm")
@@ -162,3 +160,120 @@ def test_full_screen_check_in_code_refreshes_before_it_rotates(shop_town, world,
     page.wait_for_function(f"document.querySelector('#venue-qr').dataset.codeUrl !== {first!r}", timeout=10_000)
     assert page.locator("#venue-qr svg").count() == 1
     assert "0 / 5" in page.inner_text("#venue-count")
+
+
+# --- the till's retry: the same key after a 503 or a lost answer ------------------------------------
+
+def _form_keys(requests) -> list[str]:
+    from urllib.parse import parse_qs
+
+    return [parse_qs(r.post_data or "").get("form_key", [""])[0] for r in requests]
+
+
+def _watch_charges(page) -> list:
+    charges: list = []
+    page.on("request", lambda r: charges.append(r) if r.method == "POST" and r.url.endswith("/clerk/pos")
+            else None)
+    return charges
+
+
+@pytest.mark.parametrize("page", [DESKTOP], indirect=True)
+@pytest.mark.parametrize("fault", ["commit_failed_after_the_write", "answer_lost_on_the_network"])
+def test_the_till_retries_a_failed_charge_with_the_same_key_and_charges_once(shop_town, world, app, live_server,
+                                                                             page, console_allow, monkeypatch,
+                                                                             fault):  # noqa: F811
+    """The sale is written, but the till never hears so: the commit fails afterwards (503) or the
+    answer is lost on the way. The till says so in Chinese and offers a retry; the retry sends the same
+    form_key, and the server shows the first sale's receipt instead of charging again."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from timebank.core import boundary
+
+    t = shop_town
+    login(page, live_server, "clerk")
+    page.goto(live_server + f"/clerk/pos?member={t.card1}&item={t.items['oil']}")
+    charges = _watch_charges(page)
+    if fault == "commit_failed_after_the_write":
+        console_allow.append("status of 503")
+        real = boundary.finish_request
+        failures = []
+
+        def commit_then_fail():
+            real()
+            if request_is_a_charge() and not failures:
+                failures.append(1)
+                raise OperationalError("COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+
+        def request_is_a_charge():
+            from flask import request
+
+            return request.method == "POST" and request.path == "/clerk/pos"
+
+        monkeypatch.setattr(boundary, "finish_request", commit_then_fail)
+    else:
+        lost = []
+
+        def lose_the_first_answer(route):
+            if lost or route.request.method != "POST":
+                route.continue_()
+                return
+            lost.append(route.fetch())        # the server does the sale ...
+            route.abort("connectionreset")    # ... and the till never hears of it
+
+        console_allow.append("ERR_CONNECTION_RESET")
+        page.route("**/clerk/pos", lose_the_first_answer)
+
+    page.click("#confirm")
+    busy = page.locator("#pos-busy")
+    busy.wait_for()
+    assert "系统忙或网络不通，请稍候重试" in busy.inner_text() and "重试不会重复扣分" in busy.inner_text()
+    assert world.balance(accounts.household_points(t.h1)) == 55   # the sale was written once
+    assert page.evaluate("document.activeElement.id") == "pos-retry"
+
+    page.click("#pos-retry")
+    page.locator("#pos-done").wait_for()
+    assert "这个表单已经提交过了，没有重复办理。" in page.inner_text("#pos-again")
+    assert "55" in page.inner_text("#pos-done")
+    assert world.balance(accounts.household_points(t.h1)) == 55
+    assert on_hand(app, t.items["oil"]) == 9
+    keys = _form_keys(charges)
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys
+
+
+@pytest.mark.parametrize("page", [DESKTOP], indirect=True)
+def test_the_till_retries_with_the_same_key_when_nothing_was_written(shop_town, world, app, live_server, page,  # noqa: F811
+                                                                     console_allow, monkeypatch):
+    """The commit failed before anything was written: the retry, with the same key, makes the sale."""
+    import sqlite3
+
+    from flask import request
+    from sqlalchemy.exc import OperationalError
+
+    from timebank.core import boundary
+
+    t = shop_town
+    console_allow.append("status of 503")
+    login(page, live_server, "clerk")
+    page.goto(live_server + f"/clerk/pos?member={t.card1}&item={t.items['oil']}")
+    charges = _watch_charges(page)
+    real = boundary.finish_request
+    failures = []
+
+    def fail_first_charge():
+        if request.method == "POST" and request.path == "/clerk/pos" and not failures:
+            failures.append(1)
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("disk I/O error"))
+        real()
+
+    monkeypatch.setattr(boundary, "finish_request", fail_first_charge)
+    page.click("#confirm")
+    page.locator("#pos-busy").wait_for()
+    assert world.balance(accounts.household_points(t.h1)) == 100
+    page.keyboard.press("Enter")          # the retry button has the focus
+    page.locator("#pos-done").wait_for()
+    assert page.locator("#pos-again").count() == 0
+    assert world.balance(accounts.household_points(t.h1)) == 55
+    keys = _form_keys(charges)
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys

@@ -228,7 +228,7 @@ def test_claim_from_the_points_list_and_see_its_status(resident, world, town, cl
     listed = text(resident.get("/me/claims"))
     assert "清扫楼道" in listed and "探访空巢老人" in listed and "邻里互助" in listed
 
-    r = resident.post("/me/claims", data={"rule_code": "clean", "note": "三楼"})
+    r = resident.post("/me/claims", data={"rule_code": "clean", "note": "三楼", "form_key": "claim-key-1"})
     assert r.status_code == 302
     page = text(resident.get("/me/claims"))
     assert "申报已提交，等待审核" in page and "待审核" in page
@@ -239,7 +239,7 @@ def test_claim_from_the_points_list_and_see_its_status(resident, world, town, cl
     page = text(resident.get("/me/claims"))
     assert "公示中" in page and "公示到 2026-03-05 10:00" in page
 
-    resident.post("/me/claims", data={"rule_code": "visit"})
+    resident.post("/me/claims", data={"rule_code": "visit", "form_key": "claim-key-2"})
     page = text(resident.get("/me/claims"))
     assert "申报成功，已入账 5 积分" in page and "已入账" in page
     assert world.balance(accounts.household_points(town.h1)) == 5
@@ -248,8 +248,8 @@ def test_claim_from_the_points_list_and_see_its_status(resident, world, town, cl
 def test_claim_refusal_is_said_in_plain_words(resident, world, town):
     rule(world, code="once", points=10, review="auto", publicity_days=0,
          cap={"period": "day", "max_points": 10})
-    resident.post("/me/claims", data={"rule_code": "once"})
-    r = resident.post("/me/claims", data={"rule_code": "once"}, follow_redirects=True)
+    resident.post("/me/claims", data={"rule_code": "once", "form_key": "claim-key-1"})
+    r = resident.post("/me/claims", data={"rule_code": "once", "form_key": "claim-key-2"}, follow_redirects=True)
     assert "没有办成：您家这个项目本期已达到上限" in text(r)
     assert world.balance(accounts.household_points(town.h1)) == 10
 

@@ -7,16 +7,18 @@ these helpers only turn "not logged in" into a trip to the login page and a refu
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
 import segno
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, after_this_request, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from timebank.core.clock import to_local, utc_naive
@@ -85,35 +87,109 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 # --- forms that must take effect once ---------------------------------------------------------------
+#
+# Every page form that creates or moves something carries a hidden ``form_key`` made when the page is
+# rendered (``new_form_key()`` in the template). Its view calls ``take_form_key()`` before any work and
+# ends with ``form_done()``, which keeps the outcome (where it is shown, what was said) in the key's row,
+# in the same transaction as the work. A form sent again (a double tap, a reload after an error page,
+# the till's retry after a 503 whose commit had in fact gone through) finds the key taken and is
+# answered by ``replay_form()``: "already sent", and the first sending's outcome. So nothing is done
+# twice, and the person learns what was done.
+
+_FORM_RECORD = "timebank_form_record"
+
 
 def new_form_key() -> str:
-    """Put in a hidden ``form_key`` field of every form that moves points or minutes."""
+    """Put in a hidden ``form_key`` field of every form that creates or moves something."""
     return secrets.token_urlsafe(16)
+
+
+def _form_key() -> str:
+    key = (request.form.get("form_key") or "").strip()
+    if not 8 <= len(key) <= 64:
+        abort(400)
+    return key
+
+
+def _form_scope() -> str:
+    return f"web:user:{current_user.id}"
 
 
 def take_form_key() -> bool:
     """Record this form's key in the current transaction; False when it was already used.
 
     A double tap on a slow phone sends the form twice; the unique (scope, key) row makes the second
-    one fail, so minutes move once. Call it first in the transaction, before the work.
+    one fail, so minutes move once. Call it first in the transaction, before the work. A form without
+    a key is refused (400).
     """
-    key = (request.form.get("form_key") or "").strip()
-    if not 8 <= len(key) <= 64:
-        abort(400)
-    db.session.add(IdempotencyRecord(
-        scope=f"web:user:{current_user.id}", key=key,
+    key = _form_key()
+    record = IdempotencyRecord(
+        scope=_form_scope(), key=key,
         request_hash=hashlib.sha256(f"POST {request.path}".encode()).hexdigest(),
-        status_code=303, response_body="", created_at=utc_naive()))
+        status_code=303, response_body="", created_at=utc_naive())
+    db.session.add(record)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return False
+    setattr(g, _FORM_RECORD, record)
     return True
+
+
+def remember_outcome(**outcome) -> None:
+    """Keep what this form did with its key (same transaction), for ``sent_before()``."""
+    record = g.get(_FORM_RECORD)
+    if record is not None:
+        record.response_body = json.dumps(outcome, ensure_ascii=False)
+
+
+def say_when_committed(message, category: str = "success") -> None:
+    """Flash ``message`` only if the request's commit succeeds: a 503 must not leave a word of
+    success behind for the next page."""
+    text = str(message)
+
+    @after_this_request
+    def _say(response):
+        if response.status_code < 400:
+            flash(text, category)
+        return response
+
+
+def form_done(location: str, message=None, category: str = "success", **outcome):
+    """The end of a form's work: say ``message`` (once committed), keep the outcome with the form's
+    key, and go to ``location``."""
+    if message is not None:
+        say_when_committed(message, category)
+        message = str(message)
+    remember_outcome(location=location, message=message, category=category, **outcome)
+    return redirect(location)
+
+
+def sent_before() -> dict:
+    """What the first sending of this form did (``form_done``'s outcome); {} when not known."""
+    record = db.session.execute(select(IdempotencyRecord).where(
+        IdempotencyRecord.scope == _form_scope(), IdempotencyRecord.key == _form_key())).scalar_one_or_none()
+    if record is None or not record.response_body:
+        return {}
+    try:
+        outcome = json.loads(record.response_body)
+    except ValueError:
+        return {}
+    return outcome if isinstance(outcome, dict) else {}
 
 
 def already_sent():
     flash(_l("This form was already sent; nothing was done twice."), "info")
+
+
+def replay_form(default: str):
+    """The form's key was already used: say so plainly and show what the first sending did."""
+    outcome = sent_before()
+    already_sent()
+    if outcome.get("message"):
+        flash(outcome["message"], outcome.get("category") or "success")
+    return redirect(safe_next(outcome.get("location"), default))
 
 
 # --- refusals in plain words ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from flask import current_app, jsonify, request
+from flask_babel import gettext as _
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -106,15 +107,24 @@ content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</t
 <h1>{{ status }} {{ title }}</h1><p>{{ detail }}</p><p><a href="/">返回首页 / Home</a></p></body></html>"""
 
 
-def _render(status, code, detail, title=None, errors=None, headers=None):
+def _render(status, code, detail, title=None, errors=None, headers=None, page_title=None, page_detail=None):
+    """problem+json for programs; for people an HTML page, in their language where ``page_*`` is given."""
     if wants_json():
         return problem(status, code, detail, title, errors, headers)
     # Rendered from the bare Jinja environment, without the app's context processors: those look up
     # the signed-in user (``current_user``) and so need the database, and the page saying that the
     # database is unavailable must not need it (it would fail again and turn a 503 into a 500).
     html = current_app.jinja_env.from_string(_PAGE).render(
-        status=status, title=title or TITLES.get(status, "Error"), detail=detail)
+        status=status, title=page_title or title or TITLES.get(status, "Error"), detail=page_detail or detail)
     return html, status, headers or {}
+
+
+def _busy_page() -> tuple[str, str]:
+    """The 503 page's title and text for people (a form may have been done although its commit failed;
+    its one-time key makes sending it again safe)."""
+    return (_("The system is busy"),
+            _("The system is busy; please wait a moment and try again. To send a form "
+              "again, reload this page: what was already done is not done twice."))
 
 
 def _rollback():
@@ -129,8 +139,9 @@ def init_app(app):
     def _domain(exc: DomainError):
         _rollback()
         headers = dict(exc.headers)
-        if exc.status == 503:
+        if exc.status == 503:  # the database is unavailable, or a commit failed (boundary.CommitFailed)
             headers.setdefault("Retry-After", str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5)))
+            return _render(503, exc.code, exc.detail, exc.title, exc.errors, headers, *_busy_page())
         return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, headers)
 
     @app.errorhandler(HTTPException)
@@ -154,9 +165,13 @@ def init_app(app):
         _rollback()
         if database_unavailable(exc):
             log.warning("database unavailable: %s", _driver_error(exc))
+            # A page's form may have been done although its commit failed (the answer was lost): the
+            # person is told to send the same form again, which its one-time key makes safe.
+            page_title, page_detail = _busy_page()
             return _render(503, "service_unavailable",
                            "The database is busy or cannot be written just now; nothing was changed. Try again.",
-                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))})
+                           headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))},
+                           page_title=page_title, page_detail=page_detail)
         if database_refused_value(exc):
             log.warning("database refused a value: %s", _driver_error(exc))
             return _render(422, "validation_error", "A value is too long or out of range; nothing was changed.")

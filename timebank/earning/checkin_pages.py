@@ -14,8 +14,9 @@ from flask_login import current_user
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db, limiter
-from timebank.core.pages import domain_message, login_redirect
+from timebank.core.pages import domain_message, login_redirect, remember_outcome, sent_before, take_form_key
 from timebank.earning import tasks as ops
+from timebank.earning.models import Claim, Task
 
 bp = Blueprint("checkin", __name__)
 
@@ -27,6 +28,7 @@ def _page(status=200, **context):
     context.setdefault("message", None)
     context.setdefault("ok", None)
     context.setdefault("token", "")
+    context.setdefault("again", False)
     return render_template("checkin.html", **context), status
 
 
@@ -46,6 +48,8 @@ def checkin():
         return login_redirect()
     if not token:
         return _page(422, ok=False, message=_("No check-in code. Scan the QR code on site."))
+    if request.method == "POST" and not take_form_key():
+        return _sent_before()
     try:
         task = ops.read_token(token)
         if request.method == "GET":
@@ -56,7 +60,17 @@ def checkin():
         return _page(exc.status, ok=False, message=_("Not checked in: %(reason)s", reason=_reason(exc)))
     message = _("You are checked in.") if new else _("You had already checked in.")
     current_app.logger.info("check-in task=%s user=%s new=%s", task.id, current_user.id, new)
+    remember_outcome(task_id=task.id, claim_id=claim.id, message=message)
     return _page(201 if new else 200, ok=True, task=task, claim=claim, message=message)
+
+
+def _sent_before():
+    """This check-in form was sent before (a reload, a resend after an error page): say so, and show
+    the first sending's result, even when the code has expired since."""
+    outcome = sent_before()
+    task = db.session.get(Task, outcome["task_id"]) if outcome.get("task_id") else None
+    claim = db.session.get(Claim, outcome["claim_id"]) if outcome.get("claim_id") else None
+    return _page(200, again=True, ok=True, task=task, claim=claim, message=outcome.get("message"))
 
 
 def init_app(app) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.core.pages import already_sent, domain_message, take_form_key
+from timebank.core.pages import domain_message, form_done, replay_form, take_form_key
 from timebank.core.policy import require_community
 from timebank.people.models import Community
 
@@ -107,17 +107,16 @@ def place():
     return place
 
 
-def write_once(action, success: str, back: str):
+def write_once(action, success, back: str):
     """Run ``action`` once per form and say what happened (the request's boundary commits); a
-    refusal is rolled back and said in words."""
+    refusal is rolled back and said in words. The same form sent again is told it was sent already,
+    with what the first sending did."""
     try:
         if not take_form_key():
-            already_sent()
-            return redirect(back)
+            return replay_form(back)
         result = action()
     except DomainError as exc:
         db.session.rollback()
         flash(message(exc), "error")
         return redirect(back)
-    flash(success if not callable(success) else success(result), "success")
-    return redirect(back)
+    return form_done(back, success if not callable(success) else success(result))

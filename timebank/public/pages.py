@@ -18,7 +18,7 @@ from flask_login import current_user
 
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.core.pages import login_required
+from timebank.core.pages import form_done, login_required, replay_form, take_form_key
 from timebank.earning import operations as earning
 from timebank.earning.models import Claim
 from timebank.people.models import Community
@@ -66,6 +66,8 @@ def object_form(community_code: str, claim_id: int):
             flash(_("Please say why you object."), "error")
             return redirect(request.path)
         try:
+            if not take_form_key():
+                return replay_form(back)
             earning.object_claim(current_user._get_current_object(), claim.id, reason[:1000])
         except DomainError as exc:
             db.session.rollback()
@@ -77,8 +79,7 @@ def object_form(community_code: str, claim_id: int):
             }
             flash(messages.get(exc.code, _("This did not work.")), "error")
             return redirect(back)
-        flash(_("Thank you. The claim goes back to the committee for review."), "success")
-        return redirect(back)
+        return form_done(back, _("Thank you. The claim goes back to the committee for review."))
     entry = _publicized_claim(community, claim.id)
     return render_template("public/object.html", community=community, claim=entry, back=back)
 

@@ -15,7 +15,10 @@ the background and swaps the till's part of the page, keeps the focus where the 
 queues scans made while the page is still answering.
 
 Confirming is one POST with the CSRF token and a one-time ``form_key`` (recorded in the same
-transaction as the sale), so a double click or a resent form never charges twice. Refusals (not
+transaction as the sale), so a double click or a resent form never charges twice: it shows the first
+sale's receipt instead. ``pos.js`` sends it in the background and, on a 503 or a network error, offers
+a retry that sends the same fields and key again (the sale may have been written although its answer
+was lost). Refusals (not
 enough points or stock, the monthly limit, an unknown card, an expired pay code) are shown in words
 on the till, with the basket kept.
 """
@@ -32,7 +35,7 @@ from sqlalchemy import or_, select
 
 from timebank.core.errors import DomainError, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.pages import already_sent, roles_required, take_form_key
+from timebank.core.pages import form_done, replay_form, roles_required, sent_before, take_form_key
 from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 from timebank.shop import operations as shop
@@ -151,6 +154,7 @@ def _render_pos(place, member: str | None, ids: list[int], *, error: str | None 
         "clerk/pos.html", place=place, member=member, household=household, resident=resident, balance=balance,
         lines=lines, total=total, ids=ids, error=error, query=query, results=results or [], searched=searched,
         done=done, done_household=db.session.get(Household, done.household_id) if done else None, recent=recent,
+        again=request.args.get("again") == "1",
         pos_url=_pos_url, is_pay_code=_is_pay_code(member or ""),
         can_sell=can_write(*SELLERS)), (200 if request.headers.get("X-Requested-With") == "pos" else status)
 
@@ -196,8 +200,9 @@ def sell():
     lines = [{"item_id": item_id, "quantity": quantity} for item_id, quantity in Counter(ids).items()]
     try:
         if not take_form_key():
-            already_sent()
-            return redirect(url_for(".pos"))
+            # Sent before (a double click, or the retry after an answer that never arrived): show
+            # the receipt of the first sending, and say that nothing was charged twice.
+            return redirect(url_for(".pos", done=sent_before().get("done"), again=1))
         code = {"pay_code": member} if _is_pay_code(member) else {"member_code": member}
         redemption = sale.redeem(me(), lines=lines, **code)
     except DomainError as exc:
@@ -205,7 +210,7 @@ def sell():
         # A used or expired pay code cannot be used again: the resident shows a new one.
         keep = None if exc.code in ("pay_code_used", "pay_code_expired", "unknown_member") else member
         return _render_pos(place, keep, ids, error=message(exc), status=exc.status)
-    return redirect(url_for(".pos", done=redemption.id))
+    return form_done(url_for(".pos", done=redemption.id), done=redemption.id)
 
 
 # --- receipts and voids ---------------------------------------------------------------------------
@@ -237,16 +242,14 @@ def void(redemption_id: int):
         return redirect(back)
     try:
         if not take_form_key():
-            already_sent()
-            return redirect(back)
+            return replay_form(back)
         redemption, points = shop.void(redemption_id, me(), reason)
     except DomainError as exc:
         db.session.rollback()
         flash(message(exc), "error")
         return redirect(back)
-    flash(_("Receipt No. %(no)d voided: %(points)d points and the goods are back.", no=redemption.receipt_no,
-            points=points), "success")
-    return redirect(back)
+    return form_done(back, _("Receipt No. %(no)d voided: %(points)d points and the goods are back.",
+                             no=redemption.receipt_no, points=points))
 
 
 # --- stock ----------------------------------------------------------------------------------------
@@ -286,8 +289,7 @@ def stock():
         note = (request.form.get("note") or "").strip()[:500]
         try:
             if not take_form_key():
-                already_sent()
-                return redirect(url_for(".stock"))
+                return replay_form(url_for(".stock"))
             item = shop.get_item(item_id or 0)
             shop.require_shop_staff(user, item.community_id)
             if quantity is None:
@@ -298,9 +300,9 @@ def stock():
         except DomainError as exc:
             db.session.rollback()
             flash(message(exc), "error")
-        else:
-            flash(_("Recorded: %(name)s, now %(n)d on the shelf.", name=item.name, n=item.on_hand), "success")
-        return redirect(url_for(".stock"))
+            return redirect(url_for(".stock"))
+        return form_done(url_for(".stock"), _("Recorded: %(name)s, now %(n)d on the shelf.", name=item.name,
+                                              n=item.on_hand))
     low = shop.low_stock(place.id)
     items = db.session.execute(
         select(Item).where(Item.community_id == place.id).order_by(Item.active.desc(), Item.name)).scalars().all()

@@ -1,6 +1,12 @@
 // The till: keeps the focus where the barcode scanner types, sends the till's GET forms in the
 // background and swaps the till's part of the page, and queues scans made while it is busy.
 // Without this script every step is an ordinary form and still works.
+//
+// Charging sends the confirm form in the background too. Its one-time form_key, made when the page
+// was rendered, is the key of this sale attempt: a 503 (the system is busy, or its commit failed
+// although the sale may have been written) or a network error shows a message with a retry button,
+// and the retry sends the very same fields, the same key included, so the sale is done at most once.
+// A new key comes only with a new page, that is with the next sale.
 (function () {
   "use strict";
   var busy = false;
@@ -25,7 +31,7 @@
     var fresh = doc.getElementById("pos");
     var scan = document.getElementById("scan");
     var typed = scan ? scan.value : "";   // typed after the request left: keep it
-    if (!fresh) { window.location.href = url; return; }
+    if (!fresh) { if (url) { window.location.href = url; } return; }
     pos().replaceWith(fresh);
     if (url) { window.history.replaceState(null, "", url); }
     bind();
@@ -44,6 +50,48 @@
         busy = false;
         if (queue.length) { submitScan(queue.shift()); }
       });
+  }
+
+  // Charge: POST the confirm form's fields (``body``, fixed for this sale attempt) and show the answer.
+  function charge(action, body) {
+    busy = true;
+    var notice = document.getElementById("pos-busy");
+    if (notice) { notice.hidden = true; }
+    pos().setAttribute("aria-busy", "true");
+    return fetch(action, {method: "POST", credentials: "same-origin", cache: "no-store", body: body,
+                          headers: {"Content-Type": "application/x-www-form-urlencoded",
+                                    "Accept": "text/html", "X-Requested-With": "pos"}})
+      .then(function (r) {
+        if (r.status >= 500) { throw new Error("busy: " + r.status); }   // 503, or a proxy's 502/504
+        return r.text().then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          if (!doc.getElementById("pos")) {          // a refusal page of its own (expired login, 403)
+            document.open(); document.write(html); document.close();
+            return;
+          }
+          swap(html, r.redirected ? r.url : null);
+        });
+      })
+      .catch(function () { offerRetry(action, body); })
+      .then(function () {
+        busy = false;
+        var box = pos();
+        if (box) { box.removeAttribute("aria-busy"); }
+        if (queue.length) { submitScan(queue.shift()); }
+      });
+  }
+
+  function offerRetry(action, body) {
+    var notice = document.getElementById("pos-busy");
+    var retry = document.getElementById("pos-retry");
+    var button = document.getElementById("confirm");
+    if (button) { button.classList.remove("sending"); }
+    if (!notice || !retry) { return; }
+    notice.hidden = false;
+    retry.onclick = function () {
+      if (!busy) { charge(action, body); }   // the same fields: the same form_key
+    };
+    retry.focus();
   }
 
   function formUrl(form) {
@@ -96,10 +144,14 @@
     });
     if (confirmForm) {
       confirmForm.addEventListener("submit", function (event) {
-        if (confirmForm.dataset.sent) { event.preventDefault(); return; }   // a double click charges once
+        event.preventDefault();
+        if (confirmForm.dataset.sent) { return; }   // a double click charges once
         confirmForm.dataset.sent = "1";
         var button = document.getElementById("confirm");
         if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("sending"); }
+        // Read once: every retry of this sale attempt sends exactly these fields.
+        var body = new URLSearchParams(new FormData(confirmForm)).toString();
+        charge(confirmForm.action, body);
       });
     }
   }

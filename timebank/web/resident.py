@@ -5,7 +5,7 @@ live pay code that refreshes itself before it expires, claims from the points li
 neighbour help (post, accept, confirm), gifts of minutes to kin or the pool, and the supermarket's goods.
 
 Every page works for the logged-in resident's own household only; the rules are the operations'
-(the same ones the API asks). Forms that move minutes carry a one-time ``form_key``.
+(the same ones the API asks). Forms that write carry a one-time ``form_key``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from timebank.core.clock import now
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import (
-    already_sent,
     domain_message,
+    form_done,
     hours_text,
     local_date,
     qr_svg,
+    replay_form,
     resident_required,
     take_form_key,
 )
@@ -156,20 +157,23 @@ def _rules_in_force(community_id: int):
 def claims():
     user, resident, household = _me()
     if request.method == "POST":
+        back = url_for(".claims")
         try:
+            if not take_form_key():
+                return replay_form(back)
             claim = earning.create_claim(user, household.community, request.form.get("rule_code", ""),
                                          resident.id, note=(request.form.get("note") or "").strip()[:500])
         except DomainError as exc:
             _refused(exc)
+            return redirect(back)
+        if claim.status == "posted":
+            said = _("Claim sent and approved: %(points)d points credited.", points=claim.points)
+        elif claim.status == "publicized":
+            said = _("Claim sent and approved; it is on the notice board until %(day)s.",
+                     day=claim.publicity_ends_at and _day(claim.publicity_ends_at))
         else:
-            if claim.status == "posted":
-                flash(_("Claim sent and approved: %(points)d points credited.", points=claim.points), "success")
-            elif claim.status == "publicized":
-                flash(_("Claim sent and approved; it is on the notice board until %(day)s.",
-                        day=claim.publicity_ends_at and _day(claim.publicity_ends_at)), "success")
-            else:
-                flash(_("Claim sent. A reviewer will look at it."), "success")
-        return redirect(url_for(".claims"))
+            said = _("Claim sent. A reviewer will look at it.")
+        return form_done(back, said)
     mine = db.session.execute(
         select(Claim).where(Claim.household_id == household.id).order_by(Claim.id.desc()).limit(12)).scalars().all()
     return render_template("resident/claims.html", rules=_rules_in_force(household.community_id), claims=mine,
@@ -191,8 +195,7 @@ def help_requests():
         action = request.form.get("action")
         try:
             if not take_form_key():
-                already_sent()
-                return redirect(url_for(".help_requests"))
+                return replay_form(url_for(".help_requests"))
             if action == "post":
                 minutes = request.form.get("minutes", type=int)
                 title = (request.form.get("title") or "").strip()
@@ -215,10 +218,10 @@ def help_requests():
             else:
                 db.session.rollback()
                 return redirect(url_for(".help_requests"))
-            flash(message, "success")
         except DomainError as exc:
             _refused(exc)
-        return redirect(url_for(".help_requests"))
+            return redirect(url_for(".help_requests"))
+        return form_done(url_for(".help_requests"), message)
     members = [m.id for m in household.members]
     open_requests = db.session.execute(
         select(HelpRequest).where(HelpRequest.community_id == household.community_id,
@@ -251,8 +254,7 @@ def gift():
             return redirect(url_for(".gift"))
         try:
             if not take_form_key():
-                already_sent()
-                return redirect(url_for(".gift"))
+                return replay_form(url_for(".gift"))
             if target == "pool":
                 hours.transfer(user, resident.id, minutes, to_pool=True)
                 message = _("You gave %(time)s to the community pool. Thank you!", time=_hours(minutes))
@@ -260,10 +262,10 @@ def gift():
                 receiver = db.session.get(Resident, int(target)) if target.isdigit() else None
                 hours.transfer(user, resident.id, minutes, to_resident_id=receiver.id if receiver else -1)
                 message = _("You gave %(time)s to %(name)s.", time=_hours(minutes), name=receiver.name)
-            flash(message, "success")
         except DomainError as exc:
             _refused(exc)
-        return redirect(url_for(".gift"))
+            return redirect(url_for(".gift"))
+        return form_done(url_for(".gift"), message)
     minutes = ledger.balance(db.session, accounts.resident_minutes(resident.id))
     kin = [m for m in household.members if m.id != resident.id]
     return render_template("resident/gift.html", minutes=minutes, kin=kin, resident=resident)
