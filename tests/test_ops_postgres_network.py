@@ -140,6 +140,53 @@ def test_a_silent_path_to_postgresql_gives_503_within_bounded_time_and_recovers(
         proxy.close()
 
 
+def _server_settings(target_app):
+    with target_app.app_context():
+        names = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "application_name")
+        values = {name: db.session.execute(text(f"SHOW {name}")).scalar() for name in names}
+        info = db.session.connection().connection.dbapi_connection.info
+        values["client"] = {key: info.get_parameters().get(key) for key in
+                            ("connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                             "tcp_user_timeout")}
+        db.session.rollback()
+        return values
+
+
+@postgres_only
+def test_requests_and_commands_get_their_timeouts(app, tmp_path):
+    """What the server and libpq really hold: a request's limits by default, a command's longer
+    statement and idle limits (``timebank`` commands), and each one set from its variable."""
+    request_side = _server_settings(app)
+    assert request_side["statement_timeout"] == "30s" and request_side["lock_timeout"] == "5s"
+    assert request_side["idle_in_transaction_session_timeout"] == "1min"
+    assert request_side["application_name"] == "timebank"
+    assert request_side["client"] == {"connect_timeout": "5", "keepalives_idle": "10", "keepalives_interval": "3",
+                                      "keepalives_count": "3", "tcp_user_timeout": "10000"}
+    command = sibling_app(app, tmp_path, "command", TIMEBANK_COMMAND_LINE=True)
+    tuned = sibling_app(app, tmp_path, "tuned", TIMEBANK_PG_STATEMENT_TIMEOUT_MS=1500, TIMEBANK_PG_LOCK_TIMEOUT_MS=700,
+                        TIMEBANK_PG_CONNECT_TIMEOUT_S=3)
+    try:
+        command_side = _server_settings(command)
+        assert command_side["statement_timeout"] == "1h" and command_side["lock_timeout"] == "5s"
+        assert command_side["idle_in_transaction_session_timeout"] == "1h"
+        tuned_side = _server_settings(tuned)
+        assert (tuned_side["statement_timeout"], tuned_side["lock_timeout"]) == ("1500ms", "700ms")
+        assert tuned_side["client"]["connect_timeout"] == "3"
+    finally:
+        _dispose(command)
+        _dispose(tuned)
+
+
+def test_the_timebank_command_runs_with_the_command_timeouts(monkeypatch):
+    """``timebank ...`` builds its app as a command (the longer statement timeout), gunicorn's does not."""
+    from timebank import cli
+
+    made = {}
+    monkeypatch.setattr("timebank.create_app", lambda config=None: made.setdefault("config", config))
+    cli._create_app()
+    assert made["config"] == {"TIMEBANK_COMMAND_LINE": True}
+
+
 # --- The real cut: a network namespace, a veth pair, packets dropped (root, opt-in) ---------------------------
 
 root_faults = pytest.mark.skipif(
@@ -149,14 +196,14 @@ root_faults = pytest.mark.skipif(
 
 _CLIENT = r"""
 import http.client, json, sys, time
-path, accept, token = sys.argv[1], sys.argv[2], sys.argv[3]
-headers = {"Accept": accept}
+method, path, accept, token, port, body = sys.argv[1:7]
+headers = {"Accept": accept, "Content-Type": "application/json"}
 if token:
     headers["Authorization"] = "Bearer " + token
 start = time.monotonic()
 try:
-    conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[4]), timeout=90)
-    conn.request("GET", path, headers=headers)
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=90)
+    conn.request(method, path, body=body or None, headers=headers)
     r = conn.getresponse()
     out = {"status": r.status, "type": r.getheader("Content-Type"), "body": r.read().decode()}
 except Exception as exc:
@@ -207,9 +254,15 @@ class _Namespace:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
-def _get(ns, port, path, accept="application/json", token=""):
-    done = ns.exec_(sys.executable, "-c", _CLIENT, path, accept, token, str(port))
+def _call(ns, port, method, path, accept="application/json", token="", body=None):
+    """A request from inside the namespace (the server's side of the cut)."""
+    done = ns.exec_(sys.executable, "-c", _CLIENT, method, path, accept, token, str(port),
+                    json.dumps(body) if body is not None else "")
     return json.loads(done.stdout)
+
+
+def _get(ns, port, path, accept="application/json", token=""):
+    return _call(ns, port, "GET", path, accept, token)
 
 
 def _wait_until(predicate, seconds):
@@ -228,7 +281,6 @@ def test_a_cut_network_gives_503_within_seconds_and_the_server_recovers(world, t
     host side; the link is cut (packets dropped: TCP user timeout, keepalives and the connect timeout
     apply, with their defaults) and mended."""
     h = world.household()
-    token = world.token("admin")
     target = make_url(TEST_DB_URL)
     with _Namespace() as ns:
         forwarder = SilenceableProxy((target.host or "127.0.0.1", target.port or 5432), listen_host=ns.host_address)
@@ -246,11 +298,15 @@ def test_a_cut_network_gives_503_within_seconds_and_the_server_recovers(world, t
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             assert _wait_until(lambda: _get(ns, port, "/healthz")["status"] == 200, 40), log_path.read_text()
+            login = _call(ns, port, "POST", "/api/v1/auth/token", body={"username": "admin", "password": "secret-pass"})
+            assert login["status"] == 200, login
+            token = json.loads(login["body"])["access_token"]
             for _ in range(4):  # both workers hold pooled connections
                 assert _get(ns, port, f"/api/v1/households/{h}", token=token)["status"] == 200
 
             ns.cut()
-            for path, auth in ((f"/api/v1/households/{h}", token), ("/healthz", ""), (f"/api/v1/households/{h}", token)):
+            household = f"/api/v1/households/{h}"
+            for path, auth in ((household, token), ("/healthz", ""), (household, token)):
                 answer = _get(ns, port, path, token=auth)
                 assert answer["status"] == 503, (path, answer, log_path.read_text()[-3000:])
                 assert answer["type"].startswith("application/problem+json")

@@ -85,18 +85,18 @@ def answer_within(seconds: float) -> Iterator[None]:
 
 def _bounded_connection_class():
     import psycopg
-    from psycopg.connection import _WAIT_INTERVAL
 
     class BoundedConnection(psycopg.Connection):
         """A psycopg connection whose every wait for the server ends (see the module docs)."""
 
         answer_timeout: float | None = None
 
-        def wait(self, gen, interval=_WAIT_INTERVAL, timeout=None):
+        def wait(self, gen, interval=None, timeout=None):  # psycopg's every query, fetch and COMMIT
             bounds = [b for b in (timeout, self.answer_timeout, _tighter.get()) if b is not None]
             bound = min(bounds) if bounds else None
+            poll = {} if interval is None else {"interval": interval}  # else psycopg's own default
             try:
-                return super().wait(gen, interval=interval, timeout=bound)
+                return super().wait(gen, timeout=bound, **poll)
             except psycopg.errors._WaitTimeout:
                 if timeout is not None and bound == timeout:
                     raise  # the caller's own timeout (psycopg's notifies, cancellation)
@@ -113,7 +113,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    holder: dict[str, type] = {}
+    holder: dict[str, Any] = {}
 
     @event.listens_for(Engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):
