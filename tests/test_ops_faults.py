@@ -178,8 +178,7 @@ def test_postgres_lock_timeout_gives_503(world, app, tmp_path):
     h = world.household()
     world.grant(h, 10)
     headers = world.headers("admin")
-    impatient = sibling_app(app, tmp_path, "impatient",
-                            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c lock_timeout=200"}})
+    impatient = sibling_app(app, tmp_path, "impatient", TIMEBANK_PG_LOCK_TIMEOUT_MS=200)
     _add_grant_route(impatient)
     client = impatient.test_client()
     before = (_household_count(app), _transaction_count(app))
@@ -207,7 +206,7 @@ def test_postgres_lock_timeout_gives_503(world, app, tmp_path):
 def test_postgres_statement_timeout_gives_503(world, app, tmp_path):
     headers = world.headers("admin")
     slow = sibling_app(app, tmp_path, "slow",
-                       SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c statement_timeout=200"}})
+                       TIMEBANK_PG_STATEMENT_TIMEOUT_MS=200)
 
     def sleepy():
         db.session.execute(text("SELECT pg_sleep(2)"))

@@ -16,7 +16,9 @@ from timebank.core import boundary
 def _create_app():
     from timebank import create_app
 
-    return create_app()
+    # A command's statements may run long (migrations, verify, month close): PostgreSQL gives them
+    # TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS instead of a request's (timebank/core/postgres.py).
+    return create_app({"TIMEBANK_COMMAND_LINE": True})
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True, add_version_option=False)

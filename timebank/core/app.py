@@ -72,8 +72,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     busy_ms = int(app.config["TIMEBANK_SQLITE_BUSY_TIMEOUT_MS"])
     database.install_sqlite_settings(busy_ms)
-    options = database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"], busy_ms)
-    options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = database.engine_options(uri, busy_ms)
+    if uri.startswith("postgresql"):
+        from timebank.core import postgres
+
+        postgres.install()
+        options["connect_args"] = {**options.get("connect_args", {}),
+                                   **postgres.engine_options(app.config)["connect_args"]}
+    # Configured options win; their connect_args are merged key by key with the defaults above.
+    configured = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if "connect_args" in configured:
+        configured["connect_args"] = {**options.get("connect_args", {}), **configured["connect_args"]}
+    options.update(configured)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
     from timebank.core import ledgering

@@ -19,7 +19,16 @@ ENVIRONMENT = {
     "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
 }
 
-INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS"}
+#: PostgreSQL's timeouts (timebank/core/postgres.py): each variable sets the config key of its name.
+POSTGRES_TIMEOUTS = (
+    "TIMEBANK_PG_CONNECT_TIMEOUT_S", "TIMEBANK_PG_KEEPALIVES_IDLE_S", "TIMEBANK_PG_KEEPALIVES_INTERVAL_S",
+    "TIMEBANK_PG_KEEPALIVES_COUNT", "TIMEBANK_PG_TCP_USER_TIMEOUT_MS", "TIMEBANK_PG_STATEMENT_TIMEOUT_MS",
+    "TIMEBANK_PG_LOCK_TIMEOUT_MS", "TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+    "TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS", "TIMEBANK_HEALTHZ_TIMEOUT_MS",
+)
+ENVIRONMENT.update({name: name for name in POSTGRES_TIMEOUTS})
+
+INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS", *POSTGRES_TIMEOUTS}
 
 
 class Defaults:
@@ -28,6 +37,25 @@ class Defaults:
     TIMEBANK_TOKEN_TTL_SECONDS = 12 * 3600
     #: How long a SQLite writer waits for the lock before giving up (then 503 with Retry-After).
     TIMEBANK_SQLITE_BUSY_TIMEOUT_MS = 30_000
+    # PostgreSQL: what each bound covers is in timebank/core/postgres.py and docs/operations.md.
+    #: Opening a connection (TCP and PostgreSQL's start-up exchange); libpq's minimum is 2.
+    TIMEBANK_PG_CONNECT_TIMEOUT_S = 5
+    #: TCP keepalives: first probe after this much silence, then every interval, this many probes.
+    TIMEBANK_PG_KEEPALIVES_IDLE_S = 10
+    TIMEBANK_PG_KEEPALIVES_INTERVAL_S = 3
+    TIMEBANK_PG_KEEPALIVES_COUNT = 3
+    #: Data sent and not acknowledged this long fails the connection (Linux ``TCP_USER_TIMEOUT``).
+    TIMEBANK_PG_TCP_USER_TIMEOUT_MS = 10_000
+    #: The longest statement of a request; the client gives up 5 s after it. 0: no limit.
+    TIMEBANK_PG_STATEMENT_TIMEOUT_MS = 30_000
+    #: The longest wait for a row, table or advisory lock (requests and commands).
+    TIMEBANK_PG_LOCK_TIMEOUT_MS = 5_000
+    #: The server ends a request's session left idle inside a transaction this long.
+    TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+    #: Statement and idle-in-transaction timeout of commands (migrations, verify, jobs): one hour.
+    TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS = 3_600_000
+    #: How long ``/healthz`` waits for the database to answer ``SELECT 1`` (PostgreSQL).
+    TIMEBANK_HEALTHZ_TIMEOUT_MS = 3_000
     #: Name of this deployment in signed checkpoints (the C2SP "origin" line).
     TIMEBANK_ORIGIN = "timebank.local/ledger"
     #: Public address used in QR codes; defaults to the address of the request.

@@ -27,7 +27,7 @@ _UNAVAILABLE_MARKERS = (
     "database is locked", "readonly database", "disk is full", "disk i/o error", "unable to open database",
     "could not connect", "connection refused", "no space left", "read-only", "lock timeout",
     "canceling statement due to lock timeout", "canceling statement due to statement timeout",
-    "server closed the connection",
+    "server closed the connection", "connection timeout expired", "connection timed out",
 )
 _SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR",
                        "SQLITE_CANTOPEN", "SQLITE_PROTOCOL")
@@ -48,6 +48,8 @@ def _driver_error(exc):
 
 def database_unavailable(exc) -> bool:
     """True when a database error means "not now" (locked, full, read-only, timed out, gone)."""
+    if getattr(exc, "connection_invalidated", False):  # SQLAlchemy saw the connection break
+        return True
     orig = _driver_error(exc)
     name = getattr(orig, "sqlite_errorname", None)
     if name and name.startswith(_SQLITE_UNAVAILABLE):
@@ -55,8 +57,20 @@ def database_unavailable(exc) -> bool:
     state = getattr(orig, "sqlstate", None)
     if state and (state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_STATES):
         return True
+    if not state and _is_psycopg_operational(orig):
+        # No SQLSTATE: the client's own failure to reach the server (connect or answer timeout, a
+        # socket the kernel closed after TCP user timeout or keepalives, a connection already closed).
+        return True
     message = str(orig).lower()
     return any(marker in message for marker in _UNAVAILABLE_MARKERS)
+
+
+def _is_psycopg_operational(orig) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        return False
+    return isinstance(orig, psycopg.OperationalError)
 
 
 def database_refused_value(exc) -> bool:

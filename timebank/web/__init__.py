@@ -12,7 +12,10 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import text
 
+from timebank.core import postgres
+from timebank.core.extensions import db
 from timebank.core.pages import register_filters, safe_next
 
 bp = Blueprint("web", __name__)
@@ -101,6 +104,13 @@ def set_language(code: str):
 
 @bp.get("/healthz")
 def healthz():
+    """200 while the app can serve. On PostgreSQL it also asks the database (``SELECT 1``, at most
+    ``TIMEBANK_HEALTHZ_TIMEOUT_MS`` per wait, plus the connect timeout when a new connection is
+    needed): 503 ``service_unavailable`` when it does not answer. On SQLite the file is local and a
+    query would queue behind writers, so it is not asked."""
+    if db.engine.dialect.name == "postgresql":
+        with postgres.answer_within(current_app.config["TIMEBANK_HEALTHZ_TIMEOUT_MS"] / 1000):
+            db.session.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 
