@@ -32,3 +32,12 @@ def sibling_app(app, tmp_path, name, **config):
 def with_clock(new_app, app):
     new_app.extensions["timebank.core.clock"] = app.extensions["timebank.core.clock"]
     return new_app
+
+
+def assert_outcome_unknown(response):
+    """A 503 for a failure at COMMIT: the outcome is not known, and the detail says how to learn it."""
+    assert response.status_code == 503, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["error"] == "service_unavailable" and "Idempotency-Key" in body["detail"]
+    assert int(response.headers["Retry-After"]) > 0
