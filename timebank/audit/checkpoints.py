@@ -1,10 +1,13 @@
 """Signed checkpoints of the ledger (C2SP tlog-checkpoint notes) and the deployment's signing key.
 
 The private Ed25519 key lives in a file in the instance folder (``TIMEBANK_SIGNING_KEY_FILE``,
-default ``ledger_signing_key.pem``), created by ``timebank init-db`` (or on first use when it is
-missing). Every public key that has ever signed is kept in ``signing_keys``, so checkpoints and
+default ``ledger_signing_key.pem``), created by ``timebank init-db`` (or by the first signature when
+it is missing). Every public key that has ever signed is kept in ``signing_keys``, so checkpoints and
 month statements signed before a key rotation still verify. Rotation: ``timebank rotate-signing-key``
 (see docs/verify.md).
+
+Only writes create and register a key: ``init-db``, a rotation, a checkpoint, a month close. The
+public GET endpoints read with :func:`current_key`, which never writes (GET requests never write).
 """
 
 from __future__ import annotations
@@ -73,9 +76,20 @@ def _register(public_raw: bytes) -> SigningKey:
 
 
 def signing_key():
-    """``(private key, SigningKey row)`` of the current key; creates and registers it if needed."""
+    """``(private key, SigningKey row)`` of the current key; creates and registers it if needed.
+    For writes only (it may write the row); readers use :func:`current_key`."""
     private = _load_or_create_private_key()
     return private, _register(notes.raw_public_key(private))
+
+
+def current_key() -> SigningKey | None:
+    """The registered row of the key in the key file, or None when there is no key file or its key
+    was never registered (``timebank init-db`` does both). Reads only."""
+    path = key_path()
+    if not path.exists():
+        return None
+    kid = notes.key_id(origin(), notes.raw_public_key(notes.load_private_key(path)))
+    return db.session.execute(select(SigningKey).where(SigningKey.key_id == kid)).scalar_one_or_none()
 
 
 def ensure_signing_key() -> None:
