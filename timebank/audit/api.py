@@ -215,7 +215,7 @@ class PublicKey(MethodView):
     @blp.doc(security=PUBLIC)
     def get(self):
         """The current checkpoint signing key (public): base64 of the raw 32-byte Ed25519 key."""
-        row = ops.current_key()
+        row = ops.public_keys().get(ops.current_key_id() or "")
         if row is None:  # `timebank init-db` creates and registers it; a GET never does
             raise NotFound("No signing key has been set up yet (timebank init-db creates it).")
         return _key_dict(row, row.key_id)
@@ -227,8 +227,7 @@ class SigningKeys(MethodView):
     @blp.doc(security=PUBLIC)
     def get(self):
         """Every key that ever signed (public), so checkpoints made before a rotation still verify."""
-        current = ops.current_key()
-        current_id = current.key_id if current is not None else None
+        current_id = ops.current_key_id()
         return {"items": [_key_dict(r, current_id) for r in ops.public_keys().values()]}
 
 

@@ -7,7 +7,7 @@ month statements signed before a key rotation still verify. Rotation: ``timebank
 (see docs/verify.md).
 
 Only writes create and register a key: ``init-db``, a rotation, a checkpoint, a month close. The
-public GET endpoints read with :func:`current_key`, which never writes (GET requests never write).
+public GET endpoints read with :func:`current_key_id` and :func:`public_keys`, which never write.
 """
 
 from __future__ import annotations
@@ -77,19 +77,17 @@ def _register(public_raw: bytes) -> SigningKey:
 
 def signing_key():
     """``(private key, SigningKey row)`` of the current key; creates and registers it if needed.
-    For writes only (it may write the row); readers use :func:`current_key`."""
+    For writes only (it may write the row); readers use :func:`current_key_id`."""
     private = _load_or_create_private_key()
     return private, _register(notes.raw_public_key(private))
 
 
-def current_key() -> SigningKey | None:
-    """The registered row of the key in the key file, or None when there is no key file or its key
-    was never registered (``timebank init-db`` does both). Reads only."""
+def current_key_id() -> str | None:
+    """The key id of the key in the key file (None without a key file). Reads only."""
     path = key_path()
     if not path.exists():
         return None
-    kid = notes.key_id(origin(), notes.raw_public_key(notes.load_private_key(path)))
-    return db.session.execute(select(SigningKey).where(SigningKey.key_id == kid)).scalar_one_or_none()
+    return notes.key_id(origin(), notes.raw_public_key(notes.load_private_key(path)))
 
 
 def ensure_signing_key() -> None:
