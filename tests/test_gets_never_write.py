@@ -1,9 +1,11 @@
 """GET requests never write (contract v1.1, "Faults").
 
-Every GET route of the app's URL map is called, pages included, as anonymous, as a resident, a grid
-worker, a clerk, a committee member, a supervisor and an admin, with the export formats and the
-proofs, in a community that has households, residents, claims (pending, publicized, posted), a task,
-goods, a donation, sales, help requests, a checkpoint and a closed month. Nothing may be written.
+Every GET route of the app's URL map is called with GET and with HEAD, pages included, as anonymous,
+as a resident, a grid worker, a clerk, a committee member, a supervisor and an admin, with the export
+formats and the proofs, in a community that has households, residents, claims (pending, publicized,
+posted), a task, goods, a donation, a sale and a help request; once before the first checkpoint (no
+signing key yet) and once after a checkpoint, a closed month and more transactions than the
+checkpoint covers. Nothing may be written.
 
 What counts as a write, and how it is seen:
 
@@ -180,8 +182,8 @@ QUERIES = {
     "reports.Anomalies": lambda ids: ["community_code=hongxing"],
     "audit.AuditLog": lambda ids: ["community_code=hongxing", "action=checkpoint.create"],
     "audit.MonthCloses": lambda ids: ["community_code=hongxing"],
-    "ledger.Transactions": lambda ids: ["community_code=hongxing", "household_id=%d" % ids["household"]],
-    "web_books.ledger": lambda ids: ["category=volunteer", "household_id=%d" % ids["household"]],
+    "ledger.Transactions": lambda ids: ["community_code=hongxing", f"household_id={ids['household']}"],
+    "web_books.ledger": lambda ids: ["category=volunteer", f"household={ids['household']}"],
     "web_books.ledger_export": lambda ids: ["category=volunteer"],
     "web_reports.reports": lambda ids: ["month=2026-02", "month=2026-03"],
     "web_reports.anomalies": lambda ids: ["since=2026-02-01&until=2026-03-03"],
@@ -356,7 +358,7 @@ def sweep(app, world, ids) -> tuple[list[str], dict]:
                 r.close()
                 statuses.setdefault(rule_, set()).add(r.status_code)
                 assert r.status_code < 500, (watch.label, r.status_code, r.get_data(as_text=True)[:500])
-            for rule_, url in requests:  # HEAD runs the GET view, but request.method says HEAD
+            for _rule, url in requests:  # HEAD runs the GET view, but request.method says HEAD
                 watch.label = f"HEAD {url} as {role}"
                 client.head(url, headers=headers if url.startswith("/api/") else {}).close()
         assert watch.statements > len(requests), "the listener saw nothing: is it on the app's engine?"

@@ -4,9 +4,9 @@ Every staff action that changes something (approvals, rule changes, redemptions,
 changes, logins) calls :func:`record` inside the same database transaction as the action, so the
 log and the action stand or fall together. The database refuses UPDATE and DELETE on it.
 
-Exports (the ledger, the monthly report) are read with GET, and a GET never writes (a reader's
-transaction on SQLite, ``READ ONLY`` on PostgreSQL), so they are not rows here: :func:`record_export`
-writes each one as a JSON line on the ``timebank.audit.exports`` logger (docs/audit.md).
+Exports (the ledger, the monthly report) are read with GET, and a GET never writes (it may run as a
+read-only transaction), so they are not rows here: :func:`record_export` writes each one as a JSON
+line on the ``timebank.audit.exports`` logger (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ export_log = logging.getLogger(EXPORT_LOGGER)
 def configure_export_log() -> None:
     """Make sure export lines are written: the logger passes INFO, and when nothing in the process
     handles it (no handler here or on the root logger), its lines go to standard error, which the
-    service manager keeps (``journalctl -u timebank``). A deployment's own logging configuration of
+    service manager keeps (``journalctl -u timebank-web``). A deployment's own logging configuration of
     ``timebank.audit.exports`` (a file, syslog) takes over when present."""
     export_log.setLevel(logging.INFO)
     if not export_log.hasHandlers():

@@ -17,7 +17,6 @@ from timebank.audit.ledger_browser import count_postings, export_csv_chunks, exp
 from timebank.core.audit_log import record_export
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.errors import ValidationFailed
-from timebank.core.extensions import db
 from timebank.core.http import LocalDateTime, current_user
 from timebank.core.policy import require_community, require_role
 from timebank.people.operations import community_by_code
