@@ -70,7 +70,7 @@ def build_world(world, clock) -> dict:
     """hongxing with everything a GET route can name; no checkpoint and no month close yet."""
     t = build_town(world)
     ids: dict = {"town": t}
-    rule(world, "clean", title="清扫楼道", points=10, publicity_days=3)
+    ids["rule"] = rule(world, "clean", title="清扫楼道", points=10, publicity_days=3)["id"]
     rule(world, "quick", title="门前三包", points=4, review="auto", publicity_days=0)
     publicized = claim(world, t.r1, t.resident1)
     r = world.call("POST", f"/api/v1/claims/{publicized['id']}/approve", "committee")
@@ -155,7 +155,7 @@ PATH = {
     "item_id": lambda ids: [ids["item"]],
     "redemption_id": lambda ids: [ids["redemption"]],
     "resident_id": lambda ids: [ids["resident"]],
-    "rule_id": lambda ids: [1],
+    "rule_id": lambda ids: [ids["rule"]],
     "task_id": lambda ids: [ids["task"]],
     "transaction_id": lambda ids: [1, ids.get("size", 1)],
     "month": lambda ids: ["2026-02", "2026-03"],
