@@ -18,6 +18,10 @@ module only decides where subtree hashes come from.
   block of ``2**min_level`` leaves it covered, rebuilds the O(log n) peaks on that boundary from
   the table, streams only the new leaf hashes and writes every newly completed node. Concurrent
   fillers compute identical rows; inserts use ``ON CONFLICT DO NOTHING``.
+* A tree opened with ``read_only=True`` never writes: nodes missing from the table (those completed
+  since the cache was last filled, or rows removed by hand) are computed the same way and kept in
+  the instance's memory only. Readers (an HTTP GET, which must not write) use it; whoever writes
+  anyway (a new checkpoint) fills the table.
 * The root at any size, an inclusion proof and a consistency proof each need O(log n) subtree
   hashes (:func:`ledger.merkle.range_hash_from_subtrees`). Their shape does not depend on hash
   values, so the needed cached nodes are read in one query, plus at most a few blocks of leaves.
@@ -129,14 +133,18 @@ class _Stack:
 class MerkleTree:
     """Roots and proofs over the ledger's transactions, using (and filling) the node cache.
 
-    One instance per unit of work: it memoises the hashes it has read.
+    One instance per unit of work: it memoises the hashes it has read. With ``read_only`` it never
+    writes the cache: what the cache lacks is computed into the instance's memory.
     """
 
-    def __init__(self, session: Bind, min_level: int = DEFAULT_MIN_LEVEL):
+    def __init__(self, session: Bind, min_level: int = DEFAULT_MIN_LEVEL, *, read_only: bool = False):
         if min_level < 1:
             raise ValueError("min_level must be at least 1")
         self.session = session
         self.min_level = min_level
+        self.read_only = read_only
+        #: Read-only trees: leaves ``[0, n)`` whose complete nodes are in ``_memo`` though not in the table.
+        self._computed = 0
         self._memo: dict[tuple[int, int], bytes] = {}
         self._blocks: dict[int, list[bytes]] = {}  # block of 2**min_level leaves -> their leaf hashes
         self._size: int | None = None
@@ -202,12 +210,13 @@ class MerkleTree:
 
     def sync(self, upto: int | None = None) -> int:
         """Cache every complete node at ``>= min_level`` within the first ``upto`` leaves
-        (default: the whole ledger). Returns how many leaves are now covered."""
+        (default: the whole ledger). Returns how many leaves are now covered. A read-only tree
+        keeps the new nodes in its memory instead of the table."""
         size = self.size()
         upto = size if upto is None else min(upto, size)
         block = 1 << self.min_level
         target = upto - upto % block
-        start = self.covered()
+        start = max(self.covered(), self._computed)
         if target <= start:
             return start
         stack = _Stack(self.min_level)
@@ -221,11 +230,14 @@ class MerkleTree:
         for offset, leaf in enumerate(iter_leaf_hashes(self.session, start, target)):
             for level, position, value in stack.push(0, start + offset, leaf):
                 self._memo[(level, position)] = value
-                rows.append({"level": level, "position": position, "hash": value.hex()})
+                if not self.read_only:
+                    rows.append({"level": level, "position": position, "hash": value.hex()})
             if len(rows) >= _BATCH:
                 _insert_nodes(self.session, rows)
                 rows = []
         _insert_nodes(self.session, rows)
+        if self.read_only:
+            self._computed = target
         return target
 
     # -- hashes ---------------------------------------------------------------------------------
@@ -250,7 +262,8 @@ class MerkleTree:
         if value is None:  # a hole in the cache (rows removed by hand): rebuild from the children
             half = start + width // 2
             value = merkle.node_hash(self.subtree_hash(start, half), self.subtree_hash(half, end))
-            _insert_nodes(self.session, [{"level": level, "position": position, "hash": value.hex()}])
+            if not self.read_only:
+                _insert_nodes(self.session, [{"level": level, "position": position, "hash": value.hex()}])
             self._memo[(level, position)] = value
         return value
 

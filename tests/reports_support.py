@@ -7,6 +7,13 @@ from datetime import date, datetime, timedelta, timezone
 SHANGHAI = timezone(timedelta(hours=8))
 
 
+def exports_logged(caplog) -> list[dict]:
+    """The export lines (``timebank.audit.exports``, one JSON object each) captured so far, oldest first."""
+    import json
+
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "timebank.audit.exports"]
+
+
 def local(*args) -> datetime:
     return datetime(*args, tzinfo=SHANGHAI)
 

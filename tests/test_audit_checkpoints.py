@@ -288,3 +288,24 @@ def test_init_db_creates_the_key_and_rotation_keeps_old_checkpoints_valid(staff,
                              base64.b64decode(first["signature"]))
     result = runner.invoke(args=["verify"])
     assert result.exit_code == 0, result.output
+
+
+def test_reading_the_public_key_never_creates_or_registers_one(staff, runner, app):
+    """GET requests never write: the key is made by init-db (or the first signature), not by a reader."""
+    world = staff
+    key_file = Path(app.instance_path) / "ledger_signing_key.pem"
+    assert not key_file.exists()  # this instance has no key yet (the template's is elsewhere)
+    before = world.client.get("/api/v1/ledger/signing-keys").get_json()["items"]
+    r = world.client.get("/api/v1/ledger/public-key")
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    assert r.get_json()["error"] == "not_found" and "init-db" in r.get_json()["detail"]
+    assert not key_file.exists()
+    assert world.client.get("/api/v1/ledger/signing-keys").get_json()["items"] == before
+    assert not any(k["current"] for k in before)
+
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    key = world.client.get("/api/v1/ledger/public-key").get_json()
+    assert key["current"] is True and key_file.exists()
+    keys = world.client.get("/api/v1/ledger/signing-keys").get_json()["items"]
+    assert [k["key_id"] for k in keys if k["current"]] == [key["key_id"]]
+    assert len(keys) == len(before) + 1

@@ -112,6 +112,43 @@ def test_root_lookups_are_logarithmic(ctx):
     assert len(statements) <= 4
 
 
+def _node_rows():
+    return db.session.execute(select(MerkleNode.level, MerkleNode.position, MerkleNode.hash)
+                              .order_by(MerkleNode.level, MerkleNode.position)).all()
+
+
+def test_a_read_only_tree_gives_the_same_answers_and_writes_nothing(ctx):
+    """Readers (GET requests) never write: nodes the cache lacks are computed into memory."""
+    _open()
+    _post(40)
+    tree = MerkleTree(db.session)
+    tree.sync()  # leaves [0, 32) cached
+    _post(60, 40)  # 100 leaves; [32, 96) complete but not cached
+    db.session.commit()
+    leaves = _leaves()
+    cached = _node_rows()
+    reader = MerkleTree(db.session, read_only=True)
+    for size in (1, 17, 32, 33, 64, 95, 96, 100):
+        assert reader.root(size) == merkle.root_from_leaf_hashes(leaves[:size]), size
+    for index, size in ((0, 100), (40, 100), (70, 96), (99, 100), (5, 33)):
+        assert reader.inclusion_proof(index, size) == merkle.inclusion_proof(leaves[:size], index, size)
+    for first, second in ((1, 100), (32, 64), (33, 97), (64, 100)):
+        assert reader.consistency_proof(first, second) == merkle.consistency_proof(leaves, first, second)
+    assert reader.sync() == 96
+    assert _node_rows() == cached
+    # A hole in the cache (a row removed by hand) is computed too, and not written back.
+    db.session.execute(text("DELETE FROM ledger_merkle_nodes WHERE level = 5 AND position = 0"))
+    db.session.commit()
+    cached = _node_rows()
+    assert MerkleTree(db.session, read_only=True).root(100) == merkle.root_from_leaf_hashes(leaves)
+    assert _node_rows() == cached
+    # A writer fills what the readers computed.
+    MerkleTree(db.session).sync()
+    assert len(_node_rows()) > len(cached)
+    assert scan(db.session).bad_nodes == []
+    db.session.commit()
+
+
 def test_scan_rederives_roots_and_finds_bad_cache_rows(ctx):
     _open()
     _post(100)

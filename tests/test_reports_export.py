@@ -1,4 +1,4 @@
-"""Ledger exports: the browser's filters, one row per posting, CSV with BOM (streamed), XLSX, audit log."""
+"""Ledger exports: the browser's filters, one row per posting, CSV with BOM (streamed), XLSX, the export log."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import pytest
 
 from conftest import IS_POSTGRES
-from reports_support import build_scenario
+from reports_support import build_scenario, exports_logged
 
 EXPORT = "/api/v1/ledger/transactions/export"
 
@@ -91,14 +91,59 @@ def test_xlsx_export_has_the_same_rows(world, scenario):
     assert len(rows) == 1 + 2 * 3  # three receipts, two postings each
 
 
-def test_exports_are_audit_logged_with_their_filters(world, scenario):
-    world.call("GET", f"{EXPORT}?community_code=yangguang&kind=expiry", "yg_committee").get_data()
+def test_exports_are_logged_with_their_filters(world, scenario, caplog):
+    expiry = csv_rows(world.call("GET", f"{EXPORT}?community_code=yangguang&kind=expiry", "yg_committee"))
     world.call("GET", f"{EXPORT}?community_code=yangguang&format=xlsx", "yg_super")
+    lines = exports_logged(caplog)
+    assert [(e["action"], e["username"], e["role"], e["format"]) for e in lines] == [
+        ("ledger.export", "yg_committee", "committee", "csv"), ("ledger.export", "yg_super", "supervisor", "xlsx")]
+    assert lines[0]["filters"] == {"community_code": "yangguang", "kind": "expiry"}
+    assert lines[0]["rows"] == len(expiry) - 1 > 0 and lines[1]["rows"] > lines[0]["rows"]
+    assert lines[0]["user_id"] is not None and lines[0]["address"] == "127.0.0.1"
+    assert lines[0]["path"] == f"{EXPORT}?community_code=yangguang&kind=expiry"
+    # Not written to the audit log: a GET never writes.
     log = world.call("GET", "/api/v1/audit-log?community_code=yangguang&action=ledger.export",
                      "yg_committee").get_json()["items"]
-    assert [(e["actor"], e["details"]["format"]) for e in log] == [("yg_super", "xlsx"), ("yg_committee", "csv")]
-    assert log[1]["details"]["filters"] == {"community_code": "yangguang", "kind": "expiry"}
-    assert log[0]["details"]["rows"] > 0
+    assert log == []
+
+
+def test_a_refused_export_is_not_logged(world, scenario, caplog):
+    world.user("yg_grid", "grid_worker", community_code="yangguang")
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_grid").status_code == 403
+    world.app.config["TIMEBANK_XLSX_MAX_ROWS"] = 3
+    assert world.call("GET", f"{EXPORT}?community_code=yangguang&format=xlsx", "yg_committee").status_code == 422
+    assert exports_logged(caplog) == []
+
+
+def test_page_exports_are_logged_too(world, scenario, caplog):
+    client = world.app.test_client()
+    assert client.post("/login", data={"username": "yg_committee", "password": "secret-pass"}).status_code == 302
+    body = client.get("/committee/ledger/export.csv?kind=expiry")
+    assert body.status_code == 200
+    rows = list(csv.reader(io.StringIO(body.get_data().decode("utf-8-sig"))))
+    assert client.get("/committee/reports/2026-03.xlsx").status_code == 200
+    ledger_line, report_line = exports_logged(caplog)
+    assert (ledger_line["action"], ledger_line["format"], ledger_line["username"]) == ("ledger.export", "csv",
+                                                                                       "yg_committee")
+    assert ledger_line["filters"] == {"community_code": "yangguang", "kind": "expiry"}
+    assert ledger_line["rows"] == len(rows) - 1 > 0
+    assert (report_line["action"], report_line["format"], report_line["target"]) == (
+        "report.export", "xlsx", "report:monthly:yangguang:2026-03")
+
+
+def test_the_export_log_is_written_somewhere_without_logging_set_up(monkeypatch):
+    """A server whose logging nobody configured still writes the lines (to standard error)."""
+    import logging
+
+    from timebank.core import audit_log
+
+    log = logging.getLogger(audit_log.EXPORT_LOGGER)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(log, "handlers", [])
+    monkeypatch.setattr(log, "level", logging.NOTSET)
+    audit_log.configure_export_log()
+    assert log.isEnabledFor(logging.INFO) and not log.disabled
+    assert [type(h) for h in log.handlers] == [logging.StreamHandler]
 
 
 def test_xlsx_too_large_is_refused(world, scenario):

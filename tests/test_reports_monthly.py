@@ -25,7 +25,7 @@ import io
 
 import pytest
 
-from reports_support import build_scenario
+from reports_support import build_scenario, exports_logged
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_report_agrees_with_the_month_close_statement(world, scenario):
     assert report["hours"]["withdrawn_minutes"] == statement["hours"]["withdrawn_minutes"]
 
 
-def test_csv_has_a_bom_every_figure_and_is_audit_logged(world, scenario):
+def test_csv_has_a_bom_every_figure_and_its_export_is_logged(world, scenario, caplog):
     r = world.call("GET", "/api/v1/reports/monthly?community_code=yangguang&month=2026-03&format=csv",
                    "yg_committee")
     assert r.status_code == 200
@@ -106,13 +106,19 @@ def test_csv_has_a_bom_every_figure_and_is_audit_logged(world, scenario):
     assert figures["participation.rate"] == "0.75"
     assert ["ranking", "张家", "40", "rank 1"] in rows
     assert ["donation", "华联超市", "5", "食用油"] in rows
+    # Logged, not written: a GET never writes (no audit-log row).
+    [line] = exports_logged(caplog)
+    assert line["action"] == "report.export" and line["target"] == "report:monthly:yangguang:2026-03"
+    assert line["format"] == "csv" and line["username"] == "yg_committee" and line["role"] == "committee"
+    assert line["filters"] == {"community_code": "yangguang", "month": "2026-03"}
+    assert line["rows"] == len(rows) - 1 and line["address"] == "127.0.0.1"
+    assert line["at"] == "2026-04-02T09:00:00+08:00"
     log = world.call("GET", "/api/v1/audit-log?community_code=yangguang&action=report.export",
                      "yg_committee").get_json()["items"]
-    assert len(log) == 1 and log[0]["target"] == "report:monthly:yangguang:2026-03"
-    assert log[0]["details"]["format"] == "csv"
+    assert log == []
 
 
-def test_xlsx_opens_with_the_figures(world, scenario):
+def test_xlsx_opens_with_the_figures(world, scenario, caplog):
     from openpyxl import load_workbook
 
     r = world.call("GET", "/api/v1/reports/monthly?community_code=yangguang&month=2026-03&format=xlsx",
@@ -127,9 +133,9 @@ def test_xlsx_opens_with_the_figures(world, scenario):
     assert ranking[0] == (1, scenario["A"], "张家", 40)
     donations = list(book["donations"].iter_rows(min_row=2, values_only=True))
     assert ("县农业银行", "unit", "香皂", 10) in donations
-    log = world.call("GET", "/api/v1/audit-log?community_code=yangguang&action=report.export",
-                     "yg_committee").get_json()["items"]
-    assert len(log) == 1
+    [line] = exports_logged(caplog)
+    assert (line["action"], line["format"], line["username"]) == ("report.export", "xlsx", "yg_super")
+    assert line["rows"] == sum(sheet.max_row - 1 for sheet in book.worksheets)
 
 
 def test_access_and_validation(world, scenario):

@@ -211,10 +211,13 @@ def _key_dict(row, current_id):
 @blp.route("/ledger/public-key")
 class PublicKey(MethodView):
     @blp.response(200, PublicKeyOut)
+    @blp.alt_response(404, description="not_found: no signing key set up yet (`timebank init-db` makes it)")
     @blp.doc(security=PUBLIC)
     def get(self):
         """The current checkpoint signing key (public): base64 of the raw 32-byte Ed25519 key."""
-        _, row = ops.signing_key()
+        row = ops.public_keys().get(ops.current_key_id() or "")
+        if row is None:  # `timebank init-db` creates and registers it; a GET never does
+            raise NotFound("No signing key has been set up yet (timebank init-db creates it).")
         return _key_dict(row, row.key_id)
 
 
@@ -224,8 +227,8 @@ class SigningKeys(MethodView):
     @blp.doc(security=PUBLIC)
     def get(self):
         """Every key that ever signed (public), so checkpoints made before a rotation still verify."""
-        _, current = ops.signing_key()
-        return {"items": [_key_dict(r, current.key_id) for r in ops.public_keys().values()]}
+        current_id = ops.current_key_id()
+        return {"items": [_key_dict(r, current_id) for r in ops.public_keys().values()]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ class InclusionProof(MethodView):
     @blp.doc(security=PUBLIC)
     def get(self, args, transaction_id):
         """RFC 6962 audit path of a transaction (leaf index = id - 1) in the tree of `tree_size` leaves."""
-        tree = MerkleTree(db.session)
+        tree = MerkleTree(db.session, read_only=True)
         if not 1 <= transaction_id <= tree.size():
             raise NotFound("No such transaction.")
         size = args["tree_size"] if args["tree_size"] is not None else tree.size()
@@ -273,7 +276,7 @@ class ConsistencyProof(MethodView):
     def get(self, args):
         """RFC 6962 proof that the tree of `first` leaves is a prefix of the tree of `second` leaves."""
         first, second = args["first"], args["second"]
-        tree = MerkleTree(db.session)
+        tree = MerkleTree(db.session, read_only=True)
         if first > second:
             raise ValidationFailed(errors={"first": ["Must not be greater than second."]})
         if second > tree.size():
@@ -293,7 +296,7 @@ class TreeHead(MethodView):
     def get(self, args):
         """The Merkle root of the first `tree_size` transactions (default: all). Unsigned: for signed
         roots use the checkpoints."""
-        tree = MerkleTree(db.session)
+        tree = MerkleTree(db.session, read_only=True)
         size = tree.size() if args["tree_size"] is None else args["tree_size"]
         if size > tree.size():
             _size_error("tree_size", tree, size)

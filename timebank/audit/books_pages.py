@@ -15,9 +15,10 @@ from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.audit import month_close
-from timebank.audit.ledger_browser import export_csv_chunks, export_xlsx, ledger_query
+from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx, ledger_query
 from timebank.audit.verify import verify_everything
 from timebank.core.accounts import CATEGORIES
+from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_zone, months_before, now, to_local
 from timebank.core.extensions import db
 from timebank.core.pages import KIND_LABELS, roles_required
@@ -104,15 +105,18 @@ def verify():
 def ledger_export(fmt: str):
     """The filtered ledger as CSV (UTF-8 with BOM) or XLSX, one row per posting."""
     place = staff.place()
-    query, _filters, _household = _ledger_filters(place.id)
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    query, filters, _household = _ledger_filters(place.id)
     stem = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d')}"
+    record_export("ledger.export", user=me(), community_id=place.id, target="ledger", fmt=fmt,
+                  filters={"community_code": place.code, **{k: v for k, v in filters.items() if v}},
+                  rows=count_postings(query))
     if fmt == "csv":
         return Response(stream_with_context(export_csv_chunks(query)), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
-    if fmt == "xlsx":
-        return Response(export_xlsx(query), mimetype=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
-    abort(404)
+    return Response(export_xlsx(query), mimetype=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
 
 
 # --- month close (月结) -----------------------------------------------------------------------------

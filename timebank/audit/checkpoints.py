@@ -1,10 +1,13 @@
 """Signed checkpoints of the ledger (C2SP tlog-checkpoint notes) and the deployment's signing key.
 
 The private Ed25519 key lives in a file in the instance folder (``TIMEBANK_SIGNING_KEY_FILE``,
-default ``ledger_signing_key.pem``), created by ``timebank init-db`` (or on first use when it is
-missing). Every public key that has ever signed is kept in ``signing_keys``, so checkpoints and
+default ``ledger_signing_key.pem``), created by ``timebank init-db`` (or by the first signature when
+it is missing). Every public key that has ever signed is kept in ``signing_keys``, so checkpoints and
 month statements signed before a key rotation still verify. Rotation: ``timebank rotate-signing-key``
 (see docs/verify.md).
+
+Only writes create and register a key: ``init-db``, a rotation, a checkpoint, a month close. The
+public GET endpoints read with :func:`current_key_id` and :func:`public_keys`, which never write.
 """
 
 from __future__ import annotations
@@ -73,9 +76,18 @@ def _register(public_raw: bytes) -> SigningKey:
 
 
 def signing_key():
-    """``(private key, SigningKey row)`` of the current key; creates and registers it if needed."""
+    """``(private key, SigningKey row)`` of the current key; creates and registers it if needed.
+    For writes only (it may write the row); readers use :func:`current_key_id`."""
     private = _load_or_create_private_key()
     return private, _register(notes.raw_public_key(private))
+
+
+def current_key_id() -> str | None:
+    """The key id of the key in the key file (None without a key file). Reads only."""
+    path = key_path()
+    if not path.exists():
+        return None
+    return notes.key_id(origin(), notes.raw_public_key(notes.load_private_key(path)))
 
 
 def ensure_signing_key() -> None:

@@ -52,7 +52,7 @@ def checkin():
         return _sent_before()
     try:
         task = ops.read_token(token)
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (which Flask routes here too): never check in
             return _page(task=task, form=True, token=token)
         claim, new = ops.check_in(current_user._get_current_object(), token)
     except DomainError as exc:

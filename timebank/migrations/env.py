@@ -9,7 +9,8 @@ from flask import current_app
 config = context.config
 
 # Interpret the config file for Python logging, leaving the application's loggers on (the jobs'
-# reports of skipped items, the 503 log) when migrations run inside the same process.
+# reports of skipped items, the export log timebank.audit.exports) when migrations run inside the
+# same process.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 

@@ -14,10 +14,9 @@ from marshmallow import Schema, fields, validate
 
 from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
-from timebank.core.audit_log import record
+from timebank.core.audit_log import record_export
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.errors import ValidationFailed
-from timebank.core.extensions import db
 from timebank.core.http import LocalDateTime, current_user
 from timebank.core.policy import require_community, require_role
 from timebank.people.operations import community_by_code
@@ -64,27 +63,27 @@ class LedgerExport(MethodView):
         """Export any filtered view of the ledger browser (same filters) as CSV or XLSX.
 
         One row per posting, transactions in ledger order (oldest first); the postings of a
-        transaction share `transaction_id` and sum to zero per unit. Recorded in the audit log
-        (`ledger.export`)."""
+        transaction share `transaction_id` and sum to zero per unit. Logged as `ledger.export` on the
+        `timebank.audit.exports` log (a GET writes nothing)."""
         user = current_user()
         require_role(user, *AUDITORS)
         query = transaction_query(args, user)
         filters = _filters(args)
         stamp = to_local(utc_naive()).strftime("%Y%m%d-%H%M%S")
         name = f"ledger-{args.get('community_code') or (user.community.code if user.community else 'all')}-{stamp}"
+        # Counted before anything is sent: the XLSX limit, and the export log's row count. It also
+        # runs the filters once, so one the database refuses (an id beyond PostgreSQL's INTEGER, say)
+        # is answered like any other error, not by a broken stream.
+        rows = count_postings(query)
         if args["format"] == "xlsx":
             limit = int(current_app.config.get("TIMEBANK_XLSX_MAX_ROWS", XLSX_MAX_ROWS))
-            rows = count_postings(query)
             if rows > limit:
                 raise ValidationFailed(f"{rows} rows are more than an XLSX export holds ({limit}); "
                                        "export as CSV or narrow the filters.", code="export_too_large")
             body = export_xlsx(query)
-            record("ledger.export", user=user, target="ledger", format="xlsx", filters=filters, rows=rows)
+            record_export("ledger.export", user=user, target="ledger", fmt="xlsx", filters=filters, rows=rows)
             return Response(body, mimetype=XLSX, headers=_attachment(name + ".xlsx"))
-        # Run the query once before streaming: a filter the database refuses (an id beyond
-        # PostgreSQL's INTEGER, say) is answered like any other error, not by a broken stream.
-        db.session.execute(query.limit(1)).first()
-        record("ledger.export", user=user, target="ledger", format="csv", filters=filters)
+        record_export("ledger.export", user=user, target="ledger", fmt="csv", filters=filters, rows=rows)
         # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.
         return Response(stream_with_context(export_csv_chunks(query)), content_type=CSV,
                         headers=_attachment(name + ".csv"))
@@ -143,16 +142,18 @@ class MonthlyReport(MethodView):
     @blp.alt_response(404, description="not_found: no such community")
     @blp.alt_response(422, description="validation_error: month is not YYYY-MM, unknown format")
     def get(self, args):
-        """The month's figures (JSON, CSV with BOM, or XLSX). CSV and XLSX exports are audit-logged
-        (`report.export`)."""
+        """The month's figures (JSON, CSV with BOM, or XLSX). CSV and XLSX exports are logged as
+        `report.export` on the `timebank.audit.exports` log (a GET writes nothing)."""
         user = current_user()
         community = community_by_code(args["community_code"])
         require_community(user, community.id, *AUDITORS)
         report = ops.monthly_report(community, args["month"])
         if args["format"] == "json":
             return report
-        record("report.export", user=user, community_id=community.id, target=f"report:monthly:{community.code}:"
-               f"{args['month']}", format=args["format"])
+        record_export("report.export", user=user, community_id=community.id,
+                      target=f"report:monthly:{community.code}:{args['month']}", fmt=args["format"],
+                      filters={"community_code": community.code, "month": args["month"]},
+                      rows=ops.monthly_report_rows(report))
         name = f"monthly-{community.code}-{args['month']}"
         if args["format"] == "csv":
             return Response("\ufeff" + ops.monthly_report_csv(report), content_type=CSV,

@@ -260,6 +260,12 @@ def monthly_report_csv(report: dict) -> str:
     return buffer.getvalue()
 
 
+def monthly_report_rows(report: dict) -> int:
+    """How many data rows the CSV and the XLSX of ``report`` hold (headers not counted)."""
+    return (len(list(_summary_rows(report))) + len(report["top_households"])
+            + sum(len(d["items"]) for d in report["donations"]))
+
+
 def monthly_report_xlsx(report: dict) -> bytes:
     """XLSX: sheets ``figures``, ``ranking`` and ``donations``."""
     from openpyxl import Workbook

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from timebank.core.accounts import CATEGORIES
+from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_today, local_zone, months_before, parse_month, utc_naive
 from timebank.core.errors import DomainError
 from timebank.core.pages import CATEGORY_LABELS, label, roles_required
@@ -120,15 +121,18 @@ def report_export(month: str, fmt: str):
         parse_month(month)
     except DomainError:
         abort(404)
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
     data = reports.monthly_report(place, month)
     stem = f"report-{place.code}-{month}"
+    record_export("report.export", user=current_user._get_current_object(), community_id=place.id,
+                  target=f"report:monthly:{place.code}:{month}", fmt=fmt,
+                  filters={"community_code": place.code, "month": month}, rows=reports.monthly_report_rows(data))
     if fmt == "csv":
         return Response("\ufeff" + reports.monthly_report_csv(data), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
-    if fmt == "xlsx":
-        return Response(reports.monthly_report_xlsx(data), mimetype=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
-    abort(404)
+    return Response(reports.monthly_report_xlsx(data), mimetype=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
 
 
 def _community_or_404(code: str) -> Community:
