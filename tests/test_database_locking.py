@@ -141,7 +141,7 @@ def test_no_connection_sees_a_write_before_it_is_on_disk(world, app, tmp_path):
 
 
 def _holding_the_write_lock(app):
-    holder = sqlite3.connect(sqlite_path(app), isolation_level=None)
+    holder = sqlite3.connect(sqlite_path(app), isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("CREATE TABLE IF NOT EXISTS held (x INTEGER)")
     holder.execute("INSERT INTO held VALUES (1)")
@@ -306,3 +306,34 @@ def test_verify_reads_while_a_writer_holds_the_lock(world, app, tmp_path):
     with patient.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@sqlite_only
+def test_a_waiting_writer_gets_the_lock_when_it_is_given_back(world, app, tmp_path):
+    """The wait for SQLite's write lock: a writer waits while another holds it, takes it once it is
+    given back (long before its busy timeout), and its connection keeps the configured busy timeout."""
+    import threading
+
+    h = world.household()
+    headers = world.headers("admin")
+    patient = sibling_app(app, tmp_path, "patient", TIMEBANK_SQLITE_BUSY_TIMEOUT_MS=20_000)
+    client = patient.test_client()
+    holder = _holding_the_write_lock(app)
+    released = threading.Event()
+
+    def give_back():
+        time.sleep(0.5)
+        holder.execute("ROLLBACK")
+        released.set()
+
+    threading.Thread(target=give_back).start()
+    r = client.post("/api/v1/households", headers=headers,
+                    json={"community_code": "hongxing", "name": "李家", "address": "1号"})
+    assert released.is_set()  # it waited for the lock...
+    assert r.status_code == 201, r.get_json()  # ...and then wrote
+    holder.close()
+    with patient.app_context():
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar_one() == 20_000
+        db.session.remove()
+        db.engine.dispose()
+    assert world.call("GET", f"/api/v1/households/{h}", "admin").status_code == 200

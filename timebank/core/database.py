@@ -1,7 +1,10 @@
 """Database connection settings and the two kinds of transaction.
 
 **SQLite** runs in WAL mode with ``synchronous=FULL``, foreign keys on, and a busy timeout
-(``TIMEBANK_SQLITE_BUSY_TIMEOUT_MS``) that SQLite's own busy handler waits for the write lock.
+(``TIMEBANK_SQLITE_BUSY_TIMEOUT_MS``). The locks are SQLite's own; only the wait for the write lock
+is ours (:func:`_begin_immediate`): ``BEGIN IMMEDIATE`` is tried again every 50 µs at first, where
+SQLite's busy handler sleeps 1, 2, 5, 10... ms and so leaves the lock free for most of the time a
+writer waits (docs/performance.md: 400 sales per second against 500).
 
 * With ``synchronous=FULL``, SQLite's COMMIT writes the transaction's pages to the WAL, calls
   ``fsync`` on the WAL, and only then publishes the transaction in the WAL index, where other
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,6 +65,35 @@ class WriteWhileReading(RuntimeError):
 
 def _is_read(statement: str) -> bool:
     return statement.lstrip()[:10].upper().startswith(_READ_STATEMENTS)
+
+
+# Seconds between tries of BEGIN IMMEDIATE while another connection holds the write lock: short at
+# first (a sale holds it for a millisecond or two), then longer, so a long wait does not spin.
+_POLL_FAST, _POLL_SLOW, _FAST_FOR = 0.00005, 0.001, 0.005
+_BUSY_TIMEOUT_MS = "timebank_busy_timeout_ms"
+
+
+def _begin_immediate(dbapi_connection, info: dict) -> None:
+    """``BEGIN IMMEDIATE``, retried every 50 µs at first while the lock is taken, up to the busy
+    timeout. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, so a waiting worker
+    slept through most of the time the lock was free (docs/performance.md)."""
+    timeout_ms = info.get(_BUSY_TIMEOUT_MS)
+    if timeout_ms is None:
+        timeout_ms = info[_BUSY_TIMEOUT_MS] = dbapi_connection.execute("PRAGMA busy_timeout").fetchone()[0]
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        start = time.monotonic()
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - start
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or waited * 1000 >= timeout_ms:
+                    raise
+            time.sleep(_POLL_FAST if waited < _FAST_FOR else _POLL_SLOW)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
 def _set_query_only(dbapi_connection, info: dict, on: bool) -> None:
@@ -102,7 +135,7 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
             if mode == "read":
                 dbapi_connection.execute("BEGIN")
             elif mode == "write":
-                dbapi_connection.execute("BEGIN IMMEDIATE")
+                _begin_immediate(dbapi_connection, conn.connection.info)
             # deferred: no transaction until the first write or take_write_lock
         elif conn.dialect.name == "postgresql":
             read_only = mode == "read"
@@ -118,7 +151,7 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
             raise WriteWhileReading(f"a write in a reading transaction: {statement[:60]!r}")
         # Deferred: the first statement that is not a read takes the write lock first.
         if conn.dialect.name == "sqlite" and not cursor.connection.in_transaction:
-            cursor.connection.execute("BEGIN IMMEDIATE")
+            _begin_immediate(cursor.connection, conn.connection.info)
 
 
 @contextmanager
@@ -136,7 +169,7 @@ def _hold_sqlite_write_lock(conn: Connection) -> None:
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a checked-out connection always has one
     if not dbapi_connection.in_transaction:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        _begin_immediate(dbapi_connection, conn.connection.info)
 
 
 def take_write_lock(session) -> None:
