@@ -161,9 +161,12 @@ def test_readers_never_wait_for_a_writer(world, app, tmp_path):
     try:
         started = time.monotonic()
         for url in ("/healthz", "/api/v1/me", f"/api/v1/households/{h}", "/api/v1/ledger/checkpoints",
-                    "/api/v1/ledger/verify", "/public/hongxing", "/login"):
+                    "/api/v1/ledger/verify", "/public/hongxing", "/login",
+                    "/api/v1/ledger/transactions/export?format=csv"):
             r = client.get(url, headers=headers if url.startswith("/api/") else {})
-            assert r.status_code == 200, (url, r.status_code, r.get_data(as_text=True)[:300])
+            body = r.get_data(as_text=True)  # a streamed export is read after the request's commit
+            assert r.status_code == 200, (url, r.status_code, body[:300])
+        assert body.count("\n") == 3  # the header and the grant's two postings
         # A reader that waited would have waited the 20 s busy timeout for each request.
         assert time.monotonic() - started < 15
         assert client.get(f"/api/v1/households/{h}", headers=headers).get_json()["balance_points"] == 10

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
 from timebank.core.clock import to_local, utc_naive
+from timebank.core.database import reading
 from timebank.core.extensions import db
 
 #: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
@@ -82,22 +83,25 @@ def _export_rows(query):
 
 def export_csv_chunks(query):
     """The export as CSV text chunks: a BOM, the header, then rows (one chunk per batch or so)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    yield "\ufeff" + buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    count = 0
-    for row in _export_rows(query):
-        writer.writerow(row)
-        count += 1
-        if count % 500 == 0:
+    # Streamed after the request's commit, in a transaction of its own: a reading one, which never
+    # waits for the writers nor holds them up, however long the export takes.
+    with reading():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        yield "\ufeff" + buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        count = 0
+        for row in _export_rows(query):
+            writer.writerow(row)
+            count += 1
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.getvalue():
             yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.getvalue():
-        yield buffer.getvalue()
 
 
 def count_postings(query) -> int:

@@ -219,10 +219,9 @@ def init_app(app) -> None:
 
     @app.before_request
     def _choose_transaction():
-        if request.method in SAFE_METHODS:
-            _mode.set("read")
-        elif _marked(app):
-            _mode.set("deferred")
+        # Set for every request: a streamed body read after an earlier request (which reads under
+        # :func:`reading`) must not decide this one's.
+        _mode.set("read" if request.method in SAFE_METHODS else "deferred" if _marked(app) else "write")
 
     @app.teardown_request
     def _end(_exc=None):
