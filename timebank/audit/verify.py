@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 import ledger
+from timebank.core import in_use
 from timebank.core.extensions import db
 
 
@@ -35,14 +36,7 @@ def sqlite_file() -> Path | None:
     """The file of the app's SQLite database (``sqlite:///PATH`` or ``sqlite:///file:PATH?...&uri=true``);
     None for PostgreSQL and for a database in memory."""
     url = db.engine.url
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
-    if not database or database == ":memory:":
-        return None
-    return Path(database).resolve()
+    return in_use.sqlite_file(url) if url.get_backend_name() == "sqlite" else None
 
 
 def _one_line(text: str) -> str:
