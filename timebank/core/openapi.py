@@ -93,7 +93,8 @@ IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused: the Idempotency-Key was used 
 BAD_JSON = "bad_request: the body is not valid JSON"
 SERVICE_UNAVAILABLE = ("service_unavailable: the database is busy, read-only, full or unreachable just now; "
                        "nothing was changed. Try again after Retry-After seconds (a write with the same "
-                       "Idempotency-Key).")
+                       "Idempotency-Key). When the commit itself failed, the detail says so: the write may "
+                       "or may not have been saved, and the retry with the same Idempotency-Key tells which.")
 
 
 def for_any_login(view):
