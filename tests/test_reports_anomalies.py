@@ -259,3 +259,44 @@ def test_committee_page(world, town):
     quiet = client.get(f"/committee/anomalies?since={(utc_naive() + timedelta(days=2)).date()}"
                        f"&until={(utc_naive() + timedelta(days=3)).date()}")
     assert "claim_burst" not in quiet.get_data(as_text=True)
+
+
+def test_fresh_rule_paying_many_points_on_its_first_day(town):
+    """A rule made to pay somebody at once: created and claimed for 150 points the same day."""
+    w = town.world
+    r = w.call("POST", "/api/v1/rules", "committee", json={
+        "community_code": "hongxing", "code": "bonus", "title": "特别贡献", "category": "volunteer",
+        "points": 50, "minutes": 0, "review": "auto", "publicity_days": 0})
+    assert r.status_code == 201, r.get_json()
+    claims = [town.claim(3, rule="bonus") for _ in range(2)] + [town.claim(4, rule="bonus")]
+    items = [a for a in town.anomalies() if a["kind"] == "fresh_rule"]
+    assert len(items) == 1
+    a = items[0]
+    assert a["evidence"]["points"] == 150 and a["evidence"]["claim_ids"] == claims
+    assert a["evidence"]["rule_code"] == "bonus"
+    assert {s["type"] for s in a["subjects"]} == {"user", "household"}
+    assert [s["name"] for s in a["subjects"] if s["type"] == "user"] == ["committee"]
+    assert {s["id"] for s in a["subjects"] if s["type"] == "household"} == {town.households[3], town.households[4]}
+    # The next day the same rule is an old rule: its claims are not flagged again.
+    town.advance(days=1)
+    town.claim(5, rule="bonus")
+    flagged = [a for a in town.anomalies() if a["kind"] == "fresh_rule"]
+    assert len(flagged) == 1 and town.claim(5, rule="quick") not in flagged[0]["evidence"]["claim_ids"]
+
+
+def test_one_staff_member_entering_most_claims(town):
+    """代录 concentrated on one grid worker: 10 of the month's 12 claims entered by them."""
+    w = town.world
+    entered = []
+    for i in range(10):
+        r = w.call("POST", "/api/v1/claims", "grid", json={
+            "community_code": "hongxing", "rule_code": "review", "resident_id": town.residents[i % 6]})
+        assert r.status_code == 201, r.get_json()
+        entered.append(r.get_json()["id"])
+    town.claim(0, rule="review")
+    town.claim(1, rule="review")
+    items = [a for a in town.anomalies() if a["kind"] == "entry_concentration"]
+    assert len(items) == 1
+    a = items[0]
+    assert a["subjects"] == [{"type": "user", "id": a["subjects"][0]["id"], "name": "grid", "role": "grid_worker"}]
+    assert a["evidence"]["entered"] == 10 and a["evidence"]["claims"] == 12 and a["evidence"]["claim_ids"] == entered

@@ -19,6 +19,13 @@ committee, not a verdict. Rules and thresholds (docs/reports.md):
   address *and* device (User-Agent): one phone checking others in.
 * ``shared_address`` — at least :data:`ADDRESS_MIN_RESIDENTS` residents checked in from one address
   for at least :data:`ADDRESS_MIN_TASKS` different tasks (one site's wifi at one task is normal).
+
+Back-office patterns (the staff's own abuses):
+
+* ``fresh_rule`` — a rule's claims made on the (local) day the rule was created add up to at least
+  :data:`FRESH_RULE_POINTS` points: a rule made to pay somebody at once.
+* ``entry_concentration`` — one staff member entered (代录) at least :data:`ENTRY_MIN` claims and at
+  least :data:`ENTRY_SHARE` of all the community's claims in the window.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from timebank.core.audit_log import AuditEntry
 from timebank.core.clock import to_local
 from timebank.core.extensions import db
 from timebank.core.users import User
-from timebank.earning.models import CheckIn, Claim, ClaimEvent, Task
+from timebank.earning.models import CheckIn, Claim, ClaimEvent, Rule, Task
 from timebank.hours.models import HelpRequest
 from timebank.people.models import Community, Household, Resident
 from timebank.shop.models import Redemption
@@ -50,9 +57,12 @@ VOIDS_SHARE = 0.2
 DEVICE_MIN_RESIDENTS = 3
 ADDRESS_MIN_RESIDENTS = 5
 ADDRESS_MIN_TASKS = 2
+FRESH_RULE_POINTS = 100
+ENTRY_MIN = 10
+ENTRY_SHARE = 0.5
 
 KINDS = ("reciprocal_help", "claim_burst", "approver_concentration", "clerk_volume", "clerk_voids",
-         "shared_device", "shared_address")
+         "shared_device", "shared_address", "fresh_rule", "entry_concentration")
 
 
 def _households(ids) -> dict[int, Household]:
@@ -268,10 +278,69 @@ def shared_sources(community_id: int, start: datetime, end: datetime) -> list[di
     return out
 
 
+def fresh_rules(community_id: int, start: datetime, end: datetime) -> list[dict]:
+    rows = db.session.execute(
+        select(Claim.id, Claim.rule_id, Claim.household_id, Claim.points, Claim.created_at, Rule.code,
+               Rule.created_at.label("rule_created_at"))
+        .join(Rule, Rule.id == Claim.rule_id)
+        .where(Claim.community_id == community_id, Claim.status != "rejected",
+               Claim.created_at >= start, Claim.created_at < end, Rule.created_at >= start - timedelta(days=1))
+        .order_by(Claim.id)
+    ).all()
+    same_day: dict[int, list] = defaultdict(list)
+    for row in rows:
+        if to_local(row.created_at).date() == to_local(row.rule_created_at).date():
+            same_day[row.rule_id].append(row)
+    out = []
+    for rule_id, claims in sorted(same_day.items()):
+        total = sum(int(c.points) for c in claims)
+        if total < FRESH_RULE_POINTS:
+            continue
+        creator = db.session.scalar(
+            select(User).join(AuditEntry, AuditEntry.user_id == User.id)
+            .where(AuditEntry.action == "rule.create", AuditEntry.target == f"rule:{rule_id}"))
+        homes = _households(c.household_id for c in claims)
+        out.append({
+            "kind": "fresh_rule",
+            "reason": f"The rule {claims[0].code} paid {total} points in {len(claims)} claims on the day it was "
+                      f"created (flag at {FRESH_RULE_POINTS}).",
+            "subjects": ([_user_subject(creator)] if creator is not None else [])
+            + [_household_subject(homes[h]) for h in sorted(homes)],
+            "evidence": {"rule_id": rule_id, "rule_code": claims[0].code, "points": total,
+                         "claim_ids": [c.id for c in claims], "rule_created_at": _iso(claims[0].rule_created_at)},
+        })
+    return out
+
+
+def entry_concentration(community_id: int, start: datetime, end: datetime) -> list[dict]:
+    rows = db.session.execute(
+        select(Claim.id, Claim.entered_by_user_id, Claim.entered_for_resident)
+        .where(Claim.community_id == community_id, Claim.created_at >= start, Claim.created_at < end)
+        .order_by(Claim.id)
+    ).all()
+    entered = Counter(r.entered_by_user_id for r in rows if r.entered_for_resident and r.entered_by_user_id)
+    out = []
+    for user_id, count in sorted(entered.items()):
+        share = count / len(rows)
+        if count >= ENTRY_MIN and share >= ENTRY_SHARE:
+            staff = db.session.get(User, user_id)
+            out.append({
+                "kind": "entry_concentration",
+                "reason": f"{staff.username} entered {count} of the {len(rows)} claims for residents ({share:.0%}; "
+                          f"flag at {ENTRY_MIN} claims and {ENTRY_SHARE:.0%}).",
+                "subjects": [_user_subject(staff)],
+                "evidence": {"entered": count, "claims": len(rows), "share": round(share, 4),
+                             "claim_ids": [r.id for r in rows if r.entered_by_user_id == user_id
+                                           and r.entered_for_resident]},
+            })
+    return out
+
+
 def find_anomalies(community: Community, start: datetime, end: datetime) -> list[dict]:
     """Every anomaly of the community in ``[start, end)`` (naive UTC), in the order of :data:`KINDS`."""
     items = []
-    for rule in (reciprocal_help, claim_bursts, approver_concentration, clerk_activity, shared_sources):
+    for rule in (reciprocal_help, claim_bursts, approver_concentration, clerk_activity, shared_sources,
+                 fresh_rules, entry_concentration):
         items.extend(rule(community.id, start, end))
     order = {k: i for i, k in enumerate(KINDS)}
     items.sort(key=lambda a: order[a["kind"]])

@@ -41,6 +41,8 @@ ANOMALY_LABELS = {
     "clerk_voids": _l("A clerk voids many receipts"),
     "shared_device": _l("Several residents checked in from one phone"),
     "shared_address": _l("Many residents checked in from one address"),
+    "fresh_rule": _l("A new rule paid many points on its first day"),
+    "entry_concentration": _l("One staff member entered most of the claims"),
 }
 
 
