@@ -54,6 +54,7 @@ def init_db_command():
 @with_appcontext
 def create_user_command(username, role, community_code, resident_id, password_stdin):
     """Create a login; the password is read from standard input."""
+    from timebank.core.audit_log import record
     from timebank.core.errors import DomainError
     from timebank.people.operations import community_by_code, create_user
 
@@ -62,6 +63,8 @@ def create_user_command(username, role, community_code, resident_id, password_st
         community_id = community_by_code(community_code).id if community_code else None
         with boundary.unit_of_work():
             user = create_user(username, password, role, community_id=community_id, resident_id=resident_id)
+            record("user.create", actor="cli", target=f"user:{user.id}", community_id=community_id,
+                   username=user.username, role=user.role, resident_id=user.resident_id)
     except DomainError as exc:
         detail = exc.detail
         if exc.errors:

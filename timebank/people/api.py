@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 import ledger
 from timebank.core import accounts
+from timebank.core.audit_log import record
 from timebank.core.errors import NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import current_user
@@ -126,8 +127,12 @@ class Households(MethodView):
     def post(self, body):
         """Register a household (committee or grid worker of the community)."""
         community = ops.community_by_code(body.pop("community_code"))
-        require_community(current_user(), community.id, "committee", "grid_worker")
-        return ops.create_household(community, **body)
+        user = current_user()
+        require_community(user, community.id, "committee", "grid_worker")
+        household = ops.create_household(community, **body)
+        record("household.create", user=user, target=f"household:{household.id}", community_id=community.id,
+               name=household.name)
+        return household
 
 
 @blp.route("/households/<int:household_id>")
@@ -150,7 +155,12 @@ class Residents(MethodView):
         if household is None:
             raise ValidationFailed(errors={"household_id": ["No such household."]})
         require_community(user, household.community_id, "committee", "grid_worker")
-        return ops.create_resident(household, **body)
+        login = bool(body.get("password"))
+        resident = ops.create_resident(household, **body)
+        # Who added a person (and a login that can spend the household's points) is on record.
+        record("resident.create", user=user, target=f"resident:{resident.id}", community_id=household.community_id,
+               household_id=household.id, name=resident.name, login=login)
+        return resident
 
 
 @blp.route("/residents/<int:resident_id>")
@@ -178,8 +188,11 @@ class Users(MethodView):
             if resident is None:
                 raise NotFound("No such resident.")
             community_id = resident.household.community_id
-        return ops.create_user(body["username"], body["password"], body["role"],
-                               community_id=community_id, resident_id=body["resident_id"])
+        created = ops.create_user(body["username"], body["password"], body["role"],
+                                  community_id=community_id, resident_id=body["resident_id"])
+        record("user.create", user=actor, target=f"user:{created.id}", community_id=community_id,
+               username=created.username, role=created.role, resident_id=created.resident_id)
+        return created
 
 
 @blp.route("/me")
