@@ -42,12 +42,16 @@ def post_points(app, household_id, points, now=None, category="red"):
         return tx.id
 
 
+APRIL = datetime(2026, 3, 31, 16, 0, tzinfo=UTC)  # 1 April 00:00 in Shanghai: March has ended
+
+
 def sign(world, who, month="2026-03", code="hongxing"):
     return world.call("POST", "/api/v1/month-closes", who, json={"community_code": code, "month": month})
 
 
 def test_two_signers_close_the_month_with_a_signed_statement(month_world, app, clock):
     world = month_world
+    clock.set(APRIL)
     r = sign(world, "chair")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["status"] == "pending_second" and r.get_json()["statement"] is None
@@ -94,24 +98,36 @@ def test_two_signers_close_the_month_with_a_signed_statement(month_world, app, c
 def test_nothing_dated_in_a_closed_month_can_be_posted(month_world, app, clock):
     world = month_world
     post_points(app, world.hh, 5)  # the month is open: fine
+    clock.set(APRIL)
+    march = datetime(2026, 3, 31, 15, 59, tzinfo=UTC)
     sign(world, "chair")
-    post_points(app, world.hh, 5)  # pending_second does not close it yet
+    post_points(app, world.hh, 5, now=march)  # pending_second does not close it yet
     assert sign(world, "vice").get_json()["status"] == "closed"
 
     from timebank.core.errors import Conflict
 
-    with pytest.raises(Conflict) as caught:
-        post_points(app, world.hh, 5)  # still March: closed before it ended
+    with pytest.raises(Conflict) as caught:  # back-dated into the closed March
+        post_points(app, world.hh, 5, now=march)
     assert caught.value.code == "month_closed"
-
-    clock.set(datetime(2026, 3, 31, 16, 0, tzinfo=UTC))  # 1 April 00:00 in Shanghai
-    post_points(app, world.hh, 5)
-    with pytest.raises(Conflict) as caught:  # back-dated into March
-        post_points(app, world.hh, 5, now=datetime(2026, 3, 31, 15, 59, tzinfo=UTC))
-    assert caught.value.code == "month_closed"
+    post_points(app, world.hh, 5)  # April is open
     # Another community's March is open.
     other = world.household(community_code="other", name="别家")
     post_points(app, other, 5, now=datetime(2026, 3, 20, tzinfo=UTC))
+
+
+def test_a_month_is_closed_only_after_it_has_ended(month_world, app, clock):
+    """Finding: the running month could be closed on the 3rd, after which every claim and sale of the
+    community was refused until the next month."""
+    world = month_world
+    for month in ("2026-03", "2026-04"):  # the running month, a later one
+        r = sign(world, "chair", month=month)
+        assert r.status_code == 409 and r.get_json()["error"] == "month_not_ended", r.get_json()
+    post_points(app, world.hh, 5)  # nothing was frozen
+    clock.set(datetime(2026, 3, 31, 15, 59, tzinfo=UTC))  # 23:59 on 31 March in Shanghai
+    world._tokens.clear()  # logins of 2 March have expired by now
+    assert sign(world, "chair").get_json()["error"] == "month_not_ended"
+    clock.set(APRIL)
+    assert sign(world, "chair").status_code == 201
 
 
 def test_month_close_refusals(month_world, clock):
@@ -126,8 +142,6 @@ def test_month_close_refusals(month_world, clock):
     assert r.status_code == 403 and r.get_json()["error"] == "read_only_role"
     r = sign(world, "chair", month="2026-13")
     assert r.status_code == 422 and "month" in r.get_json()["errors"]
-    r = sign(world, "chair", month="2026-04")  # not started yet
-    assert r.status_code == 422 and "month" in r.get_json()["errors"]
     r = sign(world, "chair", code="nowhere")
     assert r.status_code == 404
     r = world.call("GET", "/api/v1/month-closes/hongxing/2026-3", "chair")
@@ -138,8 +152,9 @@ def test_month_close_refusals(month_world, clock):
     assert preview["status"] == "open" and preview["preview"]["points"]["issued_total"] == 42
 
 
-def test_printable_page(month_world, app):
+def test_printable_page(month_world, app, clock):
     world = month_world
+    clock.set(APRIL)
     sign(world, "chair")
     sign(world, "vice")
     from sqlalchemy import select

@@ -314,7 +314,8 @@ class MonthCloses(MethodView):
     @blp.arguments(MonthCloseIn)
     @blp.response(201, MonthCloseOut)
     @blp.alt_response(403, description="forbidden: not a committee member of the community")
-    @blp.alt_response(409, description="same_signer: the same member signed twice; already_closed")
+    @blp.alt_response(409, description="same_signer: the same member signed twice; already_closed; "
+                      "month_not_ended: the month is still running (or later)")
     @blp.alt_response(422, description="validation_error: bad month, or a month not yet started")
     def post(self, body):
         """Sign a community's month off (月结). The second sign-off by a different committee member

@@ -197,9 +197,10 @@ def sign_off(user: User, community: Community, month: str) -> tuple[str, MonthCl
     parse_month(month)
     if user.role != "committee" or user.community_id != community.id:
         raise Forbidden("Only committee members of this community sign off a month.")
-    start, _end = month_bounds(month)
-    if start > utc_naive():
-        raise ValidationFailed(errors={"month": ["This month has not started yet."]})
+    _start, end = month_bounds(month)
+    if end > utc_naive():  # the running month (or a later one) would freeze the community's postings
+        raise Conflict(f"The month {month} has not ended yet; it can be closed once it is over.",
+                       code="month_not_ended")
     ledger.core.lock_writer(db.session)  # a close and a posting never interleave
     if closed_row(community.id, month) is not None:
         raise Conflict(f"The month {month} is already closed.", code="already_closed")

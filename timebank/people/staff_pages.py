@@ -87,6 +87,7 @@ def message(exc: DomainError) -> str:
         "phone_taken": _("a resident with this phone number exists."),
         "already_closed": _("this month is already closed."),
         "same_signer": _("you have signed already; a second committee member must sign."),
+        "month_not_ended": _("this month has not ended yet; it can be closed once it is over."),
         "month_closed": _("this month is closed; nothing can be added to it."),
         "forbidden": _("you may not do this."),
         "not_found": _("it was not found."),
