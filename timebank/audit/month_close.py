@@ -30,7 +30,7 @@ from timebank.audit.models import MonthClose, MonthCloseSignoff
 from timebank.core import accounts
 from timebank.core.audit_log import record
 from timebank.core.clock import month_bounds, now, parse_month, to_local, utc_naive
-from timebank.core.errors import Conflict, Forbidden, ValidationFailed
+from timebank.core.errors import Conflict, Forbidden
 from timebank.core.extensions import db
 from timebank.core.users import User
 from timebank.people.models import Community
