@@ -11,7 +11,6 @@ writers are serialised anyway and ``FOR UPDATE`` is a no-op.
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from datetime import date, datetime, timedelta
@@ -27,6 +26,7 @@ from timebank.core import accounts, clock, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
 from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from timebank.core.exports import csv_writer
 from timebank.core.extensions import db
 from timebank.core.policy import STAFF, require_community
 from timebank.core.users import User
@@ -623,7 +623,7 @@ def stock_report(community_id: int, month: date) -> dict:
 
 def stock_report_csv(report: dict) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(STOCK_REPORT_COLUMNS)
     for row in report["items"]:
         writer.writerow([row[c] for c in STOCK_REPORT_COLUMNS])
