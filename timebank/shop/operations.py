@@ -34,6 +34,8 @@ from timebank.people.models import Community
 from timebank.shop.models import (
     DONOR_KINDS,
     LOT_REASONS,
+    MAX_MOVEMENT_UNITS,
+    MAX_ON_HAND,
     STAFF_REASONS,
     Item,
     ItemPriceChange,
@@ -280,6 +282,8 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
         errors["quantity"] = ["Donations and purchases bring a positive number of units."]
     elif quantity == 0:
         errors["quantity"] = ["Must not be zero."]
+    elif not -MAX_MOVEMENT_UNITS <= quantity <= MAX_MOVEMENT_UNITS:
+        errors["quantity"] = [f"At most {MAX_MOVEMENT_UNITS} units at a time."]
     if reason == "donation" and not (donor or "").strip():
         errors["donor"] = ["A donation names its donor, so it can be thanked and traced."]
     if reason != "donation" and donor:
@@ -293,6 +297,8 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
     item = _lock_items([item.id])[item.id]
     if item.on_hand + delta < 0:
         raise _insufficient_stock(item, -delta)
+    if item.on_hand + delta > MAX_ON_HAND:
+        raise ValidationFailed(errors={"quantity": [f"A shelf holds at most {MAX_ON_HAND} units."]})
     movement = db.session.get(StockMovement, _move(
         item, delta, reason, user.actor, donor=(donor or "").strip() or None,
         donor_kind=(donor_kind or ("other" if reason == "donation" else None)), note=note))
