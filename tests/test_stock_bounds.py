@@ -118,3 +118,21 @@ def test_a_shelf_cannot_grow_past_what_its_column_holds(world, room, monkeypatch
                    json={"item_id": room, "quantity": 1_000_000, "reason": "purchase"})
     assert r.status_code == 422 and r.get_json()["errors"]["quantity"], r.get_data(as_text=True)
     assert _stock(world.app) == (1, 1_000_000)
+
+
+@pytest.mark.parametrize("field, value", [("points", str(9 * 10**18)), ("points", "1e3"), ("minutes", str(10**30)),
+                                          ("publicity_days", "-1"), ("cap_max_points", str(9 * 10**18))])
+def test_the_points_list_page_takes_what_the_api_takes(world, field, value):
+    from timebank.earning.models import Rule
+
+    committee = _login(world.app, "committee") if world.user("committee", "committee") else None
+    data = {"code": "clean", "title": "清扫楼道", "category": "volunteer", "points": "10", "review": "auto",
+            "cap_period": "month", "cap_max_points": "50", "form_key": "r" * 20, field: value}
+    r = committee.post("/committee/rules", data=data, follow_redirects=True)
+    assert r.status_code in (200, 422) and "之间的整数" in r.get_data(as_text=True)
+    with world.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Rule)) == 0
+    data.update({field: {"points": "50", "cap_max_points": "1000000"}.get(field, "0"), "form_key": "s" * 20})
+    r = committee.post("/committee/rules", data=data, follow_redirects=True)
+    with world.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Rule)) == 1, r.get_data(as_text=True)[:3000]
