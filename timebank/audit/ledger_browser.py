@@ -7,7 +7,6 @@ touches an account that :class:`timebank.core.accounts.AccountOwner` gives to it
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.database import reading
+from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
 
 #: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
@@ -87,7 +87,7 @@ def export_csv_chunks(query):
     # waits for the writers nor holds them up, however long the export takes.
     with reading():
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv_writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
         yield "\ufeff" + buffer.getvalue()
         buffer.seek(0)
@@ -116,9 +116,9 @@ def export_xlsx(query, title: str = "ledger") -> bytes:
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title[:31])
-    sheet.append(list(EXPORT_COLUMNS))
+    append_row(sheet, EXPORT_COLUMNS)
     for row in _export_rows(query):
-        sheet.append(list(row))
+        append_row(sheet, row)
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

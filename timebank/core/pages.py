@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from timebank.core.clock import to_local, utc_naive
-from timebank.core.errors import DomainError
+from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.idempotency import IdempotencyRecord
 
@@ -210,6 +210,40 @@ def domain_message(exc: DomainError) -> str:
         "validation_error": _("some of the entries are not valid."),
     }
     return messages.get(exc.code, exc.detail or exc.code)
+
+
+# --- page forms bounded as the API ---------------------------------------------------------------
+
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def form_number(value: str | None):
+    """A form's text as the API would see it in JSON: digits become an int, anything else stays text
+    (which an Integer field refuses: "1e3" is not a whole number). Empty is None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    return int(value) if _WHOLE.fullmatch(value) and len(value) <= 40 else value
+
+
+def check_form(schema, data: dict) -> None:
+    """Bound a page form exactly as the API does: validate ``data`` (the fields the form sent, as
+    :func:`form_number` reads them) against the API's own marshmallow ``schema``, leaving out fields
+    the form did not send; refuse (422 ``validation_error``) with the bounds in words."""
+    from marshmallow import fields, validate
+
+    errors = schema.validate({k: v for k, v in data.items() if v is not None}, partial=True)
+    if not errors:
+        return
+    words: dict[str, list[str]] = {}
+    for name, problems in errors.items():
+        field = schema.fields.get(name)
+        bounds = next((v for v in getattr(field, "validators", ()) if isinstance(v, validate.Range)), None)
+        if isinstance(field, fields.Integer) and bounds is not None:
+            words[name] = [_("must be a whole number from %(low)s to %(high)s", low=bounds.min, high=bounds.max)]
+        else:
+            words[name] = [str(p) for p in (problems if isinstance(problems, list) else [problems])]
+    raise ValidationFailed(errors=words)
 
 
 # --- labels in plain words -------------------------------------------------------------------------

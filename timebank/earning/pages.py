@@ -20,12 +20,14 @@ from sqlalchemy import func, or_, select
 from timebank.core.clock import local_zone, now, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.pages import qr_svg, roles_required
+from timebank.core.pages import check_form, form_number, qr_svg, roles_required
 from timebank.core.policy import require_community
 from timebank.core.users import User
 from timebank.earning import operations as earning
 from timebank.earning import tasks
+from timebank.earning.api import CapSchema, RuleIn
 from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
+from timebank.earning.tasks_api import TaskIn
 from timebank.people import staff_pages as staff
 from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
@@ -152,9 +154,10 @@ def task_list():
     user = me()
     if request.method == "POST":
         starts, ends = _parse_local(request.form.get("starts_at")), _parse_local(request.form.get("ends_at"))
-        slots = request.form.get("slots", type=int)
+        slots = form_number(request.form.get("slots"))
 
         def act():
+            check_form(TaskIn(), {"slots": slots})
             if starts is None or ends is None or not slots or slots < 1:
                 raise ValidationFailed(errors={"starts_at": [_("Give the start, the end and the places.")]})
             return tasks.create_task(user, place, request.form.get("rule_code", ""),
@@ -212,10 +215,20 @@ def _rules(community_id: int):
 
 
 def _cap(form) -> dict | None:
-    period, limit = form.get("cap_period") or "", form.get("cap_max_points", type=int)
+    period, limit = form.get("cap_period") or "", form_number(form.get("cap_max_points"))
     if period and limit:
         return {"period": period, "max_points": limit}
     return None
+
+
+def _numbers(form) -> dict:
+    """The rule form's numbers, bounded as POST /api/v1/rules bounds them (its own schemas)."""
+    numbers = {name: form_number(form.get(name)) for name in ("points", "minutes", "publicity_days")}
+    check_form(RuleIn(), numbers)
+    cap = _cap(form)
+    if cap:
+        check_form(CapSchema(), cap)
+    return numbers
 
 
 @bp.route("/rules", methods=["GET", "POST"])
@@ -227,10 +240,11 @@ def rules():
         form = request.form
 
         def act():
+            numbers = _numbers(form)
             return earning.create_rule(
                 user, place, (form.get("code") or "").strip()[:64], (form.get("title") or "").strip()[:200],
-                form.get("category", ""), form.get("points", type=int) or 0, form.get("review", "review"),
-                minutes=form.get("minutes", type=int) or 0, publicity_days=form.get("publicity_days", type=int) or 0,
+                form.get("category", ""), numbers["points"] or 0, form.get("review", "review"),
+                minutes=numbers["minutes"] or 0, publicity_days=numbers["publicity_days"] or 0,
                 cap=_cap(form))
 
         return staff.write_once(act, lambda rule: _("Item %(code)s added to the points list.", code=rule.code),
@@ -247,15 +261,15 @@ def change_rule(rule_id: int):
     """A change is a new version from now (or a later date); claims keep the version they were made under."""
     user = me()
     form = request.form
-    changes = {"title": (form.get("title") or "").strip()[:200], "points": form.get("points", type=int),
-               "minutes": form.get("minutes", type=int) or 0, "review": form.get("review"),
-               "publicity_days": form.get("publicity_days", type=int) or 0, "cap": _cap(form),
-               "active": form.get("active") == "1"}
-    changes = {k: v for k, v in changes.items() if v is not None and v != ""}
-    changes["cap"] = _cap(form)  # an empty limit removes it
     effective = _parse_local(form.get("effective_from"))
 
     def act():
+        numbers = _numbers(form)
+        changes = {"title": (form.get("title") or "").strip()[:200], "points": numbers["points"],
+                   "minutes": numbers["minutes"] or 0, "review": form.get("review"),
+                   "publicity_days": numbers["publicity_days"] or 0, "active": form.get("active") == "1"}
+        changes = {k: v for k, v in changes.items() if v is not None and v != ""}
+        changes["cap"] = _cap(form)  # an empty limit removes it
         rule = earning.visible_rule(user, rule_id)
         return earning.change_rule(user, rule, changes, effective_from=effective)
 

@@ -10,7 +10,8 @@
 - The input guard refuses, for every request, text the database cannot store the same way on SQLite
   and PostgreSQL (NUL characters), JSON integers beyond 64 bits, and fractional or non-finite JSON
   numbers (no field takes fractions; marshmallow would quietly turn 1.5 into 1), with 422
-  ``validation_error``.
+  ``validation_error``; and JSON nested deeper than ``MAX_JSON_DEPTH`` levels, with 422
+  ``too_deeply_nested``, measured on the raw body before any parser recurses into it.
 
 See docs/operations.md and docs/deploy.md.
 """
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from flask import current_app, request
@@ -35,6 +38,8 @@ from timebank.core.errors import NotFound, ValidationFailed
 
 #: Largest integer either database stores (64-bit signed).
 MAX_INTEGER = 2**63 - 1
+#: Deepest JSON nesting any endpoint takes (the deepest body of the API has three levels).
+MAX_JSON_DEPTH = 64
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,6 +106,41 @@ def _bad_values(value, path="body"):
             yield from _bad_values(item, f"{path}.{index}")
 
 
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
+
+
+def _too_deep(data: bytes, limit: int) -> bool:
+    """Whether the JSON text ``data`` opens more than ``limit`` arrays or objects inside one another
+    (brackets inside strings do not count). A plain scan: no recursion, however deep the text."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth, in_string, skip = 0, False, -1
+    for match in _JSON_SPECIAL.finditer(data):
+        at = match.start()
+        if at == skip:  # the character after a backslash in a string
+            continue
+        char = data[at]
+        if in_string:
+            if char == 0x5C:  # backslash
+                skip = at + 1
+            elif char == 0x22:  # quote
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def _refuse_deep_json() -> NoReturn:
+    raise ValidationFailed(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.",
+                           code="too_deeply_nested")
+
+
 def _guard_input():
     """PostgreSQL cannot store NUL in text, SQLite can: refuse it everywhere so both behave alike."""
     errors: dict[str, list[str]] = {}
@@ -116,8 +156,15 @@ def _guard_input():
             raise NotFound()  # no row has such an id
         collect(_bad_values(value, name))
     if request.mimetype and request.mimetype.endswith("json") and request.content_length != 0:
-        # silent: malformed JSON is left for the view to refuse with 400 bad_request.
-        collect(_bad_values(request.get_json(silent=True)))
+        # Before parsing: Python's parsers and every walk over the parsed body recurse per level.
+        if _too_deep(request.get_data(cache=True), MAX_JSON_DEPTH):
+            _refuse_deep_json()
+        try:
+            # silent: malformed JSON is left for the view to refuse with 400 bad_request.
+            body = request.get_json(silent=True)
+        except RecursionError:  # not reached after the scan above; kept as the last line of defence
+            _refuse_deep_json()
+        collect(_bad_values(body))
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, values in request.form.lists():
             collect(_bad_values(name + "".join(values), name))

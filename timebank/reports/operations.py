@@ -15,7 +15,6 @@ cached, so a report always agrees with ``timebank verify``. Definitions: docs/re
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta
 
@@ -26,6 +25,7 @@ from timebank.audit import checkpoints
 from timebank.core import accounts
 from timebank.core.clock import current_month, month_bounds, parse_month, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
+from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
 from timebank.earning.models import Claim, RuleVersion
 from timebank.people.models import Community, Household, Resident
@@ -248,7 +248,7 @@ def _summary_rows(report: dict) -> list[tuple]:
 def monthly_report_csv(report: dict) -> str:
     """CSV (without the BOM): ``section,name,value,detail`` rows for figures, ranking and donations."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(("section", "name", "value", "detail"))
     for name, value in _summary_rows(report):
         writer.writerow(("figure", name, value, ""))
@@ -273,18 +273,18 @@ def monthly_report_xlsx(report: dict) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "figures"
-    sheet.append(["name", "value"])
+    append_row(sheet, ["name", "value"])
     for row in _summary_rows(report):
-        sheet.append(list(row))
+        append_row(sheet, list(row))
     sheet = workbook.create_sheet("ranking")
-    sheet.append(["rank", "household_id", "household_name", "points"])
+    append_row(sheet, ["rank", "household_id", "household_name", "points"])
     for e in report["top_households"]:
-        sheet.append([e["rank"], e["household_id"], e["household_name"], e["points"]])
+        append_row(sheet, [e["rank"], e["household_id"], e["household_name"], e["points"]])
     sheet = workbook.create_sheet("donations")
-    sheet.append(["donor", "donor_kind", "item", "quantity"])
+    append_row(sheet, ["donor", "donor_kind", "item", "quantity"])
     for d in report["donations"]:
         for item in d["items"]:
-            sheet.append([d["donor"], d["donor_kind"], item["name"], item["quantity"]])
+            append_row(sheet, [d["donor"], d["donor_kind"], item["name"], item["quantity"]])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

@@ -20,7 +20,7 @@ from timebank.core.policy import visible_household
 from timebank.people import operations as people_ops
 from timebank.people.models import Community, Household
 from timebank.shop import operations as ops
-from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption, StockMovement
+from timebank.shop.models import DONOR_KINDS, MAX_MOVEMENT_UNITS, STAFF_REASONS, Item, Redemption, StockMovement
 from timebank.shop.sale import Sale, sell
 
 blp = Blueprint("shop", __name__, url_prefix="/api/v1",
@@ -93,7 +93,8 @@ class CommunityArgs(Schema):
 
 class MovementIn(Schema):
     item_id = fields.Integer(required=True, strict=True)
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(-1_000_000, 1_000_000))
+    quantity = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(-MAX_MOVEMENT_UNITS, MAX_MOVEMENT_UNITS))
     reason = fields.String(required=True, validate=validate.OneOf(STAFF_REASONS))
     donor = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
     donor_kind = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(DONOR_KINDS))

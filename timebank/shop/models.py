@@ -45,6 +45,10 @@ STAFF_REASONS = ("donation", "purchase", "adjustment", "spoilage")
 LOT_REASONS = ("donation", "purchase", "adjustment")
 DONOR_KINDS = ("enterprise", "unit", "person", "other")
 REDEMPTION_STATUSES = ("completed", "voided")
+#: The most units one stock movement moves, either way (the API's bound and the database's CHECK).
+MAX_MOVEMENT_UNITS = 1_000_000
+#: The most units on one shelf: what ``on_hand`` (INTEGER) holds on PostgreSQL.
+MAX_ON_HAND = 2**31 - 1
 
 
 class Item(db.Model):
@@ -107,6 +111,9 @@ class StockMovement(db.Model):
     __tablename__ = "stock_movements"
     __table_args__ = (
         CheckConstraint("quantity <> 0", name="quantity_not_zero"),
+        # No single movement is larger than the API takes (MAX_MOVEMENT_UNITS), so no sum over the
+        # log can overflow. PostgreSQL holds it as this CHECK; SQLite as a trigger (migration 0012).
+        CheckConstraint(f"quantity BETWEEN {-MAX_MOVEMENT_UNITS} AND {MAX_MOVEMENT_UNITS}", name="quantity_in_bounds"),
         CheckConstraint(
             "reason IN ('donation', 'purchase', 'adjustment', 'spoilage', 'redemption', 'void', 'return')",
             name="reason",

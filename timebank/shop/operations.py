@@ -11,7 +11,6 @@ writers are serialised anyway and ``FOR UPDATE`` is a no-op.
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from datetime import date, datetime, timedelta
@@ -27,6 +26,7 @@ from timebank.core import accounts, clock, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
 from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from timebank.core.exports import csv_writer
 from timebank.core.extensions import db
 from timebank.core.policy import STAFF, require_community
 from timebank.core.users import User
@@ -34,6 +34,8 @@ from timebank.people.models import Community
 from timebank.shop.models import (
     DONOR_KINDS,
     LOT_REASONS,
+    MAX_MOVEMENT_UNITS,
+    MAX_ON_HAND,
     STAFF_REASONS,
     Item,
     ItemPriceChange,
@@ -280,6 +282,8 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
         errors["quantity"] = ["Donations and purchases bring a positive number of units."]
     elif quantity == 0:
         errors["quantity"] = ["Must not be zero."]
+    elif not -MAX_MOVEMENT_UNITS <= quantity <= MAX_MOVEMENT_UNITS:
+        errors["quantity"] = [f"At most {MAX_MOVEMENT_UNITS} units at a time."]
     if reason == "donation" and not (donor or "").strip():
         errors["donor"] = ["A donation names its donor, so it can be thanked and traced."]
     if reason != "donation" and donor:
@@ -293,6 +297,8 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
     item = _lock_items([item.id])[item.id]
     if item.on_hand + delta < 0:
         raise _insufficient_stock(item, -delta)
+    if item.on_hand + delta > MAX_ON_HAND:
+        raise ValidationFailed(errors={"quantity": [f"A shelf holds at most {MAX_ON_HAND} units."]})
     movement = db.session.get(StockMovement, _move(
         item, delta, reason, user.actor, donor=(donor or "").strip() or None,
         donor_kind=(donor_kind or ("other" if reason == "donation" else None)), note=note))
@@ -623,7 +629,7 @@ def stock_report(community_id: int, month: date) -> dict:
 
 def stock_report_csv(report: dict) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(STOCK_REPORT_COLUMNS)
     for row in report["items"]:
         writer.writerow([row[c] for c in STOCK_REPORT_COLUMNS])

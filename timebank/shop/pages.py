@@ -35,11 +35,20 @@ from sqlalchemy import or_, select
 
 from timebank.core.errors import DomainError, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.pages import form_done, replay_form, roles_required, sent_before, take_form_key
+from timebank.core.pages import (
+    check_form,
+    form_done,
+    form_number,
+    replay_form,
+    roles_required,
+    sent_before,
+    take_form_key,
+)
 from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 from timebank.shop import operations as shop
 from timebank.shop import sale
+from timebank.shop.api import MovementIn
 from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, Redemption
 
 bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
@@ -281,19 +290,22 @@ def stock():
     if request.method == "POST":
         if user.role not in SELLERS and user.role != "admin":
             abort(403)
-        item_id = request.form.get("item_id", type=int)
-        quantity = request.form.get("quantity", type=int)
-        reason = request.form.get("reason", "")
-        donor = (request.form.get("donor") or "").strip()[:200] or None
-        donor_kind = request.form.get("donor_kind") or None
-        note = (request.form.get("note") or "").strip()[:500]
+        form = request.form
+        item_id, quantity = form_number(form.get("item_id")), form_number(form.get("quantity"))
+        reason = form.get("reason", "")
+        donor = (form.get("donor") or "").strip() or None
+        donor_kind = form.get("donor_kind") or None
+        note = (form.get("note") or "").strip()
         try:
             if not take_form_key():
                 return replay_form(url_for(".stock"))
-            item = shop.get_item(item_id or 0)
-            shop.require_shop_staff(user, item.community_id)
             if quantity is None:
                 raise ValidationFailed(errors={"quantity": [_("Enter how many.")]})
+            # The bounds of POST /api/v1/stock-movements, from its own schema.
+            check_form(MovementIn(), {"item_id": item_id, "quantity": quantity, "reason": reason,
+                                      "donor": donor, "donor_kind": donor_kind, "note": note})
+            item = shop.get_item(item_id or 0)
+            shop.require_shop_staff(user, item.community_id)
             shop.record_movement(item, user, quantity=quantity, reason=reason,
                                  donor=donor if reason == "donation" else None,
                                  donor_kind=donor_kind if reason == "donation" else None, note=note)

@@ -24,6 +24,7 @@ from timebank.core.extensions import db
 from timebank.core.pages import (
     domain_message,
     form_done,
+    form_number,
     hours_text,
     local_date,
     qr_svg,
@@ -34,6 +35,7 @@ from timebank.core.pages import (
 from timebank.earning import operations as earning
 from timebank.earning.models import Claim, Rule
 from timebank.hours import operations as hours
+from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
 from timebank.people.models import Resident
 from timebank.shop import operations as shop
@@ -247,9 +249,9 @@ def _hours(minutes: int) -> str:
 def gift():
     user, resident, household = _me()
     if request.method == "POST":
-        minutes = request.form.get("minutes", type=int)
+        minutes = form_number(request.form.get("minutes"))
         target = request.form.get("to", "")
-        if not minutes or minutes <= 0:
+        if not isinstance(minutes, int) or TransferIn().validate({"minutes": minutes}, partial=True):
             flash(_("Choose how many minutes to give."), "error")
             return redirect(url_for(".gift"))
         try:
