@@ -1,9 +1,10 @@
 """Names and units of the ledger accounts the application uses, and opening them.
 
 The ledger sees only these strings, and the units it is told (:data:`UNITS`, declared to it by
-:func:`timebank.core.ledgering.configure`). Wallets and the community's time-bank pool may not go negative; issuance and sink accounts may (an
-issuance account's negative balance is what the community has given out). The pool holds only what
-was put into it (funding, gifts, the excess over the stored-hours cap).
+:func:`timebank.core.ledgering.configure`). Wallets and the community's time-bank pool may not go
+negative; issuance and sink accounts may (an issuance account's negative balance is what the
+community has given out). The pool holds only what was put into it (funding, gifts, the excess over
+the stored-hours cap).
 """
 
 from __future__ import annotations

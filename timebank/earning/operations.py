@@ -10,8 +10,9 @@ Domain rules, each findable by its word:
 * self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``), nor
   a claim they entered themselves (代录; by this login or another login of the same person).
 * cap_exceeded: a rule's cap holds per household and local calendar period, in points and/or in
-  minutes (``max_points``, ``max_minutes``), counting claims that are approved (publicized or posted). The household row is locked while counting (PostgreSQL; SQLite
-  writers are serialised anyway), so two approvals at the same moment cannot both pass the cap.
+  minutes (``max_points``, ``max_minutes``), counting claims that are approved (publicized or posted).
+  The household row is locked while counting (PostgreSQL; SQLite writers are serialised anyway), so
+  two approvals at the same moment cannot both pass the cap.
 * posting: one ledger transaction from the community's issuance account of the rule's category to the
   household's points wallet (and minutes from the minutes issuance account to the resident, the
   excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a

@@ -70,7 +70,7 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         for name in _CHECKS:
             op.execute(f"ALTER TABLE rule_versions DROP CONSTRAINT {name}")
-    with op.batch_alter_table('rule_versions', schema=None) as batch_op:
-        batch_op.drop_column('cap_max_minutes')
-        batch_op.drop_column('cap_minutes_period')
+    # On SQLite each column goes with the CHECK constraints attached to it (cap_max_minutes first).
+    op.execute("ALTER TABLE rule_versions DROP COLUMN cap_max_minutes")
+    op.execute("ALTER TABLE rule_versions DROP COLUMN cap_minutes_period")
     _set_pool_flag(True)
