@@ -121,6 +121,7 @@ def build_scenario(world, clock):
     clock.set(local(2026, 3, 15, 10, 0))
     with app.app_context():
         community, committee, clerk = ctx_objects()
+        hours.fund_pool(committee, community, 50, "街道拨付")  # the pool pays only what was put into it
         first = hours.create_help_request(committee, s["c1"], "买菜", 30)
         hours.accept_help_request(committee, first, s["a1"])
         hours.complete_help_request(committee, first)

@@ -12,7 +12,7 @@ Scenario in 阳光社区 (points expire one month after they were granted), loca
 | 03-10             | grant 张家 5 volunteer and its reversal                                     |
 | 03-12             | donations 华联超市 soap 20 + oil 5, 县农业银行 soap 10; receipts 张家 60, 李家 9, 王家 3;     |
 |                   | void 李家's; return 2 soap of 张家's                                          |
-| 03-15             | help: 王家 (red, pool pays) 30 min to 张三丰; 李四 20 min to 赵六             |
+| 03-15             | pool funded 50 min; help: 王家 (red, pool pays) 30 min to 张三丰; 李四 20 min to 赵六 |
 | 03-25             | expiry job: 赵家 12                                                          |
 | 03-31 23:30       | grant 王家 4 red (still March)                                              |
 | 04-01 00:30       | grant 张家 100 volunteer, household 孙家 created (April)                       |
@@ -45,7 +45,7 @@ EXPECTED_POINTS = {
     "outstanding": 87,
 }
 EXPECTED_HOURS = {"deposited_minutes": 110, "withdrawn_minutes": 20, "help_minutes": 50,
-                  "pool_balance_minutes": -30, "outstanding_minutes": 90}
+                  "pool_balance_minutes": 20, "outstanding_minutes": 90}
 
 
 def test_every_figure_of_the_month(world, scenario):

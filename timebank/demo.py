@@ -226,6 +226,9 @@ def _history(ctx: DemoContext) -> None:
     rule_codes = [r[0] for r in RULES]
     weights = [6, 8, 8, 3, 2, 1, 2, 2, 1, 1, 1, 5, 3, 1, 2]
     elderly = [r for r in ctx.residents if r.household.color == "red"]
+    # The pool holds only what is put into it: the committee funds it before it pays for red households.
+    clock.set(datetime.combine(first_day, time(9, 0), local_zone()))
+    hours.fund_pool(committee, community, 100 * 60, "街道拨付的时间银行互助时数")
     day = first_day
     while day <= today:
         if day.weekday() == 5:  # Saturday morning tasks with QR check-in
@@ -259,7 +262,9 @@ def _review(ctx: DemoContext, committee: User, grid: User, rng: random.Random) -
     for claim in pending:
         if rng.random() < 0.15:
             continue  # still waiting for review
-        reviewer = committee if claim.household_id == grid.household_id or rng.random() < 0.5 else grid
+        # Nobody reviews their own household's claims, nor those they entered (代录).
+        mine = claim.household_id == grid.household_id or claim.entered_by_user_id == grid.id
+        reviewer = committee if mine or rng.random() < 0.5 else grid
         if rng.random() < 0.08:
             _quietly(earning.reject_claim, reviewer, claim,
                      rng.choice(["材料不全，请补充照片", "与实际情况不符", "重复申报"]))

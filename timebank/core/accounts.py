@@ -1,8 +1,10 @@
 """Names and units of the ledger accounts the application uses, and opening them.
 
 The ledger sees only these strings, and the units it is told (:data:`UNITS`, declared to it by
-:func:`timebank.core.ledgering.configure`). Wallets may not go negative; issuance, sink and pool
-accounts may (an issuance account's negative balance is what the community has given out).
+:func:`timebank.core.ledgering.configure`). Wallets and the community's time-bank pool may not go
+negative; issuance and sink accounts may (an issuance account's negative balance is what the
+community has given out). The pool holds only what was put into it (funding, gifts, the excess over
+the stored-hours cap).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def issuance_minutes(community_id: int) -> str:
 
 
 def pool_minutes(community_id: int) -> str:
-    """The community's time-bank pool: gifts, excess over the cap, seeded hours; pays for red households."""
+    """The community's time-bank pool: the committee's funding, gifts, the excess over the stored-hours cap;
+    pays for red households' help. Never below zero, like a wallet."""
     return f"community:{community_id}:pool:minutes"
 
 
@@ -91,11 +94,11 @@ def open_resident(session, resident, community_id: int) -> str:
 
 def open_community(session, community_id: int) -> None:
     now = utc_naive()
-    wanted = [(issuance_points(community_id, c), POINTS) for c in CATEGORIES] + [
-        (issuance_minutes(community_id), MINUTES),
-        (pool_minutes(community_id), MINUTES),
-        (expired_points(community_id), POINTS),
-        (supermarket_points(community_id), POINTS),
+    wanted = [(issuance_points(community_id, c), POINTS, True) for c in CATEGORIES] + [
+        (issuance_minutes(community_id), MINUTES, True),
+        (pool_minutes(community_id), MINUTES, False),
+        (expired_points(community_id), POINTS, True),
+        (supermarket_points(community_id), POINTS, True),
     ]
-    for code, unit in wanted:
-        _own(session, ledger.open_account(session, code, unit, True, now=now), community_id)
+    for code, unit, may_go_negative in wanted:
+        _own(session, ledger.open_account(session, code, unit, may_go_negative, now=now), community_id)

@@ -202,6 +202,7 @@ def domain_message(exc: DomainError) -> str:
         "rule_inactive": _("this item of the points list is not in force."),
         "help_request_not_open": _("somebody else is already helping."),
         "help_request_not_accepted": _("nobody has accepted this request yet."),
+        "self_dealing": _("the helper may not be of the same household as the person who asks for help."),
         "token_expired": _("the check-in code has expired. Scan the code on the screen again."),
         "token_invalid": _("this is not a valid check-in code."),
         "task_full": _("all places of this task are taken."),
@@ -266,6 +267,7 @@ KIND_LABELS = {
     "expiry": _l("Points expired"),
     "help": _l("Neighbour help paid in time"),
     "gift": _l("Time given"),
+    "pool_funding": _l("Time put into the community pool"),
     "reversal": _l("Correction"),
 }
 

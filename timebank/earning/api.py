@@ -6,7 +6,7 @@ from datetime import UTC
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
 from timebank.core.extensions import db
@@ -22,8 +22,17 @@ blp = Blueprint("earning", __name__, url_prefix="/api/v1",
 
 
 class CapSchema(Schema):
+    """Per household and local calendar period: at most ``max_points`` points and/or ``max_minutes``
+    time-bank minutes from this rule (at least one of the two)."""
+
     period = fields.String(required=True, validate=validate.OneOf(CAP_PERIODS))
-    max_points = fields.Integer(required=True, validate=validate.Range(1, 1_000_000))
+    max_points = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 1_000_000))
+    max_minutes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 10_000_000))
+
+    @validates_schema
+    def _one_limit(self, data, **kwargs):
+        if data.get("max_points") is None and data.get("max_minutes") is None:
+            raise ValidationError("A cap limits points (max_points), minutes (max_minutes) or both.", "max_points")
 
 
 class RuleIn(Schema):
@@ -88,7 +97,7 @@ def rule_out(rule: Rule, version=None) -> dict:
         "version_id": version.id, "title": version.title, "category": version.category,
         "points": version.points, "minutes": version.minutes, "review": version.review,
         "publicity_days": version.publicity_days, "active": version.active,
-        "cap": {"period": version.cap_period, "max_points": version.cap_max_points} if version.cap_period else None,
+        "cap": version.cap,
         "effective_from": version.effective_from,
     }
 
@@ -252,7 +261,8 @@ class ClaimOne(MethodView):
 class ClaimApprove(MethodView):
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(200, ClaimOut)
-    @blp.alt_response(403, description="self_approval: the claim is of the reviewer's own household")
+    @blp.alt_response(403, description="self_approval: the claim is of the reviewer's own household, "
+                                       "or the reviewer entered it (代录)")
     @blp.alt_response(409, description="cap_exceeded, or claim_not_pending")
     def post(self, claim_id):
         """Approve a pending claim (committee or grid worker): published for the rule's publicity days, or

@@ -65,6 +65,13 @@ class RuleVersion(db.Model):
         CheckConstraint("cap_period IS NULL OR cap_period IN ('day', 'week', 'month', 'year')", name="cap_period"),
         CheckConstraint("(cap_period IS NULL) = (cap_max_points IS NULL)", name="cap_complete"),
         CheckConstraint("cap_max_points IS NULL OR cap_max_points > 0", name="cap_positive"),
+        # The cap in minutes (migration 0013): its own period column, equal to cap_period when both are set.
+        CheckConstraint("cap_minutes_period IS NULL OR cap_minutes_period IN ('day', 'week', 'month', 'year')",
+                        name="cap_minutes_period"),
+        CheckConstraint("(cap_minutes_period IS NULL) = (cap_max_minutes IS NULL)", name="cap_minutes_complete"),
+        CheckConstraint("cap_max_minutes IS NULL OR cap_max_minutes > 0", name="cap_minutes_positive"),
+        CheckConstraint("cap_period IS NULL OR cap_minutes_period IS NULL OR cap_period = cap_minutes_period",
+                        name="cap_same_period"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -85,6 +92,17 @@ class RuleVersion(db.Model):
     #: Cap per household: period (day/week/month/year, local calendar) and the most points in it.
     cap_period: Mapped[str | None] = mapped_column(String(8))
     cap_max_points: Mapped[int | None] = mapped_column(Integer)
+    #: Cap per household in time-bank minutes (``cap.max_minutes``), over the same period.
+    cap_minutes_period: Mapped[str | None] = mapped_column(String(8))
+    cap_max_minutes: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def cap(self) -> dict | None:
+        """The cap as the API shows it: ``{period, max_points, max_minutes}`` (either limit may be None)."""
+        period = self.cap_period or self.cap_minutes_period
+        if not period:
+            return None
+        return {"period": period, "max_points": self.cap_max_points, "max_minutes": self.cap_max_minutes}
     #: False retires the rule: no new claims from ``effective_from`` on.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: From when these terms apply (claims made at or after it use them).

@@ -7,10 +7,12 @@ Domain rules, each findable by its word:
 * status flow: ``pending`` -> approve -> ``publicized`` until ``publicity_ends_at`` -> ``posted``;
   or ``rejected``. ``review: auto`` skips ``pending``; ``publicity_days: 0`` skips ``publicized``.
   An objection during publicity sends the claim back to ``pending``.
-* self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``).
-* cap_exceeded: a rule's cap holds per household and local calendar period, counting claims that are
-  approved (publicized or posted). The household row is locked while counting (PostgreSQL; SQLite
-  writers are serialised anyway), so two approvals at the same moment cannot both pass the cap.
+* self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``), nor
+  a claim they entered themselves (代录; by this login or another login of the same person).
+* cap_exceeded: a rule's cap holds per household and local calendar period, in points and/or in
+  minutes (``max_points``, ``max_minutes``), counting claims that are approved (publicized or posted).
+  The household row is locked while counting (PostgreSQL; SQLite writers are serialised anyway), so
+  two approvals at the same moment cannot both pass the cap.
 * posting: one ledger transaction from the community's issuance account of the rule's category to the
   household's points wallet (and minutes from the minutes issuance account to the resident, the
   excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a
@@ -76,8 +78,12 @@ def _check_terms(terms: dict) -> None:
     if terms["points"] + terms["minutes"] <= 0:
         errors["points"] = ["A rule is worth some points or minutes."]
     cap = terms.get("cap")
-    if cap and cap["max_points"] < terms["points"]:
-        errors["cap"] = ["The cap is smaller than one claim."]
+    if cap:
+        limits = [(cap.get("max_points"), terms["points"]), (cap.get("max_minutes"), terms["minutes"])]
+        if all(limit is None for limit, _one in limits):
+            errors["cap"] = ["A cap limits points, minutes or both."]
+        elif any(limit is not None and limit < one for limit, one in limits):
+            errors["cap"] = ["The cap is smaller than one claim."]
     if errors:
         raise ValidationFailed(errors=errors)
 
@@ -88,7 +94,10 @@ def _version(rule: Rule, number: int, terms: dict, user: User | None, effective_
         rule_id=rule.id, number=number, title=terms["title"], category=terms["category"],
         points=terms["points"], minutes=terms["minutes"], review=terms["review"],
         publicity_days=terms["publicity_days"], active=terms.get("active", True),
-        cap_period=cap["period"] if cap else None, cap_max_points=cap["max_points"] if cap else None,
+        cap_period=cap["period"] if cap and cap.get("max_points") is not None else None,
+        cap_max_points=cap.get("max_points") if cap else None,
+        cap_minutes_period=cap["period"] if cap and cap.get("max_minutes") is not None else None,
+        cap_max_minutes=cap.get("max_minutes") if cap else None,
         effective_from=effective_from, created_by_user_id=user.id if user else None,
     )
     db.session.add(version)
@@ -119,8 +128,7 @@ def change_rule(user: User, rule: Rule, changes: dict, effective_from: datetime 
     current = latest_version(rule)
     terms = dict(title=current.title, category=current.category, points=current.points, minutes=current.minutes,
                  review=current.review, publicity_days=current.publicity_days, active=current.active,
-                 cap={"period": current.cap_period, "max_points": current.cap_max_points}
-                 if current.cap_period else None)
+                 cap=current.cap)
     terms.update({k: v for k, v in changes.items() if k in terms})
     _check_terms(terms)
     moment = utc_naive(effective_from) if effective_from is not None else utc_naive()
@@ -167,21 +175,26 @@ def period_bounds(period: str, moment: datetime) -> tuple[datetime, datetime]:
 
 
 def _check_cap(claim: Claim) -> None:
+    """cap_exceeded: in points (``max_points``) and in minutes (``max_minutes``), whichever the rule sets,
+    so a rule worth only minutes cannot be claimed without end."""
     version = claim.rule_version
-    if not version.cap_period:
+    cap = version.cap
+    if not cap:
         return
     # Serialise approvals for one household (PostgreSQL; on SQLite writers are serialised already).
     db.session.execute(select(Household.id).where(Household.id == claim.household_id).with_for_update())
-    start, end = period_bounds(version.cap_period, claim.created_at)
-    used = db.session.execute(
-        select(func.coalesce(func.sum(Claim.points), 0)).where(
+    start, end = period_bounds(cap["period"], claim.created_at)
+    points, minutes = db.session.execute(
+        select(func.coalesce(func.sum(Claim.points), 0), func.coalesce(func.sum(Claim.minutes), 0)).where(
             Claim.household_id == claim.household_id, Claim.rule_id == claim.rule_id,
             Claim.status.in_(COUNTED), Claim.created_at >= start, Claim.created_at < end, Claim.id != claim.id)
-    ).scalar_one()
-    if used + claim.points > version.cap_max_points:
-        raise Conflict(
-            f"The household has {used} of {version.cap_max_points} points for this item this "
-            f"{version.cap_period}; this claim would pass the cap.", code="cap_exceeded")
+    ).one()
+    for used, this, limit, unit in ((points, claim.points, cap["max_points"], "points"),
+                                    (minutes, claim.minutes, cap["max_minutes"], "minutes")):
+        if limit is not None and used + this > limit:
+            raise Conflict(
+                f"The household has {used} of {limit} {unit} for this item this {cap['period']}; "
+                "this claim would pass the cap.", code="cap_exceeded")
 
 
 def _approve(claim: Claim, user: User | None) -> None:
@@ -250,10 +263,24 @@ def _locked(claim: Claim) -> Claim:
     return claim
 
 
+def _entered_by(user: User, claim: Claim) -> bool:
+    """Whether ``user`` entered the claim: this login, or another login of the same person."""
+    if claim.entered_by_user_id is None:
+        return False
+    if claim.entered_by_user_id == user.id:
+        return True
+    if user.resident_id is None:
+        return False
+    enterer = db.session.get(User, claim.entered_by_user_id)
+    return enterer is not None and enterer.resident_id == user.resident_id
+
+
 def approve_claim(user: User, claim: Claim) -> Claim:
     require_community(user, claim.community_id, *REVIEWERS)
     if user.household_id is not None and user.household_id == claim.household_id:
         raise Forbidden("Nobody approves a claim of their own household.", code="self_approval")
+    if _entered_by(user, claim):
+        raise Forbidden("Nobody approves a claim they entered themselves (代录).", code="self_approval")
     _locked(claim)
     if claim.status != "pending":
         raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")

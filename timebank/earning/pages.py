@@ -59,7 +59,7 @@ def claims():
         .scalars()} if pending else {}
     return render_template("committee/claims.html", place=place, pending=pending, publicized=publicized,
                            decided=decided, enterers=enterers, can_review=can_write(*earning.REVIEWERS),
-                           can_object=user.role != "supervisor", own_household=user.household_id,
+                           can_object=user.role != "supervisor", own_household=user.household_id, me_id=user.id,
                            can_enter=can_write(*earning.ENTERING_STAFF), rules=_rules(place.id))
 
 
@@ -215,9 +215,10 @@ def _rules(community_id: int):
 
 
 def _cap(form) -> dict | None:
-    period, limit = form.get("cap_period") or "", form_number(form.get("cap_max_points"))
-    if period and limit:
-        return {"period": period, "max_points": limit}
+    period = form.get("cap_period") or ""
+    points, minutes = form_number(form.get("cap_max_points")), form_number(form.get("cap_max_minutes"))
+    if period and (points or minutes):
+        return {"period": period, "max_points": points or None, "max_minutes": minutes or None}
     return None
 
 

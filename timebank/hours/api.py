@@ -75,6 +75,21 @@ class TransferOut(Schema):
     to_pool_minutes = fields.Integer()
 
 
+class PoolIn(Schema):
+    community_code = fields.String(required=True)
+    minutes = fields.Integer(required=True, validate=MINUTES)
+    note = fields.String(load_default="", validate=validate.Length(0, 500))
+
+
+class PoolOut(Schema):
+    community_code = fields.String()
+    minutes = fields.Integer()
+    note = fields.String()
+    transaction_id = fields.Integer()
+    #: The pool's balance after this funding.
+    balance = fields.Integer()
+
+
 @blp.route("/help-requests")
 class HelpRequests(MethodView):
     @blp.arguments(HelpQuery, location="query")
@@ -116,6 +131,8 @@ class HelpRequestOne(MethodView):
 class HelpRequestAccept(MethodView):
     @blp.arguments(AcceptIn)
     @blp.response(200, HelpOut)
+    @blp.alt_response(403, description="self_dealing: the volunteer is of the requester's household; "
+                                       "forbidden: a resident volunteers only themselves")
     @blp.alt_response(409, description="help_request_not_open")
     def post(self, body, help_request_id):
         """A volunteer takes the request (the volunteer's household, or staff for them)."""
@@ -128,10 +145,14 @@ class HelpRequestAccept(MethodView):
 class HelpRequestComplete(MethodView):
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(200, HelpOut)
-    @blp.alt_response(409, description="insufficient_hours, or help_request_not_accepted")
+    @blp.alt_response(403, description="forbidden: not the requester (nor staff for them), or the requester "
+                                       "confirming help that the community pool pays")
+    @blp.alt_response(409, description="insufficient_hours (the requester's, or the pool's), "
+                                       "or help_request_not_accepted")
     def post(self, help_request_id):
-        """Confirm the help was given (the requester's household, or a grid worker on their behalf): the minutes
-        move from the requester to the volunteer; a red household's help is paid by the community pool."""
+        """Confirm the help was given (the requester, or a grid worker or committee member on their behalf):
+        the minutes move from the requester to the volunteer. A red household's help is paid by the
+        community pool, and only a grid worker or the committee confirms it."""
         user = current_user()
         help_request = ops.visible_help_request(user, help_request_id)
         return ops.complete_help_request(user, help_request)
@@ -142,9 +163,23 @@ class HourTransfers(MethodView):
     @blp.arguments(TransferIn)
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, TransferOut)
+    @blp.alt_response(403, description="forbidden: a resident gives only their own minutes")
     @blp.alt_response(409, description="insufficient_hours")
     @blp.alt_response(422, description="validation_error: the receiver is not kin in the same household")
     def post(self, body):
         """Give minutes to kin in the same household (``to_resident_id``) or to the community pool
-        (``to_pool: true``)."""
+        (``to_pool: true``). Only the giver themselves, or staff for them (audited)."""
         return ops.transfer(current_user(), **body)
+
+
+@blp.route("/hours/pool")
+class HourPool(MethodView):
+    @blp.arguments(PoolIn)
+    @idempotent  # outside @blp.response, so it stores the serialized response
+    @blp.response(201, PoolOut)
+    @blp.alt_response(403, description="forbidden: only the committee of the community funds its pool")
+    def post(self, body):
+        """Put minutes into the community pool (committee): the pool pays for red households' help and
+        holds only what was put into it; it never goes below zero."""
+        community = community_by_code(body["community_code"])
+        return ops.fund_pool(current_user(), community, body["minutes"], body["note"])

@@ -7,11 +7,24 @@
   household is labelled ``red`` is paid for by the community pool. Without enough minutes: 409
   ``insufficient_hours``.
 * Gifts (:func:`transfer`) go to kin in the same household or to the community pool.
+
+Insider rules (nobody mints or moves value alone):
+
+* personal minutes: a resident's minutes are moved only by that resident, or by staff acting for
+  them (recorded: ``created_by_user_id``, ``completed_by_user_id``, the audit log); a member of the
+  same household gets 403 ``forbidden`` (:func:`_acts_for`).
+* self_dealing: the volunteer is never of the requester's household (403).
+* pool funding: the pool holds only what the committee put into it (:func:`fund_pool`) and what was
+  given to it; its account may not go below zero (ledger and database, like a wallet), so a payment
+  it cannot cover is 409 ``insufficient_hours``.
+* staff confirmation: pool-paid help is confirmed by a grid worker or the committee; the requester's
+  own confirmation is refused with 403 ``forbidden`` (:func:`needs_staff_confirmation`).
 """
 
 from __future__ import annotations
 
 import ledger
+import ledger.core
 from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
@@ -52,12 +65,19 @@ def _resident(resident_id: int, field: str) -> Resident:
 
 
 def _acts_for(user: User, resident: Resident, *staff_roles: str) -> None:
-    """A resident acts for members of their own household; staff with ``staff_roles`` for their community."""
+    """personal minutes: a resident acts only for themselves (not for kin: their minutes are theirs);
+    staff with ``staff_roles`` act for residents of their community, and it is recorded."""
     if user.role == "resident":
-        if user.household_id != resident.household_id:
-            raise Forbidden("Residents act only for their own household.")
+        if user.resident_id != resident.id:
+            raise Forbidden("A resident's minutes are moved by that resident, or by staff for them.")
         return
     require_community(user, resident.household.community_id, *staff_roles)
+
+
+def needs_staff_confirmation(help_request: HelpRequest) -> bool:
+    """Help paid by the community pool (the requester's household is labelled red) is confirmed by a grid
+    worker or the committee, never by the requester alone."""
+    return help_request.requester.household.color == "red"
 
 
 def _post(community_id: int, legs, **kw):
@@ -105,8 +125,8 @@ def accept_help_request(user: User, help_request: HelpRequest, volunteer_id: int
     _acts_for(user, volunteer, *HELPING_STAFF)
     if volunteer.household.community_id != help_request.community_id:
         raise ValidationFailed(errors={"volunteer_id": ["The volunteer lives in another community."]})
-    if volunteer.id == help_request.requester_id:
-        raise ValidationFailed(errors={"volunteer_id": ["Nobody helps themselves for minutes."]})
+    if volunteer.household_id == help_request.requester.household_id:
+        raise Forbidden("The volunteer is never of the requester's household.", code="self_dealing")
     _locked(help_request)
     if help_request.status != "open":
         raise Conflict(f"The request is {help_request.status}, not open.", code="help_request_not_open")
@@ -124,8 +144,10 @@ def complete_help_request(user: User, help_request: HelpRequest) -> HelpRequest:
     """Pay the volunteer: from the requester, or from the pool for a red household."""
     requester = help_request.requester
     if user.role == "resident":
-        if user.household_id != requester.household_id:
-            raise Forbidden("Only the requester's household, or a grid worker, confirms the help.")
+        if user.resident_id != requester.id:
+            raise Forbidden("Only the requester, or a grid worker for them, confirms the help.")
+        if needs_staff_confirmation(help_request):
+            raise Forbidden("Help paid by the community pool is confirmed by a grid worker or the committee.")
     else:
         require_community(user, help_request.community_id, *HELPING_STAFF)
     _locked(help_request)
@@ -134,6 +156,8 @@ def complete_help_request(user: User, help_request: HelpRequest) -> HelpRequest:
     community = db.session.get(Community, help_request.community_id)
     red = requester.household.color == "red"
     source = accounts.pool_minutes(community.id) if red else accounts.resident_minutes(requester.id)
+    if red:
+        _cover_from_pool(community.id, help_request.minutes)
     legs = minute_legs(help_request.volunteer, community, help_request.minutes, source)
     # From the pool to a volunteer already at the cap nothing moves, and nothing is posted.
     tx = _post(community.id, legs, kind="help", category="neighbour_help",
@@ -150,6 +174,36 @@ def complete_help_request(user: User, help_request: HelpRequest) -> HelpRequest:
         record("help_request.complete", user=user, target=f"help_request:{help_request.id}",
                minutes=help_request.minutes, paid_by=help_request.paid_by)
     return help_request
+
+
+def _cover_from_pool(community_id: int, minutes: int) -> None:
+    """Refuse a payment the pool cannot cover, read under the ledger's writer lock. The ledger refuses it
+    too (the pool account may not go negative); this also holds a pool opened before that rule, which
+    kept its old flag (see migration 0013)."""
+    ledger.core.lock_writer(db.session)
+    held = ledger.balance(db.session, accounts.pool_minutes(community_id))
+    if held < minutes:
+        raise Conflict(f"The community pool holds {held} minutes; this help needs {minutes}.",
+                       code="insufficient_hours")
+
+
+#: Who puts minutes into the community pool.
+POOL_FUNDERS = ("committee",)
+
+
+def fund_pool(user: User, community: Community, minutes: int, note: str) -> dict:
+    """The committee puts minutes into the community pool (from the community's minutes issuance account):
+    the only way, besides residents' gifts and the stored-hours cap's excess, that the pool gets minutes."""
+    require_community(user, community.id, *POOL_FUNDERS)
+    pool = accounts.pool_minutes(community.id)
+    tx = _post(community.id, [ledger.Leg(accounts.issuance_minutes(community.id), -minutes),
+                              ledger.Leg(pool, minutes)],
+               kind="pool_funding", category="time_bank", memo=f"pool funding: {note}".strip(), actor=user.actor,
+               reference=f"community:{community.id}:pool")
+    record("hours.pool_fund", user=user, target=f"community:{community.id}", community_id=community.id,
+           minutes=minutes, note=note, transaction_id=tx.id)
+    return {"community_code": community.code, "minutes": minutes, "note": note, "transaction_id": tx.id,
+            "balance": ledger.balance(db.session, pool)}
 
 
 def transfer(user: User, from_resident_id: int, minutes: int, to_resident_id: int | None = None,

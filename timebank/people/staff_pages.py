@@ -79,7 +79,7 @@ def message(exc: DomainError) -> str:
         "pay_code_invalid": _("this is not a card or pay code of this community."),
         "already_voided": _("this receipt is already voided."),
         "fully_returned": _("every item of this receipt was returned already."),
-        "self_approval": _("nobody approves a claim of their own household."),
+        "self_approval": _("nobody approves a claim of their own household, nor a claim they entered themselves."),
         "claim_not_pending": _("this claim was already decided."),
         "claim_not_publicized": _("objections are taken only while the claim is on the notice board."),
         "cap_exceeded": _("the household has reached the limit for this item in this period."),

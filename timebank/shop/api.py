@@ -539,6 +539,7 @@ class RedemptionVoid(MethodView):
     @blp.arguments(VoidIn)
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(200, VoidOut)
+    @blp.alt_response(403, description="self_approval: the receipt is of the clerk's own household")
     @blp.alt_response(409, description="already_voided, or fully_returned (nothing left to void)")
     def post(self, body, redemption_id):
         """Void a receipt: points and stock back, as compensating entries (clerk, committee).
@@ -557,6 +558,7 @@ class RedemptionReturns(MethodView):
     @blp.arguments(ReturnIn)
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, ReturnCreatedOut)
+    @blp.alt_response(403, description="self_approval: the receipt is of the clerk's own household")
     @blp.alt_response(409, description="return_exceeds_purchase, already_voided")
     def post(self, body, redemption_id):
         """Take back some goods of a receipt: their points (at the receipt's prices) and stock come back."""

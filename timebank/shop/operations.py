@@ -471,6 +471,9 @@ def _lock_redemption(redemption_id: int, user: User) -> Redemption:
     if redemption is None or not can_see_redemption(user, redemption):
         raise NotFound("No such receipt.")
     require_shop_staff(user, redemption.community_id)
+    if user.household_id is not None and user.household_id == redemption.household_id:
+        # self_approval: a clerk does not void or take back goods of a receipt of their own household.
+        raise Forbidden("Nobody voids or takes back a receipt of their own household.", code="self_approval")
     if redemption.status == "voided":
         raise Conflict(f"Receipt {redemption.receipt_no} is already voided.", code="already_voided")
     return redemption

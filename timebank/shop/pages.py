@@ -255,7 +255,9 @@ def void(redemption_id: int):
         redemption, points = shop.void(redemption_id, me(), reason)
     except DomainError as exc:
         db.session.rollback()
-        flash(message(exc), "error")
+        flash(_("Not done: %(reason)s", reason=_(
+            "this is a receipt of your own household: another clerk voids it or takes the goods back."))
+              if exc.code == "self_approval" else message(exc), "error")
         return redirect(back)
     return form_done(back, _("Receipt No. %(no)d voided: %(points)d points and the goods are back.",
                              no=redemption.receipt_no, points=points))

@@ -214,6 +214,12 @@ def help_requests():
                     hours.accept_help_request(user, help_request, resident.id)
                     message = _("Thank you! You are the helper for: %(title)s", title=help_request.title)
                 else:
+                    if help_request.requester_id == resident.id and hours.needs_staff_confirmation(help_request):
+                        db.session.rollback()
+                        flash(_("Not done: %(reason)s", reason=_(
+                            "help paid by the community pool is confirmed by the grid worker or the committee.")),
+                            "error")
+                        return redirect(url_for(".help_requests"))
                     hours.complete_help_request(user, help_request)
                     message = _("Confirmed. %(time)s went to %(name)s.",
                                 time=_hours(help_request.minutes), name=help_request.volunteer.name)
@@ -234,7 +240,8 @@ def help_requests():
         .order_by(HelpRequest.id.desc()).limit(30)).scalars().all()
     minutes = ledger.balance(db.session, accounts.resident_minutes(resident.id))
     return render_template("resident/help.html", open_requests=open_requests, ours=ours, members=members,
-                           resident=resident, household=household, minutes=minutes)
+                           resident=resident, household=household, minutes=minutes,
+                           staff_confirms=hours.needs_staff_confirmation)
 
 
 def _hours(minutes: int) -> str:
