@@ -67,5 +67,4 @@ def check_password_strength(password: str, username: str | None = None) -> None:
     """Refuse a weak password with 422 ``weak_password``; wherever a password is set."""
     reason = weakness(password, username)
     if reason is not None:
-        raise WeakPassword(_("The password is too easy to guess: %(reason)s", reason=reason),
-                           errors={"password": [reason]})
+        raise WeakPassword(_("The password is too easy to guess."), errors={"password": [reason]})
