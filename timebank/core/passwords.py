@@ -3,7 +3,8 @@
 A login's password must have at least 8 characters and must not be one that guessers try first: a
 well-known common password (``data/common_passwords.txt``, optionally followed by digits or
 punctuation), a run such as ``12345678``, ``87654321`` or ``abcdefgh``, a row of the keyboard, a short
-pattern repeated (``11111111``, ``12341234``), or the username (for residents, their phone number).
+pattern repeated (``11111111``, ``12341234``), or the username (for residents, their phone number)
+with at most punctuation added.
 The rules are few and can be said to a resident in one sentence; the list is short enough to read.
 """
 
@@ -53,7 +54,7 @@ def weakness(password: str, username: str | None = None) -> str | None:
         return _("The password needs at least %(count)d characters.", count=MIN_LENGTH)
     lowered = password.lower()
     name = (username or "").strip().lower()
-    if name and (lowered == name or (len(name) >= 4 and name in lowered)):
+    if name and name in (lowered, re.sub(r"[\W_]+$", "", lowered)):
         return _("The password must not be the username or phone number.")
     common = common_passwords()
     if lowered in common or re.sub(r"[\d\W_]+$", "", lowered) in common:
