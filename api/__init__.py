@@ -7,7 +7,7 @@ import http
 from flask_smorest import Api
 
 from timebank.core import openapi
-from timebank.core.extensions import csrf
+from timebank.core.browser import cookie_writes_need_csrf
 from timebank.core.problems import flatten_messages, problem
 
 
@@ -79,12 +79,12 @@ def init_app(app) -> None:
     from timebank.shop import api as shop
 
     for module in (auth, people, ledger_api, earning, tasks, hours, shop, audit, reports):
-        csrf.exempt(module.blp)  # bearer tokens, not cookies: CSRF does not apply
+        cookie_writes_need_csrf(app, module.blp)  # bearer tokens need no CSRF token; the page cookie does
         api.register_blueprint(module.blp)
 
     for name in app.config.get("TIMEBANK_API_MODULES", ()):
         import importlib
 
         module = importlib.import_module(name)
-        csrf.exempt(module.blp)
+        cookie_writes_need_csrf(app, module.blp)
         api.register_blueprint(module.blp)

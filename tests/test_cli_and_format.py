@@ -24,7 +24,7 @@ def test_create_user_reads_password_from_stdin(runner, world):
 def test_create_user_refuses_bad_input(runner, world):
     short = runner.invoke(args=["create-user", "x1", "--role", "clerk", "--community", "hongxing",
                                 "--password-stdin"], input="short\n")
-    assert short.exit_code != 0 and "8 characters" in short.output
+    assert short.exit_code != 0 and "8 个字符" in short.output
     nowhere = runner.invoke(args=["create-user", "x2", "--role", "clerk", "--community", "nowhere",
                                   "--password-stdin"], input="long-enough-1\n")
     assert nowhere.exit_code != 0 and "nowhere" in nowhere.output

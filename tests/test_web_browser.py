@@ -86,7 +86,7 @@ def test_pay_code_refreshes_itself_before_it_expires(town, world, app, live_serv
     first = qr.get_attribute("data-code")
     assert first and qr.locator("svg").count() == 1
     assert "秒后自动更新" in page.inner_text("#paycode-countdown")
-    page.wait_for_function("document.getElementById('paycode').dataset.refreshed === '1'", timeout=20_000)
+    page.wait_for_function("() => document.getElementById('paycode').dataset.refreshed === '1'", timeout=20_000)
     second = qr.get_attribute("data-code")
     assert second and second != first
     # The new code is one the supermarket accepts.

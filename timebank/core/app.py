@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import os
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 
 from timebank.core import boundary
 from timebank.core.config import Defaults, apply_environment, persistent_secret
@@ -91,7 +91,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     ledgering.configure()  # the ledger's units and writer lock, before any table is used
 
-    from timebank.core import audit_log, auth, problems
+    from timebank.core import audit_log, auth, browser, problems
     from timebank.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 
     features = [importlib.import_module(name) for name in app.config.get("TIMEBANK_FEATURES", FEATURES)]
@@ -106,6 +106,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     auth.init_app(app)
     csrf.init_app(app)
+    browser.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     limiter.init_app(app)
     problems.init_app(app)
@@ -120,6 +121,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _select_locale():
+    if not has_request_context():  # a command: the default language
+        return None
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in ("zh_CN", "en"):
         return chosen

@@ -9,6 +9,7 @@ token's user even when it also carries a page cookie.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm.util import identity_key
 from ledger import driver
 from timebank.core.clock import utc_naive
 from timebank.core.errors import InvalidCredentials, Unauthenticated
-from timebank.core.extensions import db
+from timebank.core.extensions import db, limiter
 from timebank.core.users import ApiToken, User
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
@@ -56,6 +57,50 @@ def authenticate(username: str, password: str) -> User:
     if not user.active or not check_password(user.password_hash, password):
         raise InvalidCredentials()
     return user
+
+
+def login_name(raw: str) -> str:
+    """The username as typed, tidied: phone numbers are typed with spaces or dashes on old phones
+    (138 0013 8000 -> 13800138000)."""
+    raw = raw.strip()
+    compact = re.sub(r"[\s\-()]", "", raw)
+    return compact if re.fullmatch(r"\+?\d{5,20}", compact) else raw
+
+
+def _login_attempt_failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _attempted_account() -> str:
+    """The account a login attempt names (the API's JSON or the page's form), for its own limit."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        name = body.get("username") if isinstance(body, dict) else None
+    else:
+        name = request.form.get("username")
+    return "account:" + (login_name(name).lower() if isinstance(name, str) else "")
+
+
+def login_limits() -> list:
+    """Flask-Limiter's limits on logging in, shared by ``POST /api/v1/auth/token`` and the login page.
+    Only failed attempts (401) count, per address (``TIMEBANK_LOGIN_RATE_LIMIT``) and per account
+    (``TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT``): many people may log in from one address (a community
+    centre, a carrier's NAT), and guessing one account's password from many addresses is slow.
+    A limit reached answers 429 ``rate_limited`` with Retry-After, even to the right password. The
+    counts are in Flask-Limiter's storage: Redis when ``TIMEBANK_RATELIMIT_STORAGE_URL`` is set, so
+    every worker shares them."""
+    def per_address() -> str:
+        return current_app.config["TIMEBANK_LOGIN_RATE_LIMIT"]
+
+    def per_account() -> str:
+        return current_app.config["TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT"]
+
+    return [
+        limiter.shared_limit(per_address, scope="login-address", methods=["POST"],
+                             deduct_when=_login_attempt_failed),
+        limiter.shared_limit(per_account, scope="login-account", key_func=_attempted_account, methods=["POST"],
+                             deduct_when=_login_attempt_failed),
+    ]
 
 
 def _digest(token: str) -> str:
@@ -124,15 +169,22 @@ def load_request_user(_request) -> User | None:
     return user_for_token(token) if token is not None else None
 
 
-def load_session_user(user_id: str) -> User | None:
-    """Flask-Login's loader for page sessions (not for requests that carry a bearer token)."""
+def load_session_user(session_id: str) -> User | None:
+    """Flask-Login's loader for page sessions (not for requests that carry a bearer token). The
+    session names the login as ``"<id>:<session version>"`` (:meth:`User.get_id`): after a logout
+    the version has moved on and the old cookie, or any copy of it, names nobody."""
     if bearer_token() is not None:
         return None
+    # A bare id is a session from before versions were kept: version 0, which the first logout ends.
+    user_id_text, _, version_text = str(session_id).partition(":")
     try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
+        user_id, version = int(user_id_text), int(version_text or 0)
+    except ValueError:
         return None
-    return user if user is not None and user.active else None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or (user.session_version or 0) != version:
+        return None
+    return user
 
 
 def init_app(app) -> None:

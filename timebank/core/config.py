@@ -17,6 +17,8 @@ ENVIRONMENT = {
     "TIMEBANK_BASE_URL": "TIMEBANK_BASE_URL",
     "TIMEBANK_TOKEN_TTL_SECONDS": "TIMEBANK_TOKEN_TTL_SECONDS",
     "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
+    "TIMEBANK_LOGIN_RATE_LIMIT": "TIMEBANK_LOGIN_RATE_LIMIT",
+    "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT": "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT",
 }
 
 #: PostgreSQL's timeouts (timebank/core/postgres.py): each variable sets the config key of its name.
@@ -61,6 +63,9 @@ class Defaults:
     #: Public address used in QR codes; defaults to the address of the request.
     TIMEBANK_BASE_URL = None
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    #: Failed logins allowed from one address, and at one account (successful logins do not count).
+    TIMEBANK_LOGIN_RATE_LIMIT = "10 per minute"
+    TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT = "20 per hour"
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
     # Large enough for any honest request; larger bodies get 413 before they are read.

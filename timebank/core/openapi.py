@@ -8,6 +8,8 @@ operation alike and is added here, as the document is built:
 * 401 on every operation that needs a login, that is every operation whose ``security`` is not
   :data:`PUBLIC`;
 * 403 on those too, unless the view is marked :func:`for_any_login` (no role or community applies);
+* 403 ``csrf_failed`` on every write: a browser's page session cookie is taken only with the page's
+  CSRF token (:mod:`timebank.core.browser`);
 * 422 ``validation_error`` where the operation takes a body or query arguments, 400 where it takes a
   JSON body;
 * ``Idempotency-Key`` and 422 ``idempotency_key_reused`` on the views wrapped by
@@ -87,6 +89,8 @@ UNAUTHENTICATED = ("unauthenticated: no bearer token, or one that is not valid (
                    "is disabled); token_expired")
 FORBIDDEN = "forbidden: the caller's role or community does not allow this"
 READ_ONLY_ROLE = "read_only_role: supervisors change nothing"
+CSRF_FAILED = ("csrf_failed: the request was authenticated by a page session cookie (no bearer token) "
+               "without the page's CSRF token in the X-CSRFToken header")
 VALIDATION_ERROR = "validation_error: invalid fields, listed in `errors`"
 IDEMPOTENCY_KEY_REUSED = ("idempotency_key_reused: the Idempotency-Key was used with another request; "
                           "validation_error also when the key is not 1 to 255 characters")
@@ -182,6 +186,8 @@ def describe(operation: dict, method: str, function=None) -> None:
             error("403", FORBIDDEN, "forbidden")
             if method in WRITE_METHODS:
                 error("403", READ_ONLY_ROLE)
+    if method in WRITE_METHODS:
+        error("403", CSRF_FAILED)
     if takes_input or "422" in responses:
         error("422", VALIDATION_ERROR)
     if idempotent:

@@ -44,6 +44,9 @@ class User(Model):
     #: The person behind the login, so conflict-of-interest rules can see their household.
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Part of the page session's name for this login (:meth:`get_id`); logging out changes it, which
+    #: ends every page session of the login, copies of the cookie included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
 
     community: Mapped[Community | None] = relationship()
@@ -63,7 +66,12 @@ class User(Model):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the page session stores: the id and the session version (see ``end_sessions``)."""
+        return f"{self.id}:{self.session_version or 0}"
+
+    def end_sessions(self) -> None:
+        """Log out everywhere: every page session cookie issued so far stops naming this login."""
+        self.session_version = (self.session_version or 0) + 1
 
     @property
     def actor(self) -> str:

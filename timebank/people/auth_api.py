@@ -6,9 +6,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from timebank.core.audit_log import record
-from timebank.core.auth import authenticate, bearer_token, issue_token, revoke_token
+from timebank.core.auth import authenticate, bearer_token, issue_token, login_limits, revoke_token
 from timebank.core.errors import Unauthenticated
-from timebank.core.extensions import limiter
 from timebank.core.http import current_user
 from timebank.core.openapi import PUBLIC, for_any_login
 
@@ -28,13 +27,14 @@ class TokenResponse(Schema):
 
 @blp.route("/token")
 class Token(MethodView):
-    decorators = [limiter.limit("10 per minute", methods=["POST"])]
+    decorators = login_limits()
 
     @blp.doc(security=PUBLIC)
     @blp.arguments(TokenRequest)
     @blp.response(200, TokenResponse)
     @blp.alt_response(401, description="invalid_credentials")
-    @blp.alt_response(429, description="rate_limited: too many attempts from this address")
+    @blp.alt_response(429, description="rate_limited: too many failed attempts from this address or at this "
+                                       "account; Retry-After says when to try again")
     def post(self, body):
         """Log in. A resident's username is their phone number."""
         user = authenticate(body["username"], body["password"])

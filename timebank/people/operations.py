@@ -8,6 +8,7 @@ from timebank.core import accounts
 from timebank.core.auth import hash_password
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
+from timebank.core.passwords import check_password_strength
 from timebank.core.users import ROLES, STAFF_ROLES, User
 from timebank.people.models import COLORS, Community, Household, Resident
 
@@ -65,8 +66,7 @@ def create_user(username: str, password: str, role: str, community_id: int | Non
         raise ValidationFailed(errors={"community_code": ["Staff belong to a community."]})
     if role == "resident" and resident_id is None:
         raise ValidationFailed(errors={"resident_id": ["A resident login is linked to a resident."]})
-    if len(password) < 8:
-        raise ValidationFailed(errors={"password": ["At least 8 characters."]})
+    check_password_strength(password, username)
     if db.session.execute(select(User.id).where(User.username == username)).first():
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
     if resident_id is not None:

@@ -122,7 +122,8 @@ def init_app(app) -> None:
     secure = os.environ.get("TIMEBANK_SESSION_COOKIE_SECURE")
     if secure:
         app.config["SESSION_COOKIE_SECURE"] = secure.lower() in ("1", "true", "yes", "on")
-    app.config["REMEMBER_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE", False)
+    app.config["REMEMBER_COOKIE_SECURE"] = bool(app.config.get("REMEMBER_COOKIE_SECURE")
+                                                or app.config.get("SESSION_COOKIE_SECURE", False))
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     login_manager.login_view = "web_auth.login"
     login_manager.login_message = _l("Please log in first.")

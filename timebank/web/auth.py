@@ -1,44 +1,37 @@
 """Logging in and out of the pages (Flask-Login session, CSRF-protected forms).
 
 Residents log in with their phone number, staff with their username: both are the login's username,
-so one form serves both. Attempts are rate-limited per address (``TIMEBANK_LOGIN_RATE_LIMIT``,
-10 per minute by default) so a password cannot be guessed by trying.
+so one form serves both. Failed attempts are limited per address and per account, together with the
+API's (:func:`timebank.core.auth.login_limits`), so a password cannot be guessed by trying.
 """
 
 from __future__ import annotations
 
-import re
-
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from timebank.core.audit_log import record
-from timebank.core.auth import authenticate
+from timebank.core.auth import authenticate, login_limits, login_name
 from timebank.core.errors import InvalidCredentials
-from timebank.core.extensions import db, limiter
+from timebank.core.extensions import db
 from timebank.core.pages import safe_next
 
 bp = Blueprint("web_auth", __name__)
-
-
-def login_rate_limit() -> str:
-    return current_app.config.get("TIMEBANK_LOGIN_RATE_LIMIT", "10 per minute")
-
-
-def _username(raw: str) -> str:
-    """Phone numbers are typed with spaces or dashes on old phones: 138 0013 8000 -> 13800138000."""
-    raw = raw.strip()
-    compact = re.sub(r"[\s\-()]", "", raw)
-    return compact if re.fullmatch(r"\+?\d{5,20}", compact) else raw
 
 
 def home_for(user) -> str:
     return url_for("web_resident.home") if user.role == "resident" else url_for("web.home")
 
 
+def _limited(view):
+    for limit in reversed(login_limits()):
+        view = limit(view)
+    return view
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_rate_limit, methods=["POST"])
+@_limited
 def login():
     target = request.values.get("next")
     if current_user.is_authenticated and request.method == "GET":
@@ -46,7 +39,7 @@ def login():
     username = ""
     status = 200
     if request.method == "POST":
-        username = _username(request.form.get("username", ""))
+        username = login_name(request.form.get("username", ""))
         password = request.form.get("password", "")
         try:
             user = authenticate(username, password)
@@ -68,6 +61,10 @@ def login():
 @bp.post("/logout")
 def logout():
     lang = session.get("lang")
+    if current_user.is_authenticated:
+        user = current_user._get_current_object()
+        user.end_sessions()  # a copy of this session's cookie stops working too
+        record("auth.logout", user=user, via="web")
     logout_user()
     session.clear()
     if lang:
