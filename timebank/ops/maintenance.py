@@ -34,6 +34,7 @@ from flask import current_app, request
 from flask.cli import with_appcontext
 from sqlalchemy.engine import make_url
 
+from timebank.core import in_use
 from timebank.core.errors import NotFound, ValidationFailed
 
 #: Largest integer either database stores (64-bit signed).
@@ -183,13 +184,10 @@ def _database_url():
 
 def sqlite_path(url=None) -> Path:
     """The file of a ``sqlite:///PATH`` or ``sqlite:///file:PATH?...&uri=true`` URL."""
-    url = url or _database_url()
-    database = url.database or ""
-    if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
-    if not database or database == ":memory:":
+    path = in_use.sqlite_file(url or _database_url())
+    if path is None:
         raise click.ClickException("an in-memory SQLite database cannot be backed up")
-    return Path(database).resolve()
+    return path
 
 
 def _fsync_dir(path: Path) -> None:

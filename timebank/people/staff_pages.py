@@ -89,9 +89,7 @@ def message(exc: DomainError) -> str:
         "same_signer": _("you have signed already; a second committee member must sign."),
         "month_not_ended": _("this month has not ended yet; it can be closed once it is over."),
         "month_closed": _("this month is closed; nothing can be added to it."),
-        "forbidden": _("you may not do this."),
         "not_found": _("it was not found."),
-        "validation_error": _("some of the entries are not valid."),
     }
     text = messages.get(exc.code)
     if text is None:
