@@ -31,9 +31,12 @@ def browse_all(world, user, query):
 
 
 def csv_rows(response) -> list[list[str]]:
+    """The header and the rows of a ledger export, after checking its trailer row (``#end,<rows>``)."""
     raw = response.get_data()
     assert raw.startswith(b"\xef\xbb\xbf")
-    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[-1] == ["#end", str(len(rows) - 2)]
+    return rows[:-1]
 
 
 @pytest.mark.parametrize("query", [
@@ -126,7 +129,8 @@ def test_page_exports_are_logged_too(world, scenario, caplog):
     assert (ledger_line["action"], ledger_line["format"], ledger_line["username"]) == ("ledger.export", "csv",
                                                                                        "yg_committee")
     assert ledger_line["filters"] == {"community_code": "yangguang", "kind": "expiry"}
-    assert ledger_line["rows"] == len(rows) - 1 > 0
+    assert rows[-1] == ["#end", str(len(rows) - 2)]
+    assert ledger_line["rows"] == len(rows) - 2 > 0
     assert (report_line["action"], report_line["format"], report_line["target"]) == (
         "report.export", "xlsx", "report:monthly:yangguang:2026-03")
 

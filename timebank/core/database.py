@@ -34,6 +34,7 @@ advisory lock (the ledger's default :data:`ledger.WriterLock`).
 from __future__ import annotations
 
 import contextvars
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -63,8 +64,15 @@ class WriteWhileReading(RuntimeError):
     """A write statement in a reading transaction (a GET request, or :func:`reading`): a bug."""
 
 
+#: A ``WITH`` statement is a read unless it holds a write (``WITH ... INSERT``, a CTE that deletes).
+_WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
 def _is_read(statement: str) -> bool:
-    return statement.lstrip()[:10].upper().startswith(_READ_STATEMENTS)
+    head = statement.lstrip()[:10].upper()
+    if head.startswith("WITH"):
+        return not _WRITE_WORDS.search(statement)
+    return head.startswith(_READ_STATEMENTS)
 
 
 # Seconds between tries of BEGIN IMMEDIATE while another connection holds the write lock: short at

@@ -59,3 +59,22 @@ def csv_writer(buffer, **kwargs) -> _SafeWriter:
 def append_row(sheet, row: Iterable[Any]) -> None:
     """``sheet.append(row)`` (openpyxl, normal or write-only) with every cell through :func:`safe_cell`."""
     sheet.append([safe_cell(value, sheet) for value in row])
+
+
+# --- long exports -----------------------------------------------------------------------------------
+
+#: Called after every batch a streamed export sends (gunicorn's worker heartbeat, see
+#: ``timebank/ops/gunicorn_conf.py``): a sync worker is otherwise killed by the master after
+#: ``timeout`` seconds in one request, however fast the export is moving.
+_progress_callbacks: list = []
+
+
+def on_progress(callback) -> None:
+    """Register ``callback()`` to be called as a long export makes progress."""
+    _progress_callbacks.append(callback)
+
+
+def keep_alive() -> None:
+    """A long export has sent another batch: it is alive."""
+    for callback in _progress_callbacks:
+        callback()

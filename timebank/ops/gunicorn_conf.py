@@ -7,7 +7,9 @@ Command-line options and ``GUNICORN_CMD_ARGS`` override these. Why each one:
   processes, and on PostgreSQL their messages interleave on one socket. ``post_fork`` below also
   drops any inherited pool in case someone turns ``--preload`` on.
 - ``timeout``: a worker silent this long is killed and replaced; ledger writes are short, so only a
-  stuck worker reaches it. The database transaction of a killed worker is rolled back by the database.
+  stuck worker reaches it. A streamed export may run longer: it tells the master that the worker is
+  alive after every batch it sends (``post_fork`` below), so only an export that stops moving is
+  killed. The database transaction of a killed worker is rolled back by the database.
 - ``graceful_timeout``: on SIGTERM (``systemctl stop``) workers finish the requests they have for
   this long before they are killed.
 - ``max_requests`` with jitter: workers are recycled now and then, so a slow leak never grows.
@@ -40,7 +42,11 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 
 
 def post_fork(server, worker):  # pragma: no cover - runs inside gunicorn workers
-    """Never reuse a database pool made before the fork (only possible with ``--preload``)."""
+    """Never reuse a database pool made before the fork (only possible with ``--preload``); let a
+    long export tell the master that this worker is alive (``timebank.core.exports.keep_alive``)."""
+    from timebank.core import exports
+
+    exports.on_progress(worker.notify)
     module = sys.modules.get("timebank.wsgi")
     if module is None:
         return

@@ -2,6 +2,7 @@
 
 
 def init_app(app) -> None:
-    from timebank.reports import pages
+    from timebank.reports import operations, pages
 
     pages.init_app(app)
+    app.extensions.setdefault("timebank.verify_hooks", []).append(operations.verify_month_totals)

@@ -86,7 +86,7 @@ class LedgerExport(MethodView):
         record_export("ledger.export", user=user, target="ledger", fmt="csv", filters=filters, rows=rows)
         # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.
         return Response(stream_with_context(export_csv_chunks(query)), content_type=CSV,
-                        headers=_attachment(name + ".csv"))
+                        headers={**_attachment(name + ".csv"), "X-Export-Rows": str(rows)})
 
 
 # --- the monthly report ------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ from timebank.core.clock import current_month, month_bounds, parse_month, to_loc
 from timebank.core.errors import ValidationFailed
 from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
+from timebank.core.jobs import job
 from timebank.earning.models import Claim, RuleVersion
 from timebank.people.models import Community, Household, Resident
+from timebank.reports.models import MonthTotals
 from timebank.shop.models import Item, Redemption, StockMovement
 
 #: How many households the monthly report and the public board rank.
@@ -67,30 +69,67 @@ def _issuance_points_codes(community_id: int) -> list[str]:
     return [accounts.issuance_points(community_id, c) for c in accounts.CATEGORIES]
 
 
+def _not_an_index(column):
+    """``column + 0``: the same value (NULL stays NULL), but no index can serve it. The report's
+    queries start from the period's transactions (the index on ``created_at``) and reach the accounts
+    from there; given an indexed ``community_id`` or ``resident_id``, SQLite's planner would rather
+    start from the accounts and read every posting they ever had (2.4 s for an empty month at 100k
+    transactions instead of a few milliseconds)."""
+    return column + 0
+
+
+def _window(lo: datetime | None, hi: datetime | None):
+    """The transactions with ``lo <= created_at < hi`` (either bound open) as a materialized CTE of
+    ``(id, kind)``: read through the index on ``created_at`` first, then joined to their postings.
+    Written as one join, SQLite's planner (which keeps no statistics here) would rather scan every
+    posting of the ledger and look up each one's transaction."""
+    query = select(Transaction.id, Transaction.kind)
+    if lo is not None:
+        query = query.where(Transaction.created_at >= lo)
+    if hi is not None:
+        query = query.where(Transaction.created_at < hi)
+    return query.cte("period").prefix_with("MATERIALIZED")
+
+
+def _issuance_points_ids(community_id: int) -> list[int]:
+    return list(db.session.execute(
+        select(Account.id).where(Account.code.in_(_issuance_points_codes(community_id)))).scalars())
+
+
 def earned_by_household(community_id: int, start: datetime, end: datetime) -> dict[int, int]:
     """Net points each household earned in ``[start, end)``: what its wallet received in transactions
-    that draw on the community's points issuance accounts (claims and grants), less reversals of them."""
-    issuance_ids = select(Account.id).where(Account.code.in_(_issuance_points_codes(community_id)))
-    issuing = (
-        select(Posting.transaction_id)
-        .join(Transaction, Transaction.id == Posting.transaction_id)
-        .where(Posting.account_id.in_(issuance_ids), Transaction.created_at >= start, Transaction.created_at < end)
-    )
+    that draw on the community's points issuance accounts (claims and grants), less reversals of them.
+
+    Read from the period's transactions only (the index on ``created_at``), each checked for an
+    issuance posting with ``EXISTS``: the cost follows the period, not the ledger's history."""
+    issuance_ids = _issuance_points_ids(community_id)
+    if not issuance_ids:
+        return {}
+    period = _window(start, end)
+    issuing = select(Posting.id).where(Posting.transaction_id == period.c.id,
+                                       Posting.account_id.in_(issuance_ids)).exists()
+    wallet = Posting.__table__.alias("wallet")
     rows = db.session.execute(
-        select(accounts.AccountOwner.household_id, func.sum(Posting.amount))
-        .join(accounts.AccountOwner, accounts.AccountOwner.account_id == Posting.account_id)
-        .where(Posting.transaction_id.in_(issuing), accounts.AccountOwner.community_id == community_id,
-               accounts.AccountOwner.household_id.isnot(None), accounts.AccountOwner.resident_id.is_(None),
-               Posting.unit == "points")
+        select(accounts.AccountOwner.household_id, func.sum(wallet.c.amount))
+        .select_from(period)
+        .join(wallet, wallet.c.transaction_id == period.c.id)
+        .join(accounts.AccountOwner, accounts.AccountOwner.account_id == wallet.c.account_id)
+        .where(issuing,
+               _not_an_index(accounts.AccountOwner.community_id) == community_id,
+               _not_an_index(accounts.AccountOwner.household_id).isnot(None),
+               _not_an_index(accounts.AccountOwner.resident_id).is_(None),
+               wallet.c.unit == "points")
         .group_by(accounts.AccountOwner.household_id)
     ).all()
     return {hid: int(total) for hid, total in rows if int(total) != 0}
 
 
 def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKING_SIZE,
-            masked: bool = False) -> list[dict]:
-    """Households by points earned in the period, most first (ties: the household made first)."""
-    earned = earned_by_household(community_id, start, end)
+            masked: bool = False, earned: dict[int, int] | None = None) -> list[dict]:
+    """Households by points earned in the period, most first (ties: the household made first).
+    ``earned``: :func:`earned_by_household` of the same period, when the caller has it already."""
+    if earned is None:
+        earned = earned_by_household(community_id, start, end)
     ordered = sorted(((points, hid) for hid, points in earned.items() if points > 0), key=lambda p: (-p[0], p[1]))
     top = ordered[:size]
     names = {h.id: h.name for h in db.session.execute(
@@ -130,30 +169,216 @@ def donations(community_id: int, start: datetime, end: datetime) -> list[dict]:
     return sorted(by_donor.values(), key=lambda d: (-d["units"], d["donor"]))
 
 
+#: What the monthly report's balances add up: the households' points, the residents' minutes.
+_HOUSEHOLDS, _RESIDENTS, _POOL = "households", "residents", "pool"
+_GROUPS = (_HOUSEHOLDS, _RESIDENTS, _POOL)
+#: Which anchor :func:`_balances_at` starts from: ``None`` chooses the nearest; the tests force
+#: each one (``start``, ``now``, ``before``, ``after``) to check that they agree.
+_CHEAPER_SIDE: str | None = None
+
+
+def _month_flows(cid: int, start: datetime, end: datetime) -> dict[str, dict[str, tuple[int, int]]]:
+    """Account code -> transaction kind -> (credits, debits) of the community's accounts in
+    ``[start, end)``: read from the month's transactions only."""
+    owner = accounts.AccountOwner
+    period = _window(start, end)
+    rows = db.session.execute(
+        select(Posting.account_id, period.c.kind,
+               func.coalesce(func.sum(case((Posting.amount > 0, Posting.amount), else_=0)), 0),
+               func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0))
+        .select_from(period)
+        .join(Posting, Posting.transaction_id == period.c.id)
+        .join(owner, owner.account_id == Posting.account_id)
+        .where(_not_an_index(owner.community_id) == cid)
+        .group_by(Posting.account_id, period.c.kind)
+    ).all()
+    ids = {account_id for account_id, *_ in rows}
+    codes = dict(db.session.execute(select(Account.id, Account.code).where(Account.id.in_(ids))).all()) if ids else {}
+    flows: dict[str, dict[str, tuple[int, int]]] = {}
+    for account_id, kind, credit, debit in rows:
+        flows.setdefault(codes[account_id], {})[kind] = (int(credit), int(debit))
+    return flows
+
+
+def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = None) -> dict[tuple[int, str], int]:
+    """(community id, group) -> sum of the postings of transactions with ``lo <= created_at < hi``
+    (either bound may be open) on the households' points, the residents' minutes and the pools."""
+    owner = accounts.AccountOwner
+    pools = select(Account.id).where(Account.code.like("community:%:pool:minutes"))
+    group = case(
+        (and_(owner.household_id.isnot(None), owner.resident_id.is_(None), Account.unit == accounts.POINTS),
+         _HOUSEHOLDS),
+        (and_(owner.resident_id.isnot(None), Account.unit == accounts.MINUTES), _RESIDENTS),
+        (Account.id.in_(pools), _POOL),
+        else_="other")
+    period = _window(lo, hi)
+    query = (select(owner.community_id, group, func.coalesce(func.sum(Posting.amount), 0))
+             .select_from(period)
+             .join(Posting, Posting.transaction_id == period.c.id)
+             .join(Account, Account.id == Posting.account_id)
+             .join(owner, owner.account_id == Account.id)
+             .group_by(owner.community_id, group))
+    if cid is not None:
+        query = query.where(_not_an_index(owner.community_id) == cid)
+    return {(community, name): int(total) for community, name, total in db.session.execute(query).all()}
+
+
+def _current_totals(cid: int) -> dict[str, int]:
+    """Today's balances of the groups: the accounts' cached balances (kept by the ledger's trigger)."""
+    owner = accounts.AccountOwner
+    pools = select(Account.id).where(Account.code.like("community:%:pool:minutes"))
+    group = case(
+        (and_(owner.household_id.isnot(None), owner.resident_id.is_(None), Account.unit == accounts.POINTS),
+         _HOUSEHOLDS),
+        (and_(owner.resident_id.isnot(None), Account.unit == accounts.MINUTES), _RESIDENTS),
+        (Account.id.in_(pools), _POOL),
+        else_="other")
+    rows = db.session.execute(
+        select(group, func.coalesce(func.sum(Account.balance), 0))
+        .select_from(Account).join(owner, owner.account_id == Account.id)
+        .where(owner.community_id == cid).group_by(group)).all()
+    return {name: int(value) for name, value in rows}
+
+
+def _pick(totals: dict[tuple[int, str], int], cid: int) -> dict[str, int]:
+    return {name: totals.get((cid, name), 0) for name in _GROUPS}
+
+
+def _balances_at(cid: int, end: datetime) -> dict[str, int]:
+    """The households' points, the residents' minutes and the pool's minutes at ``end``.
+
+    Read from the nearest anchor in time, plus or minus what was posted between it and ``end``:
+
+    * ``start``: nothing before the first transaction;
+    * ``now``: today's balances (each account's cached balance, checked by ``verify``);
+    * ``before`` / ``after``: the stored totals at the end of an ended month (:class:`MonthTotals`,
+      kept by the ``month_totals`` job), the latest one not after ``end`` and the first not before.
+
+    Every window filters on ``created_at``, so the figures are exact whatever order the rows were
+    written in; the report of any month reads about one month of transactions once the job has run
+    (docs/performance.md has the figures)."""
+    # Two queries: each is one step down the index on created_at (together they would scan it).
+    first = db.session.execute(select(func.min(Transaction.created_at))).scalar_one()
+    last = db.session.execute(select(func.max(Transaction.created_at))).scalar_one()
+    if first is None:
+        return dict.fromkeys(_GROUPS, 0)
+    before = db.session.execute(
+        select(MonthTotals).where(MonthTotals.community_id == cid, MonthTotals.ends_at <= end)
+        .order_by(MonthTotals.ends_at.desc()).limit(1)).scalar_one_or_none()
+    after = db.session.execute(
+        select(MonthTotals).where(MonthTotals.community_id == cid, MonthTotals.ends_at >= end)
+        .order_by(MonthTotals.ends_at).limit(1)).scalar_one_or_none()
+    distance = {"start": max(end - first, timedelta(0)), "now": max(last - end, timedelta(0))}
+    if before is not None:
+        distance["before"] = end - before.ends_at
+    if after is not None:
+        distance["after"] = after.ends_at - end
+    anchor = _CHEAPER_SIDE if _CHEAPER_SIDE in distance else min(distance, key=lambda k: (distance[k], k))
+    if anchor == "start":
+        return _pick(_group_totals(None, end, cid), cid)
+    if anchor == "now":
+        current = _current_totals(cid)
+        later = _pick(_group_totals(end, None, cid), cid)
+        return {name: current.get(name, 0) - later[name] for name in _GROUPS}
+    stored = before if anchor == "before" else after
+    base = {_HOUSEHOLDS: stored.households_points, _RESIDENTS: stored.residents_minutes, _POOL: stored.pool_minutes}
+    if anchor == "before":
+        between = _pick(_group_totals(stored.ends_at, end, cid), cid)
+        return {name: base[name] + between[name] for name in _GROUPS}
+    between = _pick(_group_totals(end, stored.ends_at, cid), cid)
+    return {name: base[name] - between[name] for name in _GROUPS}
+
+
+def _ended_months(first: datetime, moment: datetime) -> list[str]:
+    """Every month from the one holding ``first`` to the last that ended an hour or more before
+    ``moment`` (a write stamped just before midnight may still be committing at midnight)."""
+    month = to_local(first).strftime("%Y-%m")
+    months = []
+    while True:
+        _, end = month_bounds(month)
+        if end > moment - timedelta(hours=1):
+            return months
+        months.append(month)
+        year, number = parse_month(month)
+        month = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def keep_month_totals(moment: datetime | None = None) -> int:
+    """Store every community's totals at the end of every ended month that has none yet: each from
+    the previous month's totals and that month's transactions (one pass over the history the first
+    time, one month a month after). Returns how many were stored."""
+    moment = moment or utc_naive()
+    first = db.session.execute(select(func.min(Transaction.created_at))).scalar_one()
+    if first is None:
+        return 0
+    communities = list(db.session.execute(select(Community.id)).scalars())
+    stored = {(c, m): (e, h, r, p) for c, m, e, h, r, p in db.session.execute(
+        select(MonthTotals.community_id, MonthTotals.month, MonthTotals.ends_at, MonthTotals.households_points,
+               MonthTotals.residents_minutes, MonthTotals.pool_minutes))}
+    running: dict[int, dict[str, int]] = {c: dict.fromkeys(_GROUPS, 0) for c in communities}
+    previous_end = None
+    made = 0
+    for month in _ended_months(first, moment):
+        _, end = month_bounds(month)
+        if all((c, month) in stored for c in communities):
+            for c in communities:
+                _, h, r, p = stored[(c, month)]
+                running[c] = {_HOUSEHOLDS: h, _RESIDENTS: r, _POOL: p}
+            previous_end = end
+            continue
+        flows = _group_totals(previous_end, end)
+        for c in communities:
+            running[c] = {name: running[c][name] + flows.get((c, name), 0) for name in _GROUPS}
+            if (c, month) not in stored:
+                db.session.add(MonthTotals(community_id=c, month=month, ends_at=end,
+                                           households_points=running[c][_HOUSEHOLDS],
+                                           residents_minutes=running[c][_RESIDENTS],
+                                           pool_minutes=running[c][_POOL], computed_at=utc_naive()))
+                made += 1
+        previous_end = end
+    db.session.flush()
+    return made
+
+
+@job("month_totals", "Store each community's totals at the end of every ended month (the monthly report "
+     "starts from them).", trigger="cron", hour=1, minute=10)
+def month_totals_job():
+    return {"stored": keep_month_totals()}
+
+
+def verify_month_totals(result: dict) -> None:
+    """A ``timebank verify`` hook: every stored month's totals against the ledger, in one pass."""
+    rows = list(db.session.execute(select(MonthTotals).order_by(MonthTotals.ends_at, MonthTotals.community_id))
+                .scalars())
+    running: dict[tuple[int, str], int] = {}
+    previous_end = None
+    bad = 0
+    for ends_at in sorted({r.ends_at for r in rows}):
+        for key, value in _group_totals(previous_end, ends_at).items():
+            running[key] = running.get(key, 0) + value
+        previous_end = ends_at
+        for r in (r for r in rows if r.ends_at == ends_at):
+            got = (r.households_points, r.residents_minutes, r.pool_minutes)
+            want = tuple(running.get((r.community_id, name), 0) for name in _GROUPS)
+            if got != want:
+                bad += 1
+                result["problems"].append({"transaction_id": None, "problem": (
+                    f"stored month-end totals of community {r.community_id} for {r.month} are {got} "
+                    f"(points, minutes, pool) but the ledger gives {want}")})
+    result.setdefault("notes", []).append(f"month-end totals: {len(rows)} checked, "
+                                          f"{'ok' if not bad else f'{bad} PROBLEMS'}")
+
+
 def monthly_report(community: Community, month: str) -> dict:
-    """The month's figures for one community (definitions in docs/reports.md)."""
+    """The month's figures for one community (definitions in docs/reports.md).
+
+    Its cost follows the month's transactions and the community's accounts, not the ledger's
+    history (:func:`_month_flows`, :func:`_balances_at`); docs/performance.md has the figures."""
     parse_month(month)
     start, end = month_bounds(month)
     cid = community.id
-    owned = select(accounts.AccountOwner.account_id).where(accounts.AccountOwner.community_id == cid)
-    in_month = and_(Transaction.created_at >= start, Transaction.created_at < end)
-    rows = db.session.execute(
-        select(
-            Account.code, Transaction.kind,
-            func.coalesce(func.sum(case((and_(in_month, Posting.amount > 0), Posting.amount), else_=0)), 0),
-            func.coalesce(func.sum(case((and_(in_month, Posting.amount < 0), -Posting.amount), else_=0)), 0),
-            func.coalesce(func.sum(Posting.amount), 0),
-        )
-        .select_from(Posting)
-        .join(Account, Account.id == Posting.account_id)
-        .join(Transaction, Transaction.id == Posting.transaction_id)
-        .where(Posting.account_id.in_(owned), Transaction.created_at < end)
-        .group_by(Account.code, Transaction.kind)
-    ).all()
-    # code -> kind -> (credits in month, debits in month, all postings up to the month's end)
-    flows: dict[str, dict[str, tuple[int, int, int]]] = {}
-    for code, kind, credit, debit, total in rows:
-        flows.setdefault(code, {})[kind] = (int(credit), int(debit), int(total))
+    flows = _month_flows(cid, start, end)
+    at_end = _balances_at(cid, end)
 
     def credit(code, kinds=None):
         return sum(v[0] for k, v in flows.get(code, {}).items() if kinds is None or k in kinds)
@@ -161,14 +386,10 @@ def monthly_report(community: Community, month: str) -> dict:
     def debit(code, kinds=None):
         return sum(v[1] for k, v in flows.get(code, {}).items() if kinds is None or k in kinds)
 
-    def balance(code):
-        return sum(v[2] for v in flows.get(code, {}).values())
-
     issued = {cat: debit(accounts.issuance_points(cid, cat)) - credit(accounts.issuance_points(cid, cat))
               for cat in accounts.CATEGORIES}
     shop = accounts.supermarket_points(cid)
     expired = accounts.expired_points(cid)
-    households = [c for c in flows if c.startswith("household:") and c.endswith(":points")]
     residents = [c for c in flows if c.startswith("resident:") and c.endswith(":minutes")]
     pool = accounts.pool_minutes(cid)
 
@@ -205,14 +426,14 @@ def monthly_report(community: Community, month: str) -> dict:
             "voided_by_return": returned_by_return,
             "redeemed_net": redeemed - voided,
             "expired": credit(expired) - debit(expired),
-            "outstanding": sum(balance(c) for c in households),
+            "outstanding": at_end[_HOUSEHOLDS],
         },
         "hours": {
             "deposited_minutes": sum(credit(c) for c in residents),
             "withdrawn_minutes": sum(debit(c) for c in residents),
             "help_minutes": sum(credit(c, ("help",)) for c in residents) + credit(pool, ("help",)),
-            "pool_balance_minutes": balance(pool),
-            "outstanding_minutes": sum(balance(c) for c in residents),
+            "pool_balance_minutes": at_end[_POOL],
+            "outstanding_minutes": at_end[_RESIDENTS],
         },
         "participation": {
             "households_earning": earning_households,
@@ -220,7 +441,7 @@ def monthly_report(community: Community, month: str) -> dict:
             "rate": round(earning_households / total_households, 4) if total_households else 0.0,
         },
         "activity": {"claims_posted": int(claims_posted), "receipts": int(receipts)},
-        "top_households": ranking(cid, start, end),
+        "top_households": ranking(cid, start, end, earned=earned),
         "donations": [dict(d, last_donation_at=to_local(d["last_donation_at"]).isoformat()) for d in
                       donations(cid, start, end)],
     }
