@@ -8,19 +8,19 @@ touches an account that :class:`timebank.core.accounts.AccountOwner` gives to it
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
-from timebank.core.clock import to_local, utc_naive
+from timebank.core.clock import local_zone, utc_naive
 from timebank.core.database import reading
 from timebank.core.exports import append_row, csv_writer, keep_alive
 from timebank.core.extensions import db
 
 #: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
-EXPORT_BATCH = 1000
+EXPORT_BATCH = 2000
 #: Columns of the ledger export (one row per posting).
 EXPORT_COLUMNS = ("transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
                   "reverses_id", "account", "amount", "unit", "hash")
@@ -58,31 +58,35 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
 # --- the ledger export ----------------------------------------------------------------------------
 
 def _export_rows(query):
-    """Rows of the export (one per posting), transactions in id order, read in keyset batches."""
+    """Rows of the export (one per posting), transactions in id order, read in keyset batches.
+
+    Plain tuples from the connection, not ORM rows: at a million transactions the ORM's row
+    handling cost more than the queries (docs/performance.md)."""
+    columns = query.with_only_columns(
+        Transaction.id, Transaction.created_at, Transaction.kind, Transaction.category, Transaction.reference,
+        Transaction.memo, Transaction.actor, Transaction.reverses_id, Transaction.hash).order_by(Transaction.id)
+    connection = db.session.connection()
+    zone = local_zone()
     after = None
     while True:
-        batch_query = query.order_by(Transaction.id).limit(EXPORT_BATCH)
+        batch_query = columns.limit(EXPORT_BATCH)
         if after is not None:
             batch_query = batch_query.where(Transaction.id > after)
-        transactions = list(db.session.execute(batch_query).scalars())
+        transactions = connection.execute(batch_query).tuples().all()
         if not transactions:
             return
-        ids = [t.id for t in transactions]
-        legs: dict[int, list] = {i: [] for i in ids}
-        for r in db.session.execute(
+        legs: dict[int, list] = {t[0]: [] for t in transactions}
+        for tx_id, code, amount, unit in connection.execute(
                 select(Posting.transaction_id, Account.code, Posting.amount, Posting.unit)
                 .join(Account, Account.id == Posting.account_id)
-                .where(Posting.transaction_id.in_(ids)).order_by(Posting.transaction_id, Posting.id)):
-            legs[r.transaction_id].append(r)
-        for t in transactions:
-            created = to_local(t.created_at).isoformat()
-            for leg in legs[t.id]:
-                yield (t.id, created, t.kind, t.category or "", t.reference or "", t.memo or "", t.actor or "",
-                       t.reverses_id if t.reverses_id is not None else "", leg.code, int(leg.amount), leg.unit,
-                       t.hash)
-        after = ids[-1]
-        # The rows are written out; do not keep the ORM objects of every batch in the session.
-        db.session.expunge_all()
+                .where(Posting.transaction_id.in_(list(legs))).order_by(Posting.transaction_id, Posting.id)).tuples():
+            legs[tx_id].append((code, int(amount), unit))
+        for tx_id, created, kind, category, reference, memo, actor, reverses_id, digest in transactions:
+            head = (tx_id, created.replace(tzinfo=UTC).astimezone(zone).isoformat(), kind, category or "",
+                    reference or "", memo or "", actor or "", reverses_id if reverses_id is not None else "")
+            for code, amount, unit in legs[tx_id]:
+                yield (*head, code, amount, unit, digest)
+        after = transactions[-1][0]
 
 
 #: The first cell of the export's last row, followed by the number of posting rows before it.
