@@ -72,14 +72,14 @@ def _export_rows(query):
         batch_query = columns.limit(EXPORT_BATCH)
         if after is not None:
             batch_query = batch_query.where(Transaction.id > after)
-        transactions = connection.execute(batch_query).tuples().all()
+        transactions = connection.execute(batch_query).all()
         if not transactions:
             return
         legs: dict[int, list] = {t[0]: [] for t in transactions}
         for tx_id, code, amount, unit in connection.execute(
                 select(Posting.transaction_id, Account.code, Posting.amount, Posting.unit)
                 .join(Account, Account.id == Posting.account_id)
-                .where(Posting.transaction_id.in_(list(legs))).order_by(Posting.transaction_id, Posting.id)).tuples():
+                .where(Posting.transaction_id.in_(list(legs))).order_by(Posting.transaction_id, Posting.id)):
             legs[tx_id].append((code, int(amount), unit))
         for tx_id, created, kind, category, reference, memo, actor, reverses_id, digest in transactions:
             head = (tx_id, created.replace(tzinfo=UTC).astimezone(zone).isoformat(), kind, category or "",
