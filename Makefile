@@ -56,8 +56,11 @@ test-fast: install tools
 test-sqlite: install tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The replica tests read from a streaming replica of the local server on port 5433 (tools/pg-replica).
 test-postgres: install tools
-	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider
+	tools/pg-replica up
+	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) TIMEBANK_TEST_REPLICA_URL=$$(tools/pg-replica url) \
+	  $(BIN)/pytest -q -p no:cacheprovider
 
 # Under CI (CI=true) the PostgreSQL run is required: a server that does not answer fails the build.
 # Elsewhere the run is skipped with a message.

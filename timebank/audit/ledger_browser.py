@@ -101,8 +101,9 @@ def export_csv_chunks(query):
     connection end before the chunked body's end). The response's ``X-Export-Rows`` header says
     beforehand how many rows to expect."""
     # Streamed after the request's commit, in a transaction of its own: a reading one, which never
-    # waits for the writers nor holds them up, however long the export takes.
-    with reading():
+    # waits for the writers nor holds them up, however long the export takes; on the read replica
+    # when the deployment has one.
+    with reading(replica=True):
         buffer = io.StringIO()
         writer = csv_writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
@@ -124,9 +125,10 @@ def export_csv_chunks(query):
 
 def count_postings(query) -> int:
     matching = query.with_only_columns(Transaction.id).order_by(None).subquery()
-    return db.session.execute(
-        select(func.count()).select_from(Posting).join(matching, matching.c.id == Posting.transaction_id)
-    ).scalar_one()
+    with reading(replica=True):
+        return db.session.execute(
+            select(func.count()).select_from(Posting).join(matching, matching.c.id == Posting.transaction_id)
+        ).scalar_one()
 
 
 def export_xlsx(query, title: str = "ledger") -> bytes:
@@ -136,8 +138,9 @@ def export_xlsx(query, title: str = "ledger") -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title[:31])
     append_row(sheet, EXPORT_COLUMNS)
-    for row in _export_rows(query):
-        append_row(sheet, row)
+    with reading(replica=True):
+        for row in _export_rows(query):
+            append_row(sheet, row)
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

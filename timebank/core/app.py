@@ -86,6 +86,16 @@ def create_app(test_config: dict | None = None) -> Flask:
         configured["connect_args"] = {**options.get("connect_args", {}), **configured["connect_args"]}
     options.update(configured)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    replica = app.config.get("TIMEBANK_READ_DATABASE_URL")
+    if replica:
+        from timebank.core import postgres
+
+        # Reports and exports read from here (database.reading(replica=True)); no table is bound to it.
+        binds = dict(app.config.get("SQLALCHEMY_BINDS") or {})
+        binds[database.REPLICA] = {"url": replica, **database.engine_options(replica, busy_ms),
+                                   **({"connect_args": postgres.engine_options(app.config)["connect_args"]}
+                                      if replica.startswith("postgresql") else {})}
+        app.config["SQLALCHEMY_BINDS"] = binds
 
     from timebank.core import ledgering
 

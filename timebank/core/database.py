@@ -45,6 +45,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 import ledger
+from timebank.core.replica import REPLICA, use_replica  # noqa: F401  (REPLICA: for the app factory)
 
 _installed = False
 
@@ -163,13 +164,19 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
 
 
 @contextmanager
-def reading() -> Iterator[None]:
+def reading(replica: bool = False) -> Iterator[None]:
     """Run the block's new transactions as reading ones (see the module docs): for commands that
-    only read, such as ``verify``, so they never hold up the writers."""
+    only read, such as ``verify``, so they never hold up the writers.
+
+    ``replica=True``: the block's statements go to the read replica when the deployment has one
+    (``TIMEBANK_READ_DATABASE_URL``, :mod:`timebank.core.replica`); reports and exports use it."""
     token = _mode.set("read")
+    routed = use_replica.set(True) if replica else None
     try:
         yield
     finally:
+        if routed is not None:
+            use_replica.reset(routed)
         _mode.reset(token)
 
 

@@ -11,8 +11,9 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from ledger.models import metadata
+from timebank.core.replica import ReplicaAwareSession
 
-db = SQLAlchemy(metadata=metadata)
+db = SQLAlchemy(metadata=metadata, session_options={"class_": ReplicaAwareSession})
 
 if TYPE_CHECKING:
     from flask_sqlalchemy.model import Model as FlaskModel

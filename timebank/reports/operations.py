@@ -24,6 +24,7 @@ from ledger.models import Account, Posting, Transaction
 from timebank.audit import checkpoints
 from timebank.core import accounts
 from timebank.core.clock import current_month, month_bounds, parse_month, to_local, utc_naive
+from timebank.core.database import reading
 from timebank.core.errors import ValidationFailed
 from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
@@ -370,10 +371,16 @@ def verify_month_totals(result: dict) -> None:
 
 
 def monthly_report(community: Community, month: str) -> dict:
-    """The month's figures for one community (definitions in docs/reports.md).
+    """The month's figures for one community (definitions in docs/reports.md), read on the read
+    replica when the deployment has one (``TIMEBANK_READ_DATABASE_URL``).
 
     Its cost follows the month's transactions and the community's accounts, not the ledger's
     history (:func:`_month_flows`, :func:`_balances_at`); docs/performance.md has the figures."""
+    with reading(replica=True):
+        return _monthly_report(community, month)
+
+
+def _monthly_report(community: Community, month: str) -> dict:
     parse_month(month)
     start, end = month_bounds(month)
     cid = community.id
