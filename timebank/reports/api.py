@@ -125,11 +125,12 @@ class MonthlyOut(Schema):
     period = fields.Dict()
     points = fields.Dict(metadata={"description": "issued_by_category, issued_total, redeemed, voided, "
                                                  "voided_by_void, voided_by_return, redeemed_net, "
-                                                 "expired, outstanding"})
+                                                 "expired, reversed (taken back by claim reversals), "
+                                                 "outstanding"})
     hours = fields.Dict(metadata={"description": "deposited_minutes, withdrawn_minutes, help_minutes, "
                                                 "pool_balance_minutes, outstanding_minutes"})
     participation = fields.Dict(metadata={"description": "households_earning, households_total, rate"})
-    activity = fields.Dict()
+    activity = fields.Dict(metadata={"description": "claims_posted, claims_reversed, receipts"})
     top_households = fields.List(fields.Nested(MonthlyRankOut))
     donations = fields.List(fields.Nested(MonthlyDonationOut))
 

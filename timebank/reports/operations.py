@@ -27,7 +27,7 @@ from timebank.core.clock import current_month, month_bounds, parse_month, to_loc
 from timebank.core.errors import ValidationFailed
 from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
-from timebank.earning.models import Claim, RuleVersion
+from timebank.earning.models import Claim, ClaimReversal, RuleVersion
 from timebank.people.models import Community, Household, Resident
 from timebank.shop.models import Item, Redemption, StockMovement
 
@@ -182,9 +182,15 @@ def monthly_report(community: Community, month: str) -> dict:
         select(func.count()).select_from(Redemption)
         .where(Redemption.community_id == cid, Redemption.created_at >= start, Redemption.created_at < end)
     ).scalar_one()
+    # Claims posted in the month, also those taken back later (a month's figures do not change
+    # afterwards); the reversals are counted in the month they were made.
     claims_posted = db.session.execute(
         select(func.count()).select_from(Claim)
         .where(Claim.community_id == cid, Claim.status == "posted", Claim.posted_at >= start, Claim.posted_at < end)
+    ).scalar_one()
+    claims_reversed = db.session.execute(
+        select(func.count()).select_from(ClaimReversal).join(Claim, Claim.id == ClaimReversal.claim_id)
+        .where(Claim.community_id == cid, ClaimReversal.created_at >= start, ClaimReversal.created_at < end)
     ).scalar_one()
 
     redeemed = credit(shop)
@@ -205,6 +211,7 @@ def monthly_report(community: Community, month: str) -> dict:
             "voided_by_return": returned_by_return,
             "redeemed_net": redeemed - voided,
             "expired": credit(expired) - debit(expired),
+            "reversed": sum(debit(c, ("claim_reversal",)) - credit(c, ("claim_reversal",)) for c in households),
             "outstanding": sum(balance(c) for c in households),
         },
         "hours": {
@@ -219,7 +226,8 @@ def monthly_report(community: Community, month: str) -> dict:
             "households_total": int(total_households),
             "rate": round(earning_households / total_households, 4) if total_households else 0.0,
         },
-        "activity": {"claims_posted": int(claims_posted), "receipts": int(receipts)},
+        "activity": {"claims_posted": int(claims_posted), "claims_reversed": int(claims_reversed),
+                     "receipts": int(receipts)},
         "top_households": ranking(cid, start, end),
         "donations": [dict(d, last_donation_at=to_local(d["last_donation_at"]).isoformat()) for d in
                       donations(cid, start, end)],
@@ -234,7 +242,7 @@ def _summary_rows(report: dict) -> list[tuple]:
     for cat, value in points["issued_by_category"].items():
         rows.append((f"points.issued.{cat}", value))
     for key in ("issued_total", "redeemed", "voided", "voided_by_void", "voided_by_return", "redeemed_net",
-                "expired", "outstanding"):
+                "expired", "reversed", "outstanding"):
         rows.append((f"points.{key}", points[key]))
     for key, value in report["hours"].items():
         rows.append((f"hours.{key}", value))
