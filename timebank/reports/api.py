@@ -192,7 +192,9 @@ class Anomalies(MethodView):
     @blp.alt_response(422, description="validation_error: until not after since")
     def get(self, args):
         """Patterns worth a look (reciprocal help, claim bursts, one approver, clerks' volume and voids,
-        shared check-in devices and addresses) in `[since, until)`; by default the last 30 days."""
+        shared check-in devices and addresses, a rule paying on its first day, one staff member entering
+        most claims, the pool paying the same few households, repeated refused insider attempts) in
+        `[since, until)`; by default the last 30 days."""
         user = current_user()
         community = community_by_code(args["community_code"])
         require_community(user, community.id, *AUDITORS)

@@ -24,7 +24,7 @@ def upgrade():
     op.create_table('claim_reversals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('claim_id', sa.Integer(), nullable=False),
-    sa.Column('transaction_id', sa.Integer(), nullable=False),
+    sa.Column('transaction_id', sa.BigInteger(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
