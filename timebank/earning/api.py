@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
@@ -252,6 +253,7 @@ class Claims(MethodView):
         else:
             require_community(user, community.id)
         query = ops.claims_query(community.id, args["status"], household_id, args["resident_id"])
+        query = query.options(selectinload(Claim.reversal))  # each claim's shown status, in one query
         return paginate(query, Claim.id, args["limit"], args["cursor"], descending=True)
 
     @blp.arguments(ClaimIn)
