@@ -42,6 +42,7 @@ EXPECTED_POINTS = {
     "voided_by_return": 6,
     "redeemed_net": 57,
     "expired": 12,
+    "reversed": 0,
     "outstanding": 87,
 }
 EXPECTED_HOURS = {"deposited_minutes": 110, "withdrawn_minutes": 20, "help_minutes": 50,
@@ -56,7 +57,7 @@ def test_every_figure_of_the_month(world, scenario):
     assert report["points"] == EXPECTED_POINTS
     assert report["hours"] == EXPECTED_HOURS
     assert report["participation"] == {"households_earning": 3, "households_total": 4, "rate": 0.75}
-    assert report["activity"] == {"claims_posted": 2, "receipts": 3}
+    assert report["activity"] == {"claims_posted": 2, "claims_reversed": 0, "receipts": 3}
     assert [(e["rank"], e["household_id"], e["household_name"], e["points"]) for e in report["top_households"]] == [
         (1, scenario["A"], "张家", 40), (2, scenario["B"], "李家", 28), (3, scenario["C"], "王家", 19)]
     assert [(d["donor"], d["donor_kind"], d["units"], [(i["name"], i["quantity"]) for i in d["items"]])

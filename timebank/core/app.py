@@ -101,7 +101,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     ledgering.configure()  # the ledger's units and writer lock, before any table is used
 
-    from timebank.core import audit_log, auth, browser, problems
+    from timebank.core import audit_log, auth, browser, problems, refusals
     from timebank.core.extensions import babel, csrf, db, limiter, login_manager, migrate
 
     features = [importlib.import_module(name) for name in app.config.get("TIMEBANK_FEATURES", FEATURES)]
@@ -120,6 +120,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
     limiter.init_app(app)
     problems.init_app(app)
+    refusals.init_app(app)  # insider refusals recorded after their request (its own transaction)
     audit_log.configure_export_log()
 
     for feature in features:

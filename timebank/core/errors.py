@@ -6,6 +6,14 @@ reader finds each rule by searching its code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+#: Refusals of the insider rules (acting for one's own household, or alone where two people are
+#: needed). Each one is handed, as it is made, to the functions of :data:`ON_INSIDER_REFUSAL`:
+#: :mod:`timebank.core.refusals` records them, since the refused request's transaction is rolled back.
+INSIDER_CODES = frozenset({"self_approval", "self_dealing", "same_signer", "person_required"})
+ON_INSIDER_REFUSAL: list[Callable[[DomainError], None]] = []
+
 
 class DomainError(Exception):
     status = 400
@@ -22,6 +30,12 @@ class DomainError(Exception):
             self.status = status
         self.errors = errors
         self.headers = headers or {}
+        if self.code in INSIDER_CODES:
+            for hook in ON_INSIDER_REFUSAL:
+                try:
+                    hook(self)
+                except Exception:  # noqa: BLE001, S110 - noting it must never change the refusal
+                    pass
 
 
 class NotFound(DomainError):

@@ -269,6 +269,7 @@ KIND_LABELS = {
     "gift": _l("Time given"),
     "pool_funding": _l("Time put into the community pool"),
     "reversal": _l("Correction"),
+    "claim_reversal": _l("Points taken back"),
 }
 
 CLAIM_STATUS_LABELS = {
@@ -276,6 +277,7 @@ CLAIM_STATUS_LABELS = {
     "publicized": _l("On the notice board"),
     "posted": _l("Points credited"),
     "rejected": _l("Not approved"),
+    "reversed": _l("Taken back"),
 }
 
 HELP_STATUS_LABELS = {

@@ -8,13 +8,21 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import require_community, require_member
 from timebank.earning import operations as ops
-from timebank.earning.models import CAP_PERIODS, CLAIM_STATUSES, REVIEW_MODES, RULE_CATEGORIES, Claim, Rule
+from timebank.earning.models import (
+    CAP_PERIODS,
+    REVIEW_MODES,
+    RULE_CATEGORIES,
+    SHOWN_CLAIM_STATUSES,
+    Claim,
+    Rule,
+)
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("earning", __name__, url_prefix="/api/v1",
@@ -181,9 +189,19 @@ class ClaimEventOut(Schema):
     created_at = LocalDateTime()
 
 
+class ClaimReversalOut(Schema):
+    """Who took the claim back, when and why, and the compensating transaction."""
+
+    reason = fields.String()
+    user_id = fields.Integer(allow_none=True)
+    created_at = LocalDateTime()
+    transaction_id = fields.Integer()
+
+
 class ClaimOut(Schema):
     id = fields.Integer()
-    status = fields.String()
+    #: pending, publicized, posted, rejected, or reversed (posted, then taken back: see ``reversal``).
+    status = fields.String(attribute="shown_status")
     community_code = fields.Function(lambda c: c.rule.community.code)
     rule_code = fields.Function(lambda c: c.rule.code)
     rule_version = fields.Function(lambda c: c.rule_version.number)
@@ -204,12 +222,13 @@ class ClaimOut(Schema):
     rejection_reason = fields.String(allow_none=True)
     transaction_id = fields.Integer(allow_none=True)
     posted_at = LocalDateTime(allow_none=True)
+    reversal = fields.Nested(ClaimReversalOut, allow_none=True)
     events = fields.List(fields.Nested(ClaimEventOut))
 
 
 class ClaimQuery(ListArgs):
     community_code = fields.String(required=True)
-    status = fields.String(load_default=None, validate=validate.OneOf(CLAIM_STATUSES))
+    status = fields.String(load_default=None, validate=validate.OneOf(SHOWN_CLAIM_STATUSES))
     household_id = fields.Integer(load_default=None)
     resident_id = fields.Integer(load_default=None)
 
@@ -234,6 +253,7 @@ class Claims(MethodView):
         else:
             require_community(user, community.id)
         query = ops.claims_query(community.id, args["status"], household_id, args["resident_id"])
+        query = query.options(selectinload(Claim.reversal))  # each claim's shown status, in one query
         return paginate(query, Claim.id, args["limit"], args["cursor"], descending=True)
 
     @blp.arguments(ClaimIn)
@@ -291,3 +311,30 @@ class ClaimObject(MethodView):
         """Object to a claim during its publicity (anyone of the community): it goes back to pending."""
         claim = ops.object_claim(current_user(), claim_id, body["reason"])
         return claim
+
+
+class ReversalOut(Schema):
+    status = fields.Constant("reversed")
+    claim_id = fields.Integer()
+    reversal_transaction_id = fields.Integer(attribute="transaction_id")
+    reason = fields.String()
+    reversed_by_user_id = fields.Integer(attribute="user_id", allow_none=True)
+    reversed_at = LocalDateTime(attribute="created_at")
+
+
+@blp.route("/claims/<int:claim_id>/reverse")
+class ClaimReverse(MethodView):
+    @blp.arguments(ReasonIn)
+    @idempotent  # outside @blp.response, so it stores the serialized response
+    @blp.response(200, ReversalOut)
+    @blp.alt_response(403, description="self_approval: the claim is of the committee member's own household; "
+                                       "forbidden: only the community's committee takes claims back")
+    @blp.alt_response(409, description="already_reversed; claim_not_posted: the claim was not posted; "
+                                       "insufficient_points: the household no longer holds the points; "
+                                       "insufficient_hours: the resident no longer holds the minutes")
+    def post(self, body, claim_id):
+        """Take back a posted claim (撤销; committee of the claim's community, not of its household), with a
+        reason: a compensating ledger transaction (kind ``claim_reversal``) negates the claim's postings.
+        The claim then shows ``status: reversed`` and its ``reversal``."""
+        user = current_user()
+        return ops.reverse_claim(user, ops.visible_claim(user, claim_id), body["reason"])

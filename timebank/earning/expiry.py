@@ -6,7 +6,8 @@
 
 Spending is counted against the oldest grants first, so what expires is what is left of grants older
 than the cut-off: ``max(0, credits before the cut-off - everything taken out since the start)``. A
-refund (a reversal crediting the wallet) counts as taking back a debit, not as a new grant.
+refund (a reversal crediting the wallet) counts as taking back a debit, not as a new grant; a
+reversal debiting the wallet (a claim taken back) cancels its credit rather than spending points.
 
 Expiry is always a ledger transaction from the household's wallet into the community's expired
 account (:func:`timebank.core.accounts.expired_points`), never a deletion. The cut-off depends only on the
@@ -19,6 +20,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import aliased
 
 import ledger
 from ledger.models import Account, Posting, Transaction
@@ -55,23 +57,31 @@ def cutoff(community: Community, today: date) -> tuple[datetime, str] | None:
 
 
 def expiring_amount(account_code: str, before: datetime) -> int:
-    """What is left of grants into ``account_code`` made before ``before``, spending oldest first."""
+    """What is left of grants into ``account_code`` made before ``before``, spending oldest first.
+
+    A reversal taking a credit back (a claim taken back, 撤销) is not spending: it cancels that credit,
+    so it lowers the old credits when the credit was made before ``before`` and nothing otherwise."""
+    original = aliased(Transaction)
     reversal = Transaction.reverses_id.isnot(None)
     row = db.session.execute(
         select(
             func.coalesce(func.sum(case(
                 (and_(Posting.amount > 0, ~reversal, Transaction.created_at < before), Posting.amount),
                 else_=0)), 0),
-            func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(Posting.amount < 0, ~reversal), -Posting.amount), else_=0)), 0),
             func.coalesce(func.sum(case((and_(Posting.amount > 0, reversal), Posting.amount), else_=0)), 0),
+            func.coalesce(func.sum(case(
+                (and_(Posting.amount < 0, reversal, original.created_at < before), -Posting.amount),
+                else_=0)), 0),
         )
         .select_from(Posting)
         .join(Transaction, Transaction.id == Posting.transaction_id)
         .join(Account, Account.id == Posting.account_id)
+        .outerjoin(original, original.id == Transaction.reverses_id)
         .where(Account.code == account_code)
     ).one()
-    old_credits, debits, refunds = (int(v) for v in row)
-    return max(0, old_credits - (debits - refunds))
+    old_credits, debits, refunds, old_taken_back = (int(v) for v in row)
+    return max(0, old_credits - old_taken_back - (debits - refunds))
 
 
 def expire_points(today: date | None = None, run: JobRun | None = None) -> list[dict]:

@@ -17,6 +17,8 @@ RULE_CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
 REVIEW_MODES = ("auto", "review")
 CAP_PERIODS = ("day", "week", "month", "year")
 CLAIM_STATUSES = ("pending", "publicized", "posted", "rejected")
+#: What the API shows: a posted claim that was taken back (:class:`ClaimReversal`) shows ``reversed``.
+SHOWN_CLAIM_STATUSES = (*CLAIM_STATUSES, "reversed")
 
 
 class Grid(db.Model):
@@ -182,6 +184,31 @@ class Claim(db.Model):
     resident: Mapped[Resident] = relationship()
     household: Mapped[Household] = relationship()
     events: Mapped[list[ClaimEvent]] = relationship(order_by="ClaimEvent.id", viewonly=True)
+    reversal: Mapped[ClaimReversal | None] = relationship(viewonly=True, uselist=False)
+
+    @property
+    def shown_status(self) -> str:
+        """``status``, or ``reversed`` for a posted claim that was taken back."""
+        return "reversed" if self.reversal is not None else self.status
+
+
+class ClaimReversal(db.Model):
+    """A posted claim taken back (撤销) by the committee: the compensating ledger transaction, why, who
+    and when. At most one per claim; append-only (the database refuses UPDATE and DELETE). The claim's
+    own row stays ``posted``: it records that the points were posted, this row that they were taken back.
+    """
+
+    __tablename__ = "claim_reversals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), unique=True)
+    #: The ``claim_reversal`` transaction: the claim's postings negated (``reverses_id`` names the claim's).
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive, index=True)
+
+    claim: Mapped[Claim] = relationship(viewonly=True)
 
 
 class ClaimEvent(db.Model):
@@ -191,7 +218,7 @@ class ClaimEvent(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
-    #: ``create``, ``approve``, ``reject``, ``object``, ``post``.
+    #: ``create``, ``approve``, ``reject``, ``object``, ``post``, ``reverse``.
     action: Mapped[str] = mapped_column(String(16))
     #: Null for the scheduler.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -8,7 +8,8 @@ Domain rules, each findable by its word:
   or ``rejected``. ``review: auto`` skips ``pending``; ``publicity_days: 0`` skips ``publicized``.
   An objection during publicity sends the claim back to ``pending``.
 * self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``), nor
-  a claim they entered themselves (代录; by this login or another login of the same person).
+  a claim they entered themselves (代录; by this login or another login of the same person); nobody
+  takes back (reverses) a claim of their own household either.
 * cap_exceeded: a rule's cap holds per household and local calendar period, in points and/or in
   minutes (``max_points``, ``max_minutes``), counting claims that are approved (publicized or posted).
   The household row is locked while counting (PostgreSQL; SQLite writers are serialised anyway), so
@@ -17,6 +18,11 @@ Domain rules, each findable by its word:
   household's points wallet (and minutes from the minutes issuance account to the resident, the
   excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a
   claim can never be posted twice.
+* reversal (撤销): the committee takes back a posted claim with a reason (:func:`reverse_claim`): one
+  ``claim_reversal`` ledger transaction negating every posting of the claim's (``reverses_id``; the
+  ledger allows one reversal per transaction), and a :class:`ClaimReversal` row (one per claim).
+  Refused: 409 ``already_reversed``, ``claim_not_posted``, ``insufficient_points`` (the household has
+  spent them), ``insufficient_hours`` (the resident has spent the minutes).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from timebank.core.extensions import db
 from timebank.core.jobs import JobRun
 from timebank.core.policy import in_community, require_community
 from timebank.core.users import User
-from timebank.earning.models import Claim, ClaimEvent, Rule, RuleVersion, Task
+from timebank.earning.models import Claim, ClaimEvent, ClaimReversal, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
 from timebank.people.models import Community, Household, Resident
 
@@ -44,8 +50,10 @@ RULE_WRITERS = ("committee",)
 REVIEWERS = ("committee", "grid_worker")
 #: Staff who may enter a claim for a resident (代录).
 ENTERING_STAFF = ("committee", "grid_worker")
-#: Statuses whose points count against a cap.
+#: Statuses whose points count against a cap (a reversed claim does not: its points were taken back).
 COUNTED = ("publicized", "posted")
+#: Who takes back a posted claim (撤销).
+REVERSERS = ("committee",)
 
 
 # --- the points list ------------------------------------------------------------------------------
@@ -187,7 +195,8 @@ def _check_cap(claim: Claim) -> None:
     points, minutes = db.session.execute(
         select(func.coalesce(func.sum(Claim.points), 0), func.coalesce(func.sum(Claim.minutes), 0)).where(
             Claim.household_id == claim.household_id, Claim.rule_id == claim.rule_id,
-            Claim.status.in_(COUNTED), Claim.created_at >= start, Claim.created_at < end, Claim.id != claim.id)
+            Claim.status.in_(COUNTED), not_reversed(), Claim.created_at >= start, Claim.created_at < end,
+            Claim.id != claim.id)
     ).one()
     for used, this, limit, unit in ((points, claim.points, cap["max_points"], "points"),
                                     (minutes, claim.minutes, cap["max_minutes"], "minutes")):
@@ -275,9 +284,19 @@ def _entered_by(user: User, claim: Claim) -> bool:
     return enterer is not None and enterer.resident_id == user.resident_id
 
 
+def own_household(user: User, claim: Claim) -> bool:
+    """self_approval: whether the claim is of the household of the person behind ``user``."""
+    return user.household_id is not None and user.household_id == claim.household_id
+
+
+def not_reversed():
+    """A condition on :class:`Claim`: it was not taken back."""
+    return ~select(ClaimReversal.id).where(ClaimReversal.claim_id == Claim.id).exists()
+
+
 def approve_claim(user: User, claim: Claim) -> Claim:
     require_community(user, claim.community_id, *REVIEWERS)
-    if user.household_id is not None and user.household_id == claim.household_id:
+    if own_household(user, claim):
         raise Forbidden("Nobody approves a claim of their own household.", code="self_approval")
     if _entered_by(user, claim):
         raise Forbidden("Nobody approves a claim they entered themselves (代录).", code="self_approval")
@@ -350,6 +369,44 @@ def post_claim(claim: Claim, actor: str) -> Claim:
     return claim
 
 
+def reverse_claim(user: User, claim: Claim, reason: str) -> ClaimReversal:
+    """Take back a posted claim (committee of its community, not of its household): a compensating
+    ``claim_reversal`` transaction from the household's wallet (and the resident's minutes) back to
+    where they came from. Once per claim; two at the same moment: one wins, the other is 409."""
+    require_community(user, claim.community_id, *REVERSERS)
+    if own_household(user, claim):
+        raise Forbidden("Nobody takes back a claim of their own household.", code="self_approval")
+    _locked(claim)  # PostgreSQL: a second reversal waits here, then finds the first one's row
+    if db.session.execute(select(ClaimReversal.id).where(ClaimReversal.claim_id == claim.id)).first():
+        raise Conflict("This claim was already taken back.", code="already_reversed")
+    if claim.status != "posted":
+        raise Conflict(f"The claim is {claim.status}; only a posted claim is taken back.", code="claim_not_posted")
+    version, resident = claim.rule_version, claim.resident
+    try:
+        tx = ledgering.reverse(
+            claim.community_id, claim.transaction_id, kind="claim_reversal",
+            memo=f"reversal of claim {claim.id}: {reason} · {version.title} · {resident.name} (resident:{resident.id})",
+            actor=user.actor, reference=f"claim:{claim.id}", idempotency_key=f"claim:{claim.id}:reverse")
+    except ledger.AlreadyReversed as exc:
+        raise Conflict("This claim was already taken back.", code="already_reversed") from exc
+    except ledger.InsufficientFunds as exc:
+        if exc.unit == "minutes":
+            raise Conflict("The resident (or the pool) no longer holds the minutes this claim gave.",
+                           code="insufficient_hours") from exc
+        raise Conflict("The household no longer holds the points this claim gave.",
+                       code="insufficient_points") from exc
+    reversal = ClaimReversal(claim_id=claim.id, transaction_id=tx.id, reason=reason, user_id=user.id,
+                             created_at=utc_naive())
+    db.session.add(reversal)
+    _event(claim, "reverse", user, reason)
+    db.session.flush()
+    db.session.expire(claim, ["reversal", "events"])
+    record("claim.reverse", user=user, target=f"claim:{claim.id}", community_id=claim.community_id, reason=reason,
+           points=claim.points, minutes=claim.minutes, household_id=claim.household_id,
+           transaction_id=claim.transaction_id, reversal_transaction_id=tx.id)
+    return reversal
+
+
 def close_publicity(moment: datetime | None = None, run: JobRun | None = None) -> list[int]:
     """Post every claim whose publicity has ended. Returns the ids posted. Safe to run twice.
 
@@ -377,7 +434,11 @@ def close_publicity(moment: datetime | None = None, run: JobRun | None = None) -
 def claims_query(community_id: int, status: str | None = None, household_id: int | None = None,
                  resident_id: int | None = None):
     query = select(Claim).where(Claim.community_id == community_id)
-    if status:
+    if status == "reversed":
+        query = query.where(~not_reversed())
+    elif status == "posted":
+        query = query.where(Claim.status == status, not_reversed())
+    elif status:
         query = query.where(Claim.status == status)
     if household_id:
         query = query.where(Claim.household_id == household_id)

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from timebank.core.clock import local_zone, now, to_local, utc_naive
-from timebank.core.errors import ValidationFailed
+from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.pages import check_form, form_number, qr_svg, roles_required
 from timebank.core.policy import require_community
@@ -59,6 +60,7 @@ def claims():
         .scalars()} if pending else {}
     return render_template("committee/claims.html", place=place, pending=pending, publicized=publicized,
                            decided=decided, enterers=enterers, can_review=can_write(*earning.REVIEWERS),
+                           can_reverse=can_write(*earning.REVERSERS),
                            can_object=user.role != "supervisor", own_household=user.household_id, me_id=user.id,
                            can_enter=can_write(*earning.ENTERING_STAFF), rules=_rules(place.id))
 
@@ -102,13 +104,34 @@ def enter_claim():
                             back)
 
 
+#: A refused reversal in words (the shared words of these codes speak of approvals and goods).
+REVERSAL_REFUSALS = {
+    "self_approval": _l("this claim is of your own household: another committee member takes it back."),
+    "already_reversed": _l("this claim was already taken back."),
+    "claim_not_posted": _l("only a claim whose points were credited can be taken back."),
+    "insufficient_points": _l("the household has already spent these points, so they cannot be taken back."),
+    "insufficient_hours": _l("the minutes of this claim were already spent, so they cannot be taken back."),
+}
+
+
+def _reverse(user, claim, reason):
+    try:
+        return earning.reverse_claim(user, claim, reason)
+    except DomainError as exc:
+        words = REVERSAL_REFUSALS.get(exc.code)
+        if words is None:
+            raise
+        raise DomainError(str(words), code="reversal_refused", status=exc.status) from exc
+
+
 @bp.post("/claims/<int:claim_id>/<action>")
 @roles_required("committee", "grid_worker")
 def claim_action(claim_id: int, action: str):
+    """Approve, reject, object to, or take back (撤销, committee: a posted claim, with a reason) a claim."""
     user = me()
     reason = (request.form.get("reason") or "").strip()[:500]
     back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
-    if action not in ("approve", "reject", "object"):
+    if action not in ("approve", "reject", "object", "reverse"):
         abort(404)
     if action != "approve" and not reason:
         flash(_("Give a reason."), "error")
@@ -120,9 +143,15 @@ def claim_action(claim_id: int, action: str):
         claim = earning.visible_claim(user, claim_id)
         if action == "approve":
             return earning.approve_claim(user, claim)
+        if action == "reverse":
+            _reverse(user, claim, reason)
+            return claim
         return earning.reject_claim(user, claim, reason)
 
     def said(claim):
+        if action == "reverse":
+            return _("Claim %(id)d taken back: %(points)d points returned to the community.", id=claim.id,
+                     points=claim.points)
         if action == "reject":
             return _("Claim %(id)d rejected.", id=claim.id)
         if action == "object":

@@ -26,6 +26,13 @@ Back-office patterns (the staff's own abuses):
   :data:`FRESH_RULE_POINTS` points: a rule made to pay somebody at once.
 * ``entry_concentration`` — one staff member entered (代录) at least :data:`ENTRY_MIN` claims and at
   least :data:`ENTRY_SHARE` of all the community's claims in the window.
+* ``pool_concentration`` — the community pool paid at least :data:`POOL_MIN_PAYOUTS` helps in the
+  window and the :data:`POOL_TOP` volunteer households paid most received at least :data:`POOL_SHARE`
+  of its minutes, while more than :data:`POOL_TOP` households volunteered in the window (with so few
+  volunteers there is nothing to compare).
+* ``refused_self_dealing`` — one login was refused at least :data:`REFUSED_MIN` times by the insider
+  rules (``self_approval``, ``self_dealing``, ``same_signer``, ``person_required``) in the window, as
+  recorded in ``refusals`` (:mod:`timebank.core.refusals`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from sqlalchemy import func, select
 from timebank.core.audit_log import AuditEntry
 from timebank.core.clock import to_local
 from timebank.core.extensions import db
+from timebank.core.refusals import Refusal
 from timebank.core.users import User
 from timebank.earning.models import CheckIn, Claim, ClaimEvent, Rule, Task
 from timebank.hours.models import HelpRequest
@@ -60,9 +68,14 @@ ADDRESS_MIN_TASKS = 2
 FRESH_RULE_POINTS = 100
 ENTRY_MIN = 10
 ENTRY_SHARE = 0.5
+POOL_MIN_PAYOUTS = 10
+POOL_TOP = 3
+POOL_SHARE = 0.8
+REFUSED_MIN = 3
 
 KINDS = ("reciprocal_help", "claim_burst", "approver_concentration", "clerk_volume", "clerk_voids",
-         "shared_device", "shared_address", "fresh_rule", "entry_concentration")
+         "shared_device", "shared_address", "fresh_rule", "entry_concentration", "pool_concentration",
+         "refused_self_dealing")
 
 
 def _households(ids) -> dict[int, Household]:
@@ -336,11 +349,81 @@ def entry_concentration(community_id: int, start: datetime, end: datetime) -> li
     return out
 
 
+def pool_concentration(community_id: int, start: datetime, end: datetime) -> list[dict]:
+    volunteer = Resident.__table__.alias("vol")
+    rows = db.session.execute(
+        select(HelpRequest.id, HelpRequest.minutes, HelpRequest.paid_by, HelpRequest.completed_by_user_id,
+               volunteer.c.household_id)
+        .join(volunteer, volunteer.c.id == HelpRequest.volunteer_id)
+        .where(HelpRequest.community_id == community_id, HelpRequest.status == "completed",
+               HelpRequest.completed_at >= start, HelpRequest.completed_at < end)
+        .order_by(HelpRequest.id)
+    ).all()
+    paid = [r for r in rows if r.paid_by == "pool"]
+    volunteering = {r.household_id for r in rows}
+    if len(paid) < POOL_MIN_PAYOUTS or len(volunteering) <= POOL_TOP:
+        return []
+    by_household: dict[int, int] = defaultdict(int)
+    for row in paid:
+        by_household[row.household_id] += int(row.minutes)
+    total = sum(by_household.values())
+    top = sorted(by_household.items(), key=lambda item: (-item[1], item[0]))[:POOL_TOP]
+    share = sum(minutes for _, minutes in top) / total
+    if share < POOL_SHARE:
+        return []
+    homes = _households(h for h, _ in top)
+    names = "、".join(homes[h].name for h, _ in top)
+    confirmers = Counter(r.completed_by_user_id for r in paid if r.completed_by_user_id)
+    return [{
+        "kind": "pool_concentration",
+        "reason": f"The community pool paid {len(paid)} helps ({total} minutes) in the window; {share:.0%} of "
+                  f"its minutes went to the {len(top)} households {names} (flag at {POOL_MIN_PAYOUTS} payouts "
+                  f"and {POOL_SHARE:.0%} to the top {POOL_TOP}, with more than {POOL_TOP} households volunteering).",
+        "subjects": [_household_subject(homes[h]) for h, _ in top],
+        "evidence": {
+            "payouts": len(paid), "pool_minutes": total, "share": round(share, 4),
+            "minutes_by_household": {str(h): minutes for h, minutes in top},
+            "households_volunteering": len(volunteering),
+            "help_request_ids": [r.id for r in paid if r.household_id in homes],
+            "confirmed_by_user_ids": {str(u): n for u, n in sorted(confirmers.items())},
+        },
+    }]
+
+
+def refused_self_dealing(community_id: int, start: datetime, end: datetime) -> list[dict]:
+    rows = db.session.execute(
+        select(Refusal.id, Refusal.user_id, Refusal.code, Refusal.path, Refusal.created_at)
+        .where(Refusal.community_id == community_id, Refusal.user_id.isnot(None),
+               Refusal.created_at >= start, Refusal.created_at < end)
+        .order_by(Refusal.id)
+    ).all()
+    by_user: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_user[row.user_id].append(row)
+    out = []
+    for user_id, refused in sorted(by_user.items()):
+        if len(refused) < REFUSED_MIN:
+            continue
+        who = db.session.get(User, user_id)
+        codes = Counter(r.code for r in refused)
+        out.append({
+            "kind": "refused_self_dealing",
+            "reason": f"{who.username} was refused {len(refused)} times by the insider rules in the window ("
+                      + ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
+                      + f"; flag at {REFUSED_MIN}).",
+            "subjects": [_user_subject(who)],
+            "evidence": {"refusals": len(refused), "codes": dict(sorted(codes.items())),
+                         "refusal_ids": [r.id for r in refused], "paths": sorted({r.path for r in refused}),
+                         "first_at": _iso(refused[0].created_at), "last_at": _iso(refused[-1].created_at)},
+        })
+    return out
+
+
 def find_anomalies(community: Community, start: datetime, end: datetime) -> list[dict]:
     """Every anomaly of the community in ``[start, end)`` (naive UTC), in the order of :data:`KINDS`."""
     items = []
     for rule in (reciprocal_help, claim_bursts, approver_concentration, clerk_activity, shared_sources,
-                 fresh_rules, entry_concentration):
+                 fresh_rules, entry_concentration, pool_concentration, refused_self_dealing):
         items.extend(rule(community.id, start, end))
     order = {k: i for i, k in enumerate(KINDS)}
     items.sort(key=lambda a: order[a["kind"]])

@@ -125,11 +125,12 @@ class MonthlyOut(Schema):
     period = fields.Dict()
     points = fields.Dict(metadata={"description": "issued_by_category, issued_total, redeemed, voided, "
                                                  "voided_by_void, voided_by_return, redeemed_net, "
-                                                 "expired, outstanding"})
+                                                 "expired, reversed (taken back by claim reversals), "
+                                                 "outstanding"})
     hours = fields.Dict(metadata={"description": "deposited_minutes, withdrawn_minutes, help_minutes, "
                                                 "pool_balance_minutes, outstanding_minutes"})
     participation = fields.Dict(metadata={"description": "households_earning, households_total, rate"})
-    activity = fields.Dict()
+    activity = fields.Dict(metadata={"description": "claims_posted, claims_reversed, receipts"})
     top_households = fields.List(fields.Nested(MonthlyRankOut))
     donations = fields.List(fields.Nested(MonthlyDonationOut))
 
@@ -191,7 +192,9 @@ class Anomalies(MethodView):
     @blp.alt_response(422, description="validation_error: until not after since")
     def get(self, args):
         """Patterns worth a look (reciprocal help, claim bursts, one approver, clerks' volume and voids,
-        shared check-in devices and addresses) in `[since, until)`; by default the last 30 days."""
+        shared check-in devices and addresses, a rule paying on its first day, one staff member entering
+        most claims, the pool paying the same few households, repeated refused insider attempts) in
+        `[since, until)`; by default the last 30 days."""
         user = current_user()
         community = community_by_code(args["community_code"])
         require_community(user, community.id, *AUDITORS)

@@ -29,7 +29,7 @@ from timebank.core.errors import ValidationFailed
 from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
 from timebank.core.jobs import job
-from timebank.earning.models import Claim, RuleVersion
+from timebank.earning.models import Claim, ClaimReversal, RuleVersion
 from timebank.people.models import Community, Household, Resident
 from timebank.reports.models import MonthTotals
 from timebank.shop.models import Item, Redemption, StockMovement
@@ -398,6 +398,7 @@ def _monthly_report(community: Community, month: str) -> dict:
     shop = accounts.supermarket_points(cid)
     expired = accounts.expired_points(cid)
     residents = [c for c in flows if c.startswith("resident:") and c.endswith(":minutes")]
+    households = [c for c in flows if c.startswith("household:") and c.endswith(":points")]
     pool = accounts.pool_minutes(cid)
 
     earned = earned_by_household(cid, start, end)
@@ -410,9 +411,15 @@ def _monthly_report(community: Community, month: str) -> dict:
         select(func.count()).select_from(Redemption)
         .where(Redemption.community_id == cid, Redemption.created_at >= start, Redemption.created_at < end)
     ).scalar_one()
+    # Claims posted in the month, also those taken back later (a month's figures do not change
+    # afterwards); the reversals are counted in the month they were made.
     claims_posted = db.session.execute(
         select(func.count()).select_from(Claim)
         .where(Claim.community_id == cid, Claim.status == "posted", Claim.posted_at >= start, Claim.posted_at < end)
+    ).scalar_one()
+    claims_reversed = db.session.execute(
+        select(func.count()).select_from(ClaimReversal).join(Claim, Claim.id == ClaimReversal.claim_id)
+        .where(Claim.community_id == cid, ClaimReversal.created_at >= start, ClaimReversal.created_at < end)
     ).scalar_one()
 
     redeemed = credit(shop)
@@ -433,6 +440,7 @@ def _monthly_report(community: Community, month: str) -> dict:
             "voided_by_return": returned_by_return,
             "redeemed_net": redeemed - voided,
             "expired": credit(expired) - debit(expired),
+            "reversed": sum(debit(c, ("claim_reversal",)) - credit(c, ("claim_reversal",)) for c in households),
             "outstanding": at_end[_HOUSEHOLDS],
         },
         "hours": {
@@ -447,7 +455,8 @@ def _monthly_report(community: Community, month: str) -> dict:
             "households_total": int(total_households),
             "rate": round(earning_households / total_households, 4) if total_households else 0.0,
         },
-        "activity": {"claims_posted": int(claims_posted), "receipts": int(receipts)},
+        "activity": {"claims_posted": int(claims_posted), "claims_reversed": int(claims_reversed),
+                     "receipts": int(receipts)},
         "top_households": ranking(cid, start, end, earned=earned),
         "donations": [dict(d, last_donation_at=to_local(d["last_donation_at"]).isoformat()) for d in
                       donations(cid, start, end)],
@@ -462,7 +471,7 @@ def _summary_rows(report: dict) -> list[tuple]:
     for cat, value in points["issued_by_category"].items():
         rows.append((f"points.issued.{cat}", value))
     for key in ("issued_total", "redeemed", "voided", "voided_by_void", "voided_by_return", "redeemed_net",
-                "expired", "outstanding"):
+                "expired", "reversed", "outstanding"):
         rows.append((f"points.{key}", points[key]))
     for key, value in report["hours"].items():
         rows.append((f"hours.{key}", value))

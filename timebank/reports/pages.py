@@ -43,6 +43,8 @@ ANOMALY_LABELS = {
     "shared_address": _l("Many residents checked in from one address"),
     "fresh_rule": _l("A new rule paid many points on its first day"),
     "entry_concentration": _l("One staff member entered most of the claims"),
+    "pool_concentration": _l("The community pool pays mostly the same few households"),
+    "refused_self_dealing": _l("Repeated attempts to act for one's own household"),
 }
 
 

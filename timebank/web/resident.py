@@ -33,7 +33,7 @@ from timebank.core.pages import (
     take_form_key,
 )
 from timebank.earning import operations as earning
-from timebank.earning.models import Claim, Rule
+from timebank.earning.models import Claim, ClaimReversal, Rule
 from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
@@ -99,7 +99,12 @@ def history():
         for tx_id, code, amount in rows:
             key = "points" if code == points_code else "minutes"
             amounts[tx_id][key] = amounts[tx_id].get(key, 0) + amount
-    entries = [{"tx": t, "points": amounts[t.id].get("points"), "minutes": amounts[t.id].get("minutes")}
+    # A claim taken back (撤销) is told with the item's title and the committee's reason.
+    taken_back = {t.id for t in transactions if t.kind == "claim_reversal"}
+    reversals = {reversal.transaction_id: reversal for reversal in db.session.execute(
+        select(ClaimReversal).where(ClaimReversal.transaction_id.in_(taken_back))).scalars()} if taken_back else {}
+    entries = [{"tx": t, "points": amounts[t.id].get("points"), "minutes": amounts[t.id].get("minutes"),
+                "reversal": reversals.get(t.id)}
                for t in transactions]
     return render_template("resident/history.html", entries=entries, household=household,
                            next_before=transactions[-1].id if more else None)
