@@ -178,27 +178,41 @@ _GROUPS = (_HOUSEHOLDS, _RESIDENTS, _POOL)
 _CHEAPER_SIDE: str | None = None
 
 
-def _month_flows(cid: int, start: datetime, end: datetime) -> dict[str, dict[str, tuple[int, int]]]:
-    """Account code -> transaction kind -> (credits, debits) of the community's accounts in
-    ``[start, end)``: read from the month's transactions only."""
+def _month_flows(cid: int, start: datetime, end: datetime) -> tuple[dict[str, dict[str, tuple[int, int]]],
+                                                                    dict[int, int]]:
+    """One pass over the month's transactions: account code -> transaction kind -> (credits, debits)
+    of the community's accounts in ``[start, end)``, and what each household earned (the same as
+    :func:`earned_by_household`: its wallet's net in transactions that draw on an issuance account)."""
     owner = accounts.AccountOwner
-    period = _window(start, end)
+    issuance_ids = _issuance_points_ids(cid) or [-1]
+    query = select(Transaction.id, Transaction.kind)
+    query = query.where(Transaction.created_at >= start, Transaction.created_at < end)
+    issuing = select(Posting.id).where(Posting.transaction_id == Transaction.id,
+                                       Posting.account_id.in_(issuance_ids)).exists()
+    period = query.add_columns(case((issuing, 1), else_=0).label("issuing")).cte("period").prefix_with(
+        "MATERIALIZED")
     rows = db.session.execute(
-        select(Posting.account_id, period.c.kind,
+        select(Posting.account_id, period.c.kind, period.c.issuing, owner.household_id, owner.resident_id,
                func.coalesce(func.sum(case((Posting.amount > 0, Posting.amount), else_=0)), 0),
                func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0))
         .select_from(period)
         .join(Posting, Posting.transaction_id == period.c.id)
         .join(owner, owner.account_id == Posting.account_id)
         .where(_not_an_index(owner.community_id) == cid)
-        .group_by(Posting.account_id, period.c.kind)
+        .group_by(Posting.account_id, period.c.kind, period.c.issuing, owner.household_id, owner.resident_id)
     ).all()
     ids = {account_id for account_id, *_ in rows}
-    codes = dict(db.session.execute(select(Account.id, Account.code).where(Account.id.in_(ids))).all()) if ids else {}
+    codes = {i: (code, unit) for i, code, unit in db.session.execute(
+        select(Account.id, Account.code, Account.unit).where(Account.id.in_(ids))).all()} if ids else {}
     flows: dict[str, dict[str, tuple[int, int]]] = {}
-    for account_id, kind, credit, debit in rows:
-        flows.setdefault(codes[account_id], {})[kind] = (int(credit), int(debit))
-    return flows
+    earned: dict[int, int] = {}
+    for account_id, kind, issuing, household_id, resident_id, credit, debit in rows:
+        code, unit = codes[account_id]
+        was = flows.setdefault(code, {}).get(kind, (0, 0))
+        flows[code][kind] = (was[0] + int(credit), was[1] + int(debit))
+        if issuing and household_id is not None and resident_id is None and unit == accounts.POINTS:
+            earned[household_id] = earned.get(household_id, 0) + int(credit) - int(debit)
+    return flows, {h: v for h, v in earned.items() if v != 0}
 
 
 def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = None) -> dict[tuple[int, str], int]:
@@ -384,7 +398,7 @@ def _monthly_report(community: Community, month: str) -> dict:
     parse_month(month)
     start, end = month_bounds(month)
     cid = community.id
-    flows = _month_flows(cid, start, end)
+    flows, earned = _month_flows(cid, start, end)
     at_end = _balances_at(cid, end)
 
     def credit(code, kinds=None):
@@ -401,7 +415,6 @@ def _monthly_report(community: Community, month: str) -> dict:
     households = [c for c in flows if c.startswith("household:") and c.endswith(":points")]
     pool = accounts.pool_minutes(cid)
 
-    earned = earned_by_household(cid, start, end)
     earning_households = sum(1 for v in earned.values() if v > 0)
     total_households = db.session.execute(
         select(func.count()).select_from(Household)
