@@ -31,9 +31,16 @@ class ProblemApi(Api):
                                       openapi.problem_response("Any other error"), lazy=True)
 
     def handle_http_exception(self, error):
+        """flask-smorest registers this for every HTTPException of the app, pages included: a page
+        request gets the site's error page (:func:`timebank.core.problems.page_for_http_error`)."""
         from flask import request
 
         from timebank.core.extensions import db
+        from timebank.core.problems import page_for_http_error
+
+        page = page_for_http_error(error)
+        if page is not None:
+            return page
 
         db.session.rollback()
         status = error.code or 500

@@ -11,8 +11,9 @@ import logging
 import sqlite3
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -121,16 +122,84 @@ content="width=device-width, initial-scale=1"><title>{{ status }} {{ title }}</t
 <h1>{{ status }} {{ title }}</h1><p>{{ detail }}</p><p><a href="/">返回首页 / Home</a></p></body></html>"""
 
 
-def _render(status, code, detail, title=None, errors=None, headers=None, page_title=None, page_detail=None):
-    """problem+json for programs; for people an HTML page, in their language where ``page_*`` is given."""
+#: What a person reads on an error page: a title and a sentence per status, in their language.
+PAGE_TEXTS = {
+    400: (_l("The request could not be understood"),
+          _l("Something in what was sent is not right. Go back, check the form and send it again.")),
+    403: (_l("Not allowed"), _l("Your account may not open this page or do this. Ask the community office if "
+                               "you think it should.")),
+    404: (_l("Page not found"), _l("There is no page at this address. Check the link, or start again from the "
+                                  "home page.")),
+    405: (_l("Not possible here"), _l("This page cannot be used that way. Go back and use its buttons.")),
+    413: (_l("Too large"), _l("What was sent is too large. Send a smaller file.")),
+    422: (_l("Please check the form"), _l("Some of what was entered is not valid. Go back, correct it and send "
+                                         "it again.")),
+    429: (_l("Too many attempts"), _l("There were too many attempts in a short time.")),
+    500: (_l("Something went wrong"), _l("The system made a mistake; nothing was changed. Please try again; if it "
+                                        "happens again, tell the community office.")),
+}
+#: A form sent after its CSRF token expired (Flask-WTF's 400): the common case of a page left open.
+_FORM_EXPIRED = (_l("The form has expired"),
+                 _l("The page was open too long. Go back, reload the page and fill in the form again."))
+
+
+def _back_link() -> str | None:
+    """The page the person came from, when it is on this site (never an outside address)."""
+    referrer = request.referrer or ""
+    if referrer.startswith(request.host_url) and referrer.rstrip("/") != request.url.rstrip("/"):
+        return referrer
+    return None
+
+
+def _framed_page(status, title, detail, headers):
+    """The error page in the site's frame (menu, language, the signed-in user). It needs the
+    database for the signed-in user; when that fails too, the bare page (:data:`_PAGE`)."""
+    try:
+        retry = (headers or {}).get("Retry-After") if status in (429, 503) else None
+        return render_template("error.html", status=status, title=title, detail=detail, back=_back_link(),
+                               retry_after=retry)
+    except Exception:  # noqa: BLE001 - the frame needs the database; the bare page never does
+        log.warning("error page without the site's frame", exc_info=True)
+        _rollback()
+        return None
+
+
+def _render(status, code, detail, title=None, errors=None, headers=None, page_title=None, page_detail=None,
+            framed=True):
+    """problem+json for programs; for people an HTML page in the site's frame and their language
+    (``page_*`` where given, else the status's own words)."""
     if wants_json():
         return problem(status, code, detail, title, errors, headers)
+    default_title, default_detail = PAGE_TEXTS.get(status, PAGE_TEXTS[500] if status >= 500 else PAGE_TEXTS[400])
+    page_title, page_detail = page_title or default_title, page_detail or default_detail
+    if framed:
+        html = _framed_page(status, page_title, page_detail, headers)
+        if html is not None:
+            return html, status, headers or {}
     # Rendered from the bare Jinja environment, without the app's context processors: those look up
     # the signed-in user (``current_user``) and so need the database, and the page saying that the
     # database is unavailable must not need it (it would fail again and turn a 503 into a 500).
-    html = current_app.jinja_env.from_string(_PAGE).render(
-        status=status, title=page_title or title or TITLES.get(status, "Error"), detail=page_detail or detail)
+    html = current_app.jinja_env.from_string(_PAGE).render(status=status, title=page_title, detail=page_detail)
     return html, status, headers or {}
+
+
+def page_for_http_error(exc) -> tuple | None:
+    """The HTML page for a werkzeug ``HTTPException`` raised by a page request; None for requests that
+    want problem+json (flask-smorest's handler, which the API registers for every HTTPException,
+    asks this first)."""
+    if wants_json():
+        return None
+    status = exc.code or 500
+    headers = {}
+    if status == 429:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        headers["Allow"] = exc.get_response().headers["Allow"]
+    title = detail = None
+    if status == 400 and type(exc).__name__ == "CSRFError":
+        title, detail = _FORM_EXPIRED
+    _rollback()
+    return _render(status, GENERIC_CODES.get(status), None, headers=headers, page_title=title, page_detail=detail)
 
 
 def _busy_page() -> tuple[str, str]:
@@ -155,11 +224,18 @@ def init_app(app):
         headers = dict(exc.headers)
         if exc.status == 503:  # the database is unavailable, or a commit failed (boundary.CommitFailed)
             headers.setdefault("Retry-After", str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5)))
-            return _render(503, exc.code, exc.detail, exc.title, exc.errors, headers, *_busy_page())
-        return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, headers)
+            return _render(503, exc.code, exc.detail, exc.title, exc.errors, headers, *_busy_page(), framed=False)
+        from timebank.core.pages import domain_message
+
+        words = domain_message(exc)
+        return _render(exc.status, exc.code, exc.detail, exc.title, exc.errors, headers,
+                       page_detail=words if words != (exc.detail or exc.code) else None)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        page = page_for_http_error(exc)
+        if page is not None:
+            return page
         _rollback()
         status = exc.code or 500
         headers = {}
@@ -185,7 +261,7 @@ def init_app(app):
             return _render(503, "service_unavailable",
                            "The database is busy or cannot be written just now; nothing was changed. Try again.",
                            headers={"Retry-After": str(current_app.config.get("TIMEBANK_RETRY_AFTER_SECONDS", 5))},
-                           page_title=page_title, page_detail=page_detail)
+                           page_title=page_title, page_detail=page_detail, framed=False)
         if database_refused_value(exc):
             log.warning("database refused a value: %s", _driver_error(exc))
             return _render(422, "validation_error", "A value is too long or out of range; nothing was changed.")
