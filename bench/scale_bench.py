@@ -122,6 +122,44 @@ def grow(engine, world: dict, start: int, end: int, total: int, rng: random.Rand
     return time.perf_counter() - began
 
 
+class _kept:
+    """A folder that outlives the run (``--folder``)."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def __enter__(self) -> str:
+        os.makedirs(self.folder, exist_ok=True)
+        return self.folder
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _transactions(app) -> int:
+    from sqlalchemy import func, select
+
+    from ledger.models import Transaction
+    from timebank.core.extensions import db
+
+    count = db.session.execute(select(func.count()).select_from(Transaction)).scalar_one()
+    db.session.rollback()
+    return int(count)
+
+
+def _world(app) -> dict:
+    """The households and residents of a kept instance."""
+    from sqlalchemy import select
+
+    from timebank.core.extensions import db
+    from timebank.people.models import Household, Resident
+
+    with app.app_context():
+        households = list(db.session.execute(select(Household.id).order_by(Household.id)).scalars())
+        residents = list(db.session.execute(select(Resident.id).order_by(Resident.id)).scalars())
+        return {"community_id": 1, "households": households, "residents": residents}
+
+
 def month_of(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"
 
@@ -194,6 +232,9 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
+    parser.add_argument("--folder", default=None,
+                        help="keep the instance (SQLite) in this folder; a later run with the same folder and "
+                             "sizes measures it again without rebuilding")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [10_000, 100_000]
     if args.full and 1_000_000 not in sizes:
@@ -208,18 +249,24 @@ def main() -> None:
     rng = random.Random(args.seed)
     total = sizes[-1]
     results = []
-    with tempfile.TemporaryDirectory() as folder:
+    with (tempfile.TemporaryDirectory() if args.folder is None else _kept(args.folder)) as folder:
+        reuse = args.folder is not None and os.path.exists(os.path.join(folder, "timebank.sqlite"))
         instance = benchlib.Instance(folder, args.database_url)
         instance.init_db()
         app = instance.app()
-        world = setup(app, args.households)
+        world = _world(app) if reuse else setup(app, args.households)
         print(f"database: {instance.dialect}; one community of {args.households:,} households; sizes: "
               f"{', '.join(f'{s:,}' for s in sizes)}; the ledger spans {MONTHS} months from {FIRST:%Y-%m}")
         built = 0
         for size in sizes:
             with app.app_context():
-                seconds = grow(db.engine, world, built, size, total, rng)
-            print(f"built {built:,} -> {size:,} transactions in {seconds:.1f} s ({(size - built) / seconds:,.0f}/s)")
+                have = _transactions(app)
+                seconds = grow(db.engine, world, have, size, total, rng) if have < size else 0.0
+            if seconds:
+                print(f"built {built:,} -> {size:,} transactions in {seconds:.1f} s "
+                      f"({(size - built) / seconds:,.0f}/s)")
+            else:
+                print(f"{size:,} transactions already in {folder}")
             built = size
             newest = month_of(FIRST + timedelta(days=30.4 * MONTHS) * (size / total) - timedelta(days=1))
             middle = month_of(FIRST + timedelta(days=30.4 * MONTHS) * (size / total / 2))
