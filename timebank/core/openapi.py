@@ -89,6 +89,10 @@ UNAUTHENTICATED = ("unauthenticated: no bearer token, or one that is not valid (
                    "is disabled); token_expired")
 FORBIDDEN = "forbidden: the caller's role or community does not allow this"
 READ_ONLY_ROLE = "read_only_role: supervisors change nothing"
+PASSWORD_CHANGE_REQUIRED = ("password_change_required: the login was opened with a one-time password and must "
+                            "choose a new one first (POST /api/v1/me/password)")
+#: The operations a login that must change its password may still call.
+PASSWORD_CHANGE_PATHS = ("/api/v1/auth/", "/api/v1/me/password")
 CSRF_FAILED = ("csrf_failed: the request was authenticated by a page session cookie (no bearer token) "
                "without the page's CSRF token in the X-CSRFToken header")
 VALIDATION_ERROR = "validation_error: invalid fields, listed in `errors`"
@@ -156,10 +160,10 @@ class OperationDocs(BasePlugin):
         for method, operation in (operations or {}).items():
             if method.startswith("x-") or not isinstance(operation, dict):
                 continue
-            describe(operation, method, _view_function(self.app, kwargs.get("rule"), method))
+            describe(operation, method, _view_function(self.app, kwargs.get("rule"), method), path)
 
 
-def describe(operation: dict, method: str, function=None) -> None:
+def describe(operation: dict, method: str, function=None, path: str | None = None) -> None:
     """Add the errors, headers and parameters every operation of its kind has."""
     responses = {str(code): response for code, response in operation.get("responses", {}).items()}
     idempotent = bool(getattr(function, IDEMPOTENT_MARK, False))
@@ -182,6 +186,8 @@ def describe(operation: dict, method: str, function=None) -> None:
         error("400", BAD_JSON)
     if not is_public(operation):
         error("401", UNAUTHENTICATED, "unauthenticated")
+        if not (path or "").startswith(PASSWORD_CHANGE_PATHS):
+            error("403", PASSWORD_CHANGE_REQUIRED)
         if not any_login:
             error("403", FORBIDDEN, "forbidden")
             if method in WRITE_METHODS:
