@@ -280,3 +280,18 @@ def test_everyone_has_a_password_page(app, world, town):
                                             "repeat_password": "zhang-new-pass-3", "form_key": "c" * 20})
     assert r.status_code == 302
     assert _login(world.client, "13800000001", "zhang-new-pass-3").status_code == 200
+
+
+def test_a_supervisor_chooses_its_own_password(app, world, town):
+    """Supervisors change nothing, except their own password (API and page)."""
+    watcher = _id(world, "watcher")
+    otp = world.call("POST", f"/api/v1/users/{watcher}/reset-password", "admin").get_json()["one_time_password"]
+    token = _login(world.client, "watcher", otp).get_json()["access_token"]
+    r = world.client.post("/api/v1/me/password", headers=_bearer(token),
+                          json={"old_password": otp, "new_password": "watch-pass-77"})
+    assert r.status_code == 204, r.get_json()
+    page = _page(app, "watcher", "watch-pass-77")
+    r = page.post("/me/password", data={"old_password": "watch-pass-77", "new_password": "watch-pass-78",
+                                        "repeat_password": "watch-pass-78", "form_key": "s" * 20})
+    assert r.status_code == 302
+    assert _login(world.client, "watcher", "watch-pass-78").status_code == 200

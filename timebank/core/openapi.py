@@ -8,6 +8,8 @@ operation alike and is added here, as the document is built:
 * 401 on every operation that needs a login, that is every operation whose ``security`` is not
   :data:`PUBLIC`;
 * 403 on those too, unless the view is marked :func:`for_any_login` (no role or community applies);
+  403 ``password_change_required`` on every one of them but ``/api/v1/auth/*`` and
+  ``/api/v1/me/password`` (a login opened with a one-time password chooses a new one first);
 * 403 ``csrf_failed`` on every write: a browser's page session cookie is taken only with the page's
   CSRF token (:mod:`timebank.core.browser`);
 * 422 ``validation_error`` where the operation takes a body or query arguments, 400 where it takes a

@@ -28,7 +28,15 @@ from timebank.core.audit_log import record
 from timebank.core.auth import set_one_time_password
 from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.pages import form_done, login_required, remember_outcome, replay_form, roles_required, take_form_key
+from timebank.core.pages import (
+    form_done,
+    login_required,
+    remember_outcome,
+    replay_form,
+    roles_required,
+    safe_next,
+    take_form_key,
+)
 from timebank.core.policy import require_community
 from timebank.core.users import User
 from timebank.people import logins
@@ -38,7 +46,15 @@ from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import me, refuse_supervisor_writes
 
 bp = Blueprint("web_logins", __name__)
-bp.before_request(refuse_supervisor_writes)
+
+
+@bp.before_request
+def _supervisors_read():
+    """Supervisors see the logins and change none; their own password is theirs to change."""
+    if request.endpoint != "web_logins.my_password":
+        return refuse_supervisor_writes()
+    return None
+
 
 ROLE_LABELS = {
     "admin": _l("Administrator"),
@@ -154,8 +170,7 @@ def deactivate(user_id: int):
 def reset_login(user_id: int):
     user = me()
     target = _page_login(user_id)
-    back = request.form.get("back") or url_for(".logins_page")
-    back = back if back.startswith("/") and not back.startswith("//") else url_for(".logins_page")
+    back = safe_next(request.form.get("back"), url_for(".logins_page"))
     try:
         if not take_form_key():
             return replay_form(back)
