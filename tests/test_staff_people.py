@@ -309,3 +309,50 @@ def test_create_user_command_takes_a_phone(world, town, runner):
     assert result.exit_code == 0 and "no person" in result.output
     log = world.call("GET", "/api/v1/audit-log?action=user.create", "admin").get_json()["items"]
     assert {e["details"]["username"] for e in log if e["actor"] == "cli"} == {"clerk9", "clerk11"}
+
+
+def test_the_migration_keeps_one_person_per_login_and_leaves_the_second_without_one(tmp_path):
+    """Logins made before migration 0015: linked ones get their resident's phone and person; of two
+    active staff logins of one person in one community, the older keeps the person and the other is
+    left without one (person_required), so the unique index can be built. (A file of its own, so this
+    runs on SQLite whichever database the suite uses.)"""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from conftest import base_config
+    from timebank import create_app
+
+    app = create_app(base_config(tmp_path, f"sqlite:///{tmp_path / 'old.sqlite'}"))
+    with app.app_context():
+        directory = app.extensions["migrate"].directory
+        upgrade(directory=directory, revision="0014")
+        now = "2026-03-01 00:00:00"
+        for sql in (
+            "INSERT INTO communities (id, code, name, hours_cap_minutes, expiry_policy, created_at)"
+            f" VALUES (1, 'hongxing', '红星', 90000, 'none', '{now}')",
+            "INSERT INTO households (id, community_id, name, address, color, member_code, created_at)"
+            f" VALUES (1, 1, '张家', '', 'green', 'H1', '{now}')",
+            "INSERT INTO residents (id, household_id, name, phone, member_code, created_at)"
+            f" VALUES (1, 1, '张主任', '13700000001', 'R1', '{now}'),"
+            f" (2, 1, '张奶奶', NULL, 'R2', '{now}')",
+            "INSERT INTO users (id, username, password_hash, role, community_id, resident_id, active, created_at)"
+            f" VALUES (1, 'chair', 'x', 'committee', 1, 1, 1, '{now}'),"
+            f" (2, 'chair_grid', 'x', 'grid_worker', 1, 1, 1, '{now}'),"
+            f" (3, 'old_clerk', 'x', 'clerk', 1, 1, 0, '{now}'),"
+            f" (4, '13700000001', 'x', 'resident', 1, 1, 1, '{now}'),"
+            f" (5, 'grandma_clerk', 'x', 'clerk', 1, 2, 1, '{now}'),"
+            f" (6, 'bare', 'x', 'clerk', 1, NULL, 1, '{now}')",
+        ):
+            db.session.execute(text(sql))
+        db.session.commit()
+        upgrade(directory=directory, revision="heads")
+        rows = {r[0]: r[1:] for r in db.session.execute(text(
+            "SELECT username, phone, person_key, password_change_required FROM users"))}
+        db.session.remove()
+        db.engine.dispose()
+    assert rows["chair"] == ("13700000001", "phone:13700000001", 0)
+    assert rows["chair_grid"][1] is None  # the second login of the same person: no person
+    assert rows["old_clerk"][1] == "phone:13700000001"  # deactivated: not counted
+    assert rows["13700000001"][1] == "phone:13700000001"  # a resident's own login
+    assert rows["grandma_clerk"][1] == "resident:2"  # no phone: the resident record
+    assert rows["bare"][1] is None
