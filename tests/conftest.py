@@ -174,6 +174,7 @@ class World:
         self.app = app
         self.client = client
         self._tokens = {}
+        self._phones = {}
 
     def community(self, code="hongxing", name="红星社区", **kw):
         from timebank.core.extensions import db
@@ -203,13 +204,20 @@ class World:
             db.session.commit()
             return r.id
 
-    def user(self, username, role, community_code="hongxing", password="secret-pass", resident_id=None):
+    def user(self, username, role, community_code="hongxing", password="secret-pass", resident_id=None,
+             phone=None, person=True):
+        """A login. Staff are people: a staff login without ``phone`` or ``resident_id`` gets a phone of
+        its own (one per username, 199...), unless ``person=False`` (a login without a person)."""
         from timebank.core.extensions import db
+        from timebank.core.users import STAFF_ROLES
         from timebank.people.operations import community_by_code, create_user
 
+        if person and role in STAFF_ROLES and phone is None and resident_id is None:
+            self._phones.setdefault(username, f"199{len(self._phones) + 1:08d}")
+            phone = self._phones[username]
         with self.app.app_context():
             cid = community_by_code(community_code).id if community_code else None
-            u = create_user(username, password, role, community_id=cid, resident_id=resident_id)
+            u = create_user(username, password, role, community_id=cid, resident_id=resident_id, phone=phone)
             db.session.commit()
             return u.id
 

@@ -52,6 +52,11 @@ KEYED = {
     "web_resident.gift",            # minutes given
     "checkin.checkin",              # a check-in (a claim)
     "web_public.object_form",       # an objection (the claim goes back to review)
+    "web_logins.logins_page",       # a staff login (and its one-time password)
+    "web_logins.deactivate",        # a login deactivated
+    "web_logins.reset_login",       # a one-time password for a login
+    "web_logins.reset_resident",    # a one-time password (and maybe a login) for a resident
+    "web_logins.my_password",       # one's own new password
 }
 #: Forms that only change the browser's session: nothing to do twice.
 SESSION_ONLY = {
@@ -210,7 +215,8 @@ def town(world, clock):
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
-             "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies"]
+             "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
+             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
     return {
         None: ["/login", "/public/hongxing"],
@@ -219,7 +225,8 @@ def pages_by_role(t) -> dict[str, list[str]]:
         t.resident2: ["/me/help"],
         "clerk": clerk,
         "committee": staff,
-        "grid": ["/committee/claims", "/committee/tasks", "/committee/households"],
+        "grid": ["/committee/claims", "/committee/tasks", "/committee/households",
+                 f"/committee/households/{t.h1}/logins"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk
                   if p != "/committee/anomalies"],

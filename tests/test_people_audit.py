@@ -18,7 +18,12 @@ def test_households_residents_and_logins_made_through_the_api_are_audit_logged(w
                    json={"community_code": "hongxing", "name": "王家", "address": "2号"})
     assert r.status_code == 201
     household = r.get_json()["id"]
+    # Adding a person to an existing household is the committee's (a grid worker: 403).
     r = world.call("POST", "/api/v1/residents", "grid",
+                   json={"household_id": household, "name": "王五", "phone": "13900000077",
+                         "password": "long-enough-9"})
+    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    r = world.call("POST", "/api/v1/residents", "committee",
                    json={"household_id": household, "name": "王五", "phone": "13900000077",
                          "password": "long-enough-9"})
     assert r.status_code == 201, r.get_json()
@@ -32,7 +37,7 @@ def test_households_residents_and_logins_made_through_the_api_are_audit_logged(w
     [made] = _log(world, "household.create")
     assert made["target"] == f"household:{household}" and made["actor"] == "grid"
     [added] = _log(world, "resident.create")
-    assert added["target"] == f"resident:{resident}" and added["actor"] == "grid"
+    assert added["target"] == f"resident:{resident}" and added["actor"] == "committee"
     assert added["details"]["login"] is True and added["details"]["household_id"] == household
     [login] = _log(world, "user.create")
     assert login["target"] == f"user:{clerk}" and login["actor"] == "committee"

@@ -103,8 +103,8 @@ def make_machine(app, clock, reset_database, done):
             with app.app_context():
                 community = create_community("hongxing", "红星社区")
                 self.community_id = community.id
-                clerk = create_user("clerk", PASSWORD, "clerk", community_id=community.id)
-                create_user("watcher", PASSWORD, "supervisor", community_id=community.id)
+                clerk = create_user("clerk", PASSWORD, "clerk", community_id=community.id, phone="13700000001")
+                create_user("watcher", PASSWORD, "supervisor", community_id=community.id, phone="13700000002")
                 self.households, self.cards, self.phones = [], [], []
                 for n in range(HOUSEHOLDS):
                     household = create_household(community, f"户{n}", "幸福路1号", "1", "green")

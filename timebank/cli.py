@@ -50,10 +50,15 @@ def init_db_command():
               type=click.Choice(["admin", "committee", "grid_worker", "clerk", "resident", "supervisor"]))
 @click.option("--community", "community_code", default=None, help="community code (staff)")
 @click.option("--resident-id", type=int, default=None, help="link the login to this resident")
+@click.option("--phone", default=None,
+              help="the person's phone (staff): a resident's phone links the login to that resident")
 @click.option("--password-stdin", is_flag=True, required=True, help="read the password from standard input")
 @with_appcontext
-def create_user_command(username, role, community_code, resident_id, password_stdin):
-    """Create a login; the password is read from standard input."""
+def create_user_command(username, role, community_code, resident_id, phone, password_stdin):
+    """Create a login; the password is read from standard input.
+
+    Staff are people: give staff logins the person's --phone (or --resident-id). Without one the login
+    may read, but approves, signs and voids nothing until it is linked (PATCH /api/v1/users/{id})."""
     from timebank.core.audit_log import record
     from timebank.core.errors import DomainError
     from timebank.people.operations import community_by_code, create_user
@@ -62,15 +67,20 @@ def create_user_command(username, role, community_code, resident_id, password_st
     try:
         community_id = community_by_code(community_code).id if community_code else None
         with boundary.unit_of_work():
-            user = create_user(username, password, role, community_id=community_id, resident_id=resident_id)
+            user = create_user(username, password, role, community_id=community_id, resident_id=resident_id,
+                               phone=phone)
             record("user.create", actor="cli", target=f"user:{user.id}", community_id=community_id,
-                   username=user.username, role=user.role, resident_id=user.resident_id)
+                   username=user.username, role=user.role, resident_id=user.resident_id, phone=user.phone,
+                   person=user.person_key is not None)
     except DomainError as exc:
         detail = exc.detail
         if exc.errors:
             detail += " " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
         raise click.ClickException(detail) from exc
     click.echo(f"created user {user.username} ({user.role}) id={user.id}")
+    if user.role not in ("admin", "resident") and user.person_key is None:
+        click.echo("note: this staff login belongs to no person (no --phone): it may read, but approves, signs "
+                   "and voids nothing until it is linked (PATCH /api/v1/users/{id} with the phone)")
 
 
 @click.command("serve")

@@ -26,7 +26,7 @@ from timebank.core.auth import hash_password
 from timebank.core.clock import FrozenClock, local_zone, now
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.core.users import User
+from timebank.core.users import User, person_key_for
 from timebank.earning import operations as earning
 from timebank.earning import tasks
 from timebank.earning.models import Grid, Task
@@ -189,19 +189,26 @@ def _people(clock: FrozenClock, rng: random.Random, end: datetime) -> DemoContex
             resident = people.create_resident(household, name, str(phone), None, birth_year)
             residents.append(resident)
             db.session.add(User(username=str(phone), password_hash=password_hash, role="resident",
-                                community_id=community.id, resident_id=resident.id))
+                                community_id=community.id, resident_id=resident.id, phone=str(phone),
+                                person_key=person_key_for(str(phone), resident.id)))
     for code, name in GRIDS:
         db.session.add(Grid(community_id=community.id, code=code, name=name))
     staff = {}
-    for username, role in DEMO_STAFF.items():
+    for number, (username, role) in enumerate(DEMO_STAFF.items(), start=1):
         existing = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if existing is None:
             existing = User(username=username, password_hash=password_hash, role=role,
                             community_id=None if role == "admin" else community.id)
+            if role != "admin":  # staff are people: each has a phone of their own
+                existing.phone = f"1370000{number:04d}"
+                existing.person_key = person_key_for(existing.phone, None)
             db.session.add(existing)
         staff[username] = existing
     # The grid worker lives in the community (household 1): the conflict-of-interest rule applies to them.
-    staff["demo_grid"].resident = next(r for r in residents if r.household_id == households[0].id)
+    grid_person = next(r for r in residents if r.household_id == households[0].id)
+    staff["demo_grid"].resident = grid_person
+    staff["demo_grid"].phone = grid_person.phone
+    staff["demo_grid"].person_key = person_key_for(grid_person.phone, grid_person.id)
     db.session.flush()
     for grid in db.session.execute(select(Grid).where(Grid.community_id == community.id)).scalars():
         grid.worker_user_id = staff["demo_grid"].id

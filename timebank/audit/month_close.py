@@ -2,7 +2,9 @@
 
 * The first sign-off leaves the month ``pending_second``; a sign-off by a *different* committee
   member of the community closes it (``closed``). The same member twice is refused
-  (409 ``same_signer``); signing a closed month is refused (409 ``already_closed``).
+  (409 ``same_signer``), also when the second sign-off comes from another login of the same person
+  (the same ``users.person_key``); a login without a person signs nothing (403 ``person_required``);
+  signing a closed month is refused (409 ``already_closed``).
 * Closing produces a statement (totals of the month from the ledger, and stock when the shop's
   tables exist) as canonical JSON, signed with the deployment's Ed25519 key (the checkpoint key),
   and stored with its signature. It also names the ledger's tree size and Merkle root at the close.
@@ -32,7 +34,8 @@ from timebank.core.audit_log import record
 from timebank.core.clock import month_bounds, now, parse_month, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden
 from timebank.core.extensions import db
-from timebank.core.users import User
+from timebank.core.policy import require_person
+from timebank.core.users import User, same_person
 from timebank.people.models import Community
 
 STATEMENT_TYPE = "timebank.month-close.v1"
@@ -197,6 +200,7 @@ def sign_off(user: User, community: Community, month: str) -> tuple[str, MonthCl
     parse_month(month)
     if user.role != "committee" or user.community_id != community.id:
         raise Forbidden("Only committee members of this community sign off a month.")
+    require_person(user)
     _start, end = month_bounds(month)
     if end > utc_naive():  # the running month (or a later one) would freeze the community's postings
         raise Conflict(f"The month {month} has not ended yet; it can be closed once it is over.",
@@ -205,7 +209,8 @@ def sign_off(user: User, community: Community, month: str) -> tuple[str, MonthCl
     if closed_row(community.id, month) is not None:
         raise Conflict(f"The month {month} is already closed.", code="already_closed")
     earlier = signoffs(community.id, month)
-    if any(s.user_id == user.id for s in earlier):
+    # Two people, not two logins: another login of the same person (same phone or resident) is the same signer.
+    if any(same_person(user, db.session.get(User, s.user_id)) for s in earlier):
         raise Conflict("You have signed this month off already; a second committee member must sign.",
                        code="same_signer")
     statement = compute_statement(community, month)

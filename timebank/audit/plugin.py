@@ -12,7 +12,7 @@ supervisor role.
 * the supervisor guard: a supervisor (监督小组) may read everything in its community and change
   nothing, so any request under ``/api/`` other than GET, HEAD or OPTIONS made with a supervisor's
   token or page session is refused with 403 ``read_only_role`` before any view runs (logging in
-  under ``/api/v1/auth/`` excepted).
+  under ``/api/v1/auth/`` and choosing one's own password, ``/api/v1/me/password``, excepted).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def _requesting_user():
 def refuse_supervisor_writes():
     if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
         return None
-    if request.path.startswith("/api/v1/auth/"):
-        return None
+    if request.path.startswith(("/api/v1/auth/", "/api/v1/me/password")):
+        return None  # logging in and out, and choosing one's own password
     user = _requesting_user()
     if user is not None and user.role == "supervisor":
         raise Forbidden("Supervisors can see everything in their community and change nothing.",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -50,13 +50,66 @@ def check_password(password_hash: str, password: str) -> bool:
 
 
 def authenticate(username: str, password: str) -> User:
+    """The login of this username and password, or 401 ``invalid_credentials``.
+
+    A one-time password (a reset, :func:`set_one_time_password`) works once and for 24 hours: its
+    first use here marks it used (in the request's transaction), and a later or late attempt is
+    refused like a wrong password. The login then has to choose a new password
+    (``password_change_required``) before anything else."""
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         check_password(_DUMMY_HASH, password)
         raise InvalidCredentials()
     if not user.active or not check_password(user.password_hash, password):
         raise InvalidCredentials()
+    if user.one_time_expires_at is not None:
+        if user.one_time_used_at is not None:
+            raise InvalidCredentials("This one-time password was used already; ask for a new one.")
+        if user.one_time_expires_at <= utc_naive():
+            raise InvalidCredentials("This one-time password has expired; ask for a new one.")
+        user.one_time_used_at = utc_naive()
     return user
+
+
+#: How long a one-time password works.
+ONE_TIME_PASSWORD_TTL = timedelta(hours=24)
+# No 0/O, 1/l/I: read out over the phone or copied from a printed slip.
+_OTP_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+
+
+def new_one_time_password() -> str:
+    """Ten symbols from a 31-letter alphabet (about 50 bits), in two groups of five: ``k7m2q-x9d4a``."""
+    symbols = "".join(secrets.choice(_OTP_ALPHABET) for _ in range(10))
+    return f"{symbols[:5]}-{symbols[5:]}"
+
+
+def set_one_time_password(user: User) -> tuple[str, datetime]:
+    """Replace the login's password with a new one-time password and return it with its end. Only
+    its hash is stored; the old password stops working, and so do the login's bearer tokens and page
+    sessions (whoever held them must log in with the new one)."""
+    password = new_one_time_password()
+    expires_at = utc_naive() + ONE_TIME_PASSWORD_TTL
+    user.password_hash = hash_password(password)
+    user.password_change_required = True
+    user.one_time_expires_at = expires_at
+    user.one_time_used_at = None
+    end_all_sessions(user)
+    return password, expires_at
+
+
+def set_password(user: User, password: str) -> None:
+    """A password the person chose: the one-time state ends."""
+    user.password_hash = hash_password(password)
+    user.password_change_required = False
+    user.one_time_expires_at = None
+    user.one_time_used_at = None
+
+
+def end_all_sessions(user: User) -> None:
+    """Every bearer token of the login is revoked and every page session of it ends, at once."""
+    db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                       .values(revoked_at=utc_naive()))
+    user.end_sessions()
 
 
 def login_name(raw: str) -> str:
@@ -119,18 +172,21 @@ def issue_token(user: User) -> tuple[str, int]:
 # Runs on every API request: the token's dates and its user's columns in one query on the driver's
 # cursor (an ORM query here cost more than the rest of a sale's reads together).
 _TOKEN_USER = driver.per_dialect({"user": (
-    "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active"
+    "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active,"
+    " u.password_change_required, u.person_key"
     " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = {digest}")})
 
 
-def _attached_user(user_id, username, role, community_id, resident_id, active) -> User:
+def _attached_user(user_id, username, role, community_id, resident_id, active, password_change_required,
+                   person_key) -> User:
     """The session's User for these columns, without loading it again: a new instance is attached as
     if it had been loaded (its other columns load on first use, its relationships as usual)."""
     existing = db.session.identity_map.get(identity_key(User, user_id))
     if existing is not None:
         return existing
     user = User(id=user_id, username=username, role=role, community_id=community_id, resident_id=resident_id,
-                active=bool(active))
+                active=bool(active), password_change_required=bool(password_change_required),
+                person_key=person_key)
     make_transient_to_detached(user)
     db.session.add(user)
     return user

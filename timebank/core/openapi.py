@@ -8,6 +8,8 @@ operation alike and is added here, as the document is built:
 * 401 on every operation that needs a login, that is every operation whose ``security`` is not
   :data:`PUBLIC`;
 * 403 on those too, unless the view is marked :func:`for_any_login` (no role or community applies);
+  403 ``password_change_required`` on every one of them but ``/api/v1/auth/*`` and
+  ``/api/v1/me/password`` (a login opened with a one-time password chooses a new one first);
 * 403 ``csrf_failed`` on every write: a browser's page session cookie is taken only with the page's
   CSRF token (:mod:`timebank.core.browser`);
 * 422 ``validation_error`` where the operation takes a body or query arguments, 400 where it takes a
@@ -89,6 +91,10 @@ UNAUTHENTICATED = ("unauthenticated: no bearer token, or one that is not valid (
                    "is disabled); token_expired")
 FORBIDDEN = "forbidden: the caller's role or community does not allow this"
 READ_ONLY_ROLE = "read_only_role: supervisors change nothing"
+PASSWORD_CHANGE_REQUIRED = ("password_change_required: the login was opened with a one-time password and must "
+                            "choose a new one first (POST /api/v1/me/password)")
+#: The operations a login that must change its password may still call.
+PASSWORD_CHANGE_PATHS = ("/api/v1/auth/", "/api/v1/me/password")
 CSRF_FAILED = ("csrf_failed: the request was authenticated by a page session cookie (no bearer token) "
                "without the page's CSRF token in the X-CSRFToken header")
 VALIDATION_ERROR = "validation_error: invalid fields, listed in `errors`"
@@ -156,10 +162,10 @@ class OperationDocs(BasePlugin):
         for method, operation in (operations or {}).items():
             if method.startswith("x-") or not isinstance(operation, dict):
                 continue
-            describe(operation, method, _view_function(self.app, kwargs.get("rule"), method))
+            describe(operation, method, _view_function(self.app, kwargs.get("rule"), method), path)
 
 
-def describe(operation: dict, method: str, function=None) -> None:
+def describe(operation: dict, method: str, function=None, path: str | None = None) -> None:
     """Add the errors, headers and parameters every operation of its kind has."""
     responses = {str(code): response for code, response in operation.get("responses", {}).items()}
     idempotent = bool(getattr(function, IDEMPOTENT_MARK, False))
@@ -182,6 +188,8 @@ def describe(operation: dict, method: str, function=None) -> None:
         error("400", BAD_JSON)
     if not is_public(operation):
         error("401", UNAUTHENTICATED, "unauthenticated")
+        if not (path or "").startswith(PASSWORD_CHANGE_PATHS):
+            error("403", PASSWORD_CHANGE_REQUIRED)
         if not any_login:
             error("403", FORBIDDEN, "forbidden")
             if method in WRITE_METHODS:

@@ -25,6 +25,19 @@ def require_role(user: User, *roles: str) -> None:
         raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
 
 
+def require_person(user: User) -> None:
+    """person_required: approving or rejecting claims, signing a month close and voiding or taking
+    back receipts are the acts the two-person rules count, so they need a login that belongs to a
+    person (``users.person_key``: a phone or a resident). A staff login without one may read; it is
+    linked with ``PATCH /api/v1/users/{id}`` ``{phone}``. Admin logins are deployment-level and exempt."""
+    if user.role == "admin":
+        return
+    if user.person_key is None:
+        raise Forbidden("This login does not belong to a person yet: an admin or the committee links it to the "
+                        "person's phone (PATCH /api/v1/users/{id}) before it approves, signs or voids anything.",
+                        code="person_required")
+
+
 def can_see_community(user: User, community_id: int) -> bool:
     return user.role == "admin" or (user.role in STAFF and user.community_id == community_id)
 

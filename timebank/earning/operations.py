@@ -8,8 +8,9 @@ Domain rules, each findable by its word:
   or ``rejected``. ``review: auto`` skips ``pending``; ``publicity_days: 0`` skips ``publicized``.
   An objection during publicity sends the claim back to ``pending``.
 * self_approval: nobody approves a claim of their own household (staff: via ``users.resident_id``), nor
-  a claim they entered themselves (代录; by this login or another login of the same person); nobody
-  takes back (reverses) a claim of their own household either.
+  a claim they entered themselves (代录; by this login or another login of the same person, compared by
+  ``users.person_key``); nobody takes back (reverses) a claim of their own household either.
+* person_required: approving, rejecting and reversing need a login that belongs to a person (admin exempt).
 * cap_exceeded: a rule's cap holds per household and local calendar period, in points and/or in
   minutes (``max_points``, ``max_minutes``), counting claims that are approved (publicized or posted).
   The household row is locked while counting (PostgreSQL; SQLite writers are serialised anyway), so
@@ -38,8 +39,8 @@ from timebank.core.clock import local_zone, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.jobs import JobRun
-from timebank.core.policy import in_community, require_community
-from timebank.core.users import User
+from timebank.core.policy import in_community, require_community, require_person
+from timebank.core.users import User, same_person
 from timebank.earning.models import Claim, ClaimEvent, ClaimReversal, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
 from timebank.people.models import Community, Household, Resident
@@ -273,15 +274,18 @@ def _locked(claim: Claim) -> Claim:
 
 
 def _entered_by(user: User, claim: Claim) -> bool:
-    """Whether ``user`` entered the claim: this login, or another login of the same person."""
+    """Whether ``user`` entered the claim: this login, or another login of the same person (the same
+    ``person_key``: phone, or resident record)."""
     if claim.entered_by_user_id is None:
         return False
     if claim.entered_by_user_id == user.id:
         return True
-    if user.resident_id is None:
-        return False
     enterer = db.session.get(User, claim.entered_by_user_id)
-    return enterer is not None and enterer.resident_id == user.resident_id
+    if enterer is None:
+        return False
+    if same_person(user, enterer):
+        return True
+    return user.resident_id is not None and enterer.resident_id == user.resident_id
 
 
 def own_household(user: User, claim: Claim) -> bool:
@@ -296,6 +300,7 @@ def not_reversed():
 
 def approve_claim(user: User, claim: Claim) -> Claim:
     require_community(user, claim.community_id, *REVIEWERS)
+    require_person(user)
     if own_household(user, claim):
         raise Forbidden("Nobody approves a claim of their own household.", code="self_approval")
     if _entered_by(user, claim):
@@ -312,6 +317,7 @@ def approve_claim(user: User, claim: Claim) -> Claim:
 
 def reject_claim(user: User, claim: Claim, reason: str) -> Claim:
     require_community(user, claim.community_id, *REVIEWERS)
+    require_person(user)
     _locked(claim)
     if claim.status != "pending":
         raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
@@ -374,6 +380,7 @@ def reverse_claim(user: User, claim: Claim, reason: str) -> ClaimReversal:
     ``claim_reversal`` transaction from the household's wallet (and the resident's minutes) back to
     where they came from. Once per claim; two at the same moment: one wins, the other is 409."""
     require_community(user, claim.community_id, *REVERSERS)
+    require_person(user)
     if own_household(user, claim):
         raise Forbidden("Nobody takes back a claim of their own household.", code="self_approval")
     _locked(claim)  # PostgreSQL: a second reversal waits here, then finds the first one's row

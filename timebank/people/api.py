@@ -9,12 +9,11 @@ from marshmallow import Schema, fields, validate
 import ledger
 from timebank.core import accounts
 from timebank.core.audit_log import record
-from timebank.core.errors import NotFound, ValidationFailed
+from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import current_user
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import require_community, require_role, visible_household, visible_resident
-from timebank.core.users import ROLES
 from timebank.people import operations as ops
 from timebank.people.models import COLORS, Household, Resident
 
@@ -82,22 +81,6 @@ class ResidentOut(Schema):
     hours_balance_minutes = fields.Function(lambda r: ledger.balance(db.session, accounts.resident_minutes(r.id)))
 
 
-class UserIn(Schema):
-    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@+-]{3,64}$"))
-    password = fields.String(required=True, validate=validate.Length(8, 256), load_only=True)
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    community_code = fields.String(load_default=None, allow_none=True)
-    resident_id = fields.Integer(load_default=None, allow_none=True)
-
-
-class UserOut(Schema):
-    id = fields.Integer()
-    username = fields.String()
-    role = fields.String()
-    community_code = fields.Function(lambda u: u.community.code if u.community else None)
-    resident_id = fields.Integer(allow_none=True)
-
-
 @blp.route("/communities")
 class Communities(MethodView):
     @blp.arguments(CommunityIn)
@@ -149,12 +132,15 @@ class Residents(MethodView):
     @blp.arguments(ResidentIn)
     @blp.response(201, ResidentOut)
     def post(self, body):
-        """Register a resident in a household; with a password they can log in by phone."""
+        """Add a resident to an existing household (the committee of its community); with a password
+        they can log in by phone. A grid worker registers a new household with its first member on the
+        household page, and does not add people to existing households (403 `forbidden`): a made-up
+        member with a login could spend the household's points."""
         user = current_user()
         household = db.session.get(Household, body.pop("household_id"))
         if household is None:
             raise ValidationFailed(errors={"household_id": ["No such household."]})
-        require_community(user, household.community_id, "committee", "grid_worker")
+        require_community(user, household.community_id, "committee")
         login = bool(body.get("password"))
         resident = ops.create_resident(household, **body)
         # Who added a person (and a login that can spend the household's points) is on record.
@@ -170,35 +156,3 @@ class ResidentOne(MethodView):
     def get(self, resident_id):
         """A resident and their time-bank balance in minutes."""
         return visible_resident(current_user(), db.session.get(Resident, resident_id))
-
-
-@blp.route("/users")
-class Users(MethodView):
-    @blp.arguments(UserIn)
-    @blp.response(201, UserOut)
-    def post(self, body):
-        """Create a login (admin; a committee member may add staff of its own community)."""
-        actor = current_user()
-        community_id = ops.community_by_code(body["community_code"]).id if body["community_code"] else None
-        if body["role"] != "admin" and body["role"] != "resident" and community_id is None:
-            raise ValidationFailed(errors={"community_code": ["Staff belong to a community."]})
-        ops.may_create_user(actor, body["role"], community_id)
-        if body["role"] == "resident" and body["resident_id"] is not None and community_id is None:
-            resident = db.session.get(Resident, body["resident_id"])
-            if resident is None:
-                raise NotFound("No such resident.")
-            community_id = resident.household.community_id
-        created = ops.create_user(body["username"], body["password"], body["role"],
-                                  community_id=community_id, resident_id=body["resident_id"])
-        record("user.create", user=actor, target=f"user:{created.id}", community_id=community_id,
-               username=created.username, role=created.role, resident_id=created.resident_id)
-        return created
-
-
-@blp.route("/me")
-class Me(MethodView):
-    @for_any_login
-    @blp.response(200, UserOut)
-    def get(self):
-        """The logged-in user."""
-        return current_user()

@@ -23,6 +23,10 @@ class TokenResponse(Schema):
     access_token = fields.String()
     token_type = fields.String()
     expires_in = fields.Integer()
+    password_change_required = fields.Boolean(
+        metadata={"description": "true: the login was opened with a one-time password; every call but "
+                                 "POST /api/v1/me/password answers 403 password_change_required until a new "
+                                 "password is chosen"})
 
 
 @blp.route("/token")
@@ -36,11 +40,13 @@ class Token(MethodView):
     @blp.alt_response(429, description="rate_limited: too many failed attempts from this address or at this "
                                        "account; Retry-After says when to try again")
     def post(self, body):
-        """Log in. A resident's username is their phone number."""
+        """Log in. A resident's username is their phone number. A one-time password (from a reset)
+        works once, for 24 hours, and the answer then carries `"password_change_required": true`."""
         user = authenticate(body["username"], body["password"])
         token, ttl = issue_token(user)
-        record("auth.login", user=user, via="api")
-        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+        record("auth.login", user=user, via="api", one_time=user.one_time_used_at is not None)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl,
+                "password_change_required": bool(user.password_change_required)}
 
 
 @blp.route("/revoke")

@@ -10,6 +10,7 @@ from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.passwords import check_password_strength
 from timebank.core.users import ROLES, STAFF_ROLES, User
+from timebank.people import logins
 from timebank.people.models import COLORS, Community, Household, Resident
 
 
@@ -55,38 +56,46 @@ def create_resident(household: Household, name: str, phone: str | None = None, p
     accounts.open_resident(db.session, resident, household.community_id)
     if password and phone:
         create_user(phone, password, "resident", community_id=household.community_id, resident_id=resident.id)
+    if phone:
+        logins.link_staff_logins(resident)
     return resident
 
 
 def create_user(username: str, password: str, role: str, community_id: int | None = None,
-                resident_id: int | None = None) -> User:
+                resident_id: int | None = None, phone: str | None = None) -> User:
+    """A login. Staff logins belong to a person: ``phone`` (a resident's phone links the login to that
+    resident) or ``resident_id``; one person holds one active staff login per community (409
+    ``person_has_login``). Without either, a staff login may read but approves, signs and voids
+    nothing (``person_required``) until :func:`timebank.people.logins.link_person`."""
     if role not in ROLES:
         raise ValidationFailed(errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
     if role in STAFF_ROLES and community_id is None:
         raise ValidationFailed(errors={"community_code": ["Staff belong to a community."]})
     if role == "resident" and resident_id is None:
         raise ValidationFailed(errors={"resident_id": ["A resident login is linked to a resident."]})
+    if role == "admin" and (phone or resident_id is not None):
+        raise ValidationFailed(errors={"phone": ["Admin logins are deployment-level and belong to no person."]})
     check_password_strength(password, username)
     if db.session.execute(select(User.id).where(User.username == username)).first():
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
-    if resident_id is not None:
-        resident = db.session.get(Resident, resident_id)
-        if resident is None:
-            raise NotFound("No such resident.")
-        if community_id is not None and resident.household.community_id != community_id:
-            raise ValidationFailed(errors={"resident_id": ["The resident lives in another community."]})
+    person = logins.find_person(phone, resident_id)
+    if resident_id is not None and community_id is not None and person.resident.household.community_id != community_id:
+        raise ValidationFailed(errors={"resident_id": ["The resident lives in another community."]})
     user = User(username=username, password_hash=hash_password(password), role=role,
-                community_id=community_id, resident_id=resident_id)
+                community_id=community_id)
+    logins.give_person(user, person)
     db.session.add(user)
-    db.session.flush()
+    logins.flush_one_login_per_person()
     return user
 
 
 def may_create_user(actor: User, role: str, community_id: int | None) -> None:
-    """Admin creates anyone; a committee member adds staff to its own community."""
+    """Admin creates anyone; a committee member adds grid workers, clerks and residents' logins to its
+    own community. Committee and supervisor logins are made by an admin only: a committee member who
+    could make committee logins could make a second one for itself, or a supervisor to watch itself."""
     if actor.role == "admin":
         return
-    if actor.role == "committee" and role in ("committee", "grid_worker", "clerk", "supervisor") \
-            and community_id == actor.community_id:
+    if actor.role == "committee" and role in logins.COMMITTEE_MAKES and community_id == actor.community_id:
         return
-    raise Forbidden("Only an admin, or a committee member for its own community's staff, adds users.")
+    raise Forbidden("Only an admin makes committee and supervisor logins; a committee member adds grid workers, "
+                    "clerks and residents' logins of its own community.")

@@ -90,6 +90,13 @@ def message(exc: DomainError) -> str:
         "month_not_ended": _("this month has not ended yet; it can be closed once it is over."),
         "month_closed": _("this month is closed; nothing can be added to it."),
         "not_found": _("it was not found."),
+        "person_required": _("this login does not belong to a person yet; ask an admin or the committee to add "
+                             "the person's phone number to it."),
+        "person_has_login": _("this person already has a staff login here; one person, one login."),
+        "person_already_set": _("this login already belongs to another person."),
+        "username_taken": _("this username is taken."),
+        "login_inactive": _("this login is deactivated."),
+        "wrong_password": _("the current password is wrong."),
     }
     text = messages.get(exc.code)
     if text is None:

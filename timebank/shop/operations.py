@@ -28,7 +28,7 @@ from timebank.core.clock import local_zone, now, utc_naive
 from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from timebank.core.exports import csv_writer
 from timebank.core.extensions import db
-from timebank.core.policy import STAFF, require_community
+from timebank.core.policy import STAFF, require_community, require_person
 from timebank.core.users import User
 from timebank.people.models import Community
 from timebank.shop.models import (
@@ -471,6 +471,7 @@ def _lock_redemption(redemption_id: int, user: User) -> Redemption:
     if redemption is None or not can_see_redemption(user, redemption):
         raise NotFound("No such receipt.")
     require_shop_staff(user, redemption.community_id)
+    require_person(user)  # person_required: voids and returns are counted per person
     if user.household_id is not None and user.household_id == redemption.household_id:
         # self_approval: a clerk does not void or take back goods of a receipt of their own household.
         raise Forbidden("Nobody voids or takes back a receipt of their own household.", code="self_approval")

@@ -47,6 +47,7 @@ NAV = {
         ("web_reports.reports", _l("Reports")),
         ("web_books.month_close", _l("Month close")),
         ("web_reports.anomalies", _l("Anomalies")),
+        ("web_logins.logins_page", _l("Logins")),
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
     ],
@@ -58,6 +59,7 @@ NAV = {
     ],
     "admin": [
         ("web.home", _l("Home")),
+        ("web_logins.logins_page", _l("Logins")),
     ],
 }
 #: A supervisor sees what the committee sees, except the till (they sell nothing).
