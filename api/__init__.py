@@ -74,6 +74,7 @@ def init_app(app) -> None:
                         "application/problem+json with a stable `error` code."},
     )
     api.init_app(app)
+    _serve_swagger_ui(app)
 
     from timebank.audit import api as audit
     from timebank.audit import ledger_api
@@ -96,3 +97,18 @@ def init_app(app) -> None:
         module = importlib.import_module(name)
         cookie_writes_need_csrf(app, module.blp)
         api.register_blueprint(module.blp)
+
+
+def _serve_swagger_ui(app) -> None:
+    """``/api/v1/docs`` loads Swagger UI's files from ``OPENAPI_SWAGGER_UI_URL``: served here from the
+    ``swagger-ui-bundle`` package (a maintained copy of swagger-ui-dist on PyPI), so the page works
+    without internet access and loads nothing from another site (its Content-Security-Policy)."""
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    prefix = app.config.get("OPENAPI_SWAGGER_UI_URL") or "/api/v1/static/swagger-ui/"
+
+    def swagger_ui_file(filename):
+        return send_from_directory(swagger_ui_path, filename, max_age=24 * 3600)
+
+    app.add_url_rule(prefix.rstrip("/") + "/<path:filename>", "swagger_ui_file", swagger_ui_file)

@@ -143,6 +143,7 @@ def add_checkpoint_and_close(world, clock, ids) -> None:
 
 #: Values of path parameters: by (endpoint, parameter), else by parameter. A function of ``ids``.
 PATH_BY_ENDPOINT = {
+    ("swagger_ui_file", "filename"): lambda ids: ["swagger-ui.css"],
     ("web.set_language", "code"): lambda ids: ["en"],
     ("people.CommunityOne", "code"): lambda ids: ["hongxing"],
 }
