@@ -43,6 +43,7 @@ from ledger.core import (  # noqa: F401
     balance,
     balances,
     open_account,
+    open_accounts,
     post,
     rebuild_balances,
     replay_balances,

@@ -269,6 +269,7 @@ KIND_LABELS = {
     "gift": _l("Time given"),
     "pool_funding": _l("Time put into the community pool"),
     "reversal": _l("Correction"),
+    "opening_balance": _l("Opening balance (carried over)"),
 }
 
 CLAIM_STATUS_LABELS = {

@@ -6,6 +6,7 @@ manages the people behind them.
 
 
 def init_app(app) -> None:
-    from timebank.people import pages
+    from timebank.people import import_pages, pages
 
     pages.init_app(app)
+    import_pages.init_app(app)
