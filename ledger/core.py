@@ -77,6 +77,8 @@ _SQL = {
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
     "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
     "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
+    "open": ("INSERT INTO ledger_accounts (code, unit, allow_negative, balance, created_at)"
+             " VALUES ({code}, {unit}, {allow_negative}, 0, {created_at}) ON CONFLICT (code) DO NOTHING"),
     "posting": "INSERT INTO ledger_postings (transaction_id, account_id, amount, unit) VALUES ({t}, {a}, {m}, {u})",
     "transaction": (
         "INSERT INTO ledger_transactions (id, kind, category, memo, actor, reference, reverses_id,"
@@ -143,18 +145,18 @@ def open_accounts(session: Bind, specs: Iterable[tuple[str, str, bool]], now: da
     for _code, unit, _negative in specs:
         if unit not in config.settings.units:
             raise UnknownUnit(unit, config.settings.units)
-    dialect = _connection(session).dialect.name
-    created_at = _naive_utc(now or _utcnow())
+    conn = _connection(session)
+    cursor, sql = _cursor(conn)  # the driver's own cursor: SQLAlchemy's statements cost more than the inserts
+    created_at = driver.timestamp(conn.dialect.name, _naive_utc(now or _utcnow()))
     ids: dict[str, int] = {}
     for start in range(0, len(specs), batch):
         chunk = specs[start:start + batch]
-        insert = postgresql.insert(Account) if dialect == "postgresql" else sqlite.insert(Account)
-        session.execute(insert.on_conflict_do_nothing(), [
-            dict(code=code, unit=unit, allow_negative=negative, balance=0, created_at=created_at)
+        cursor.executemany(sql["open"], [
+            {"code": code, "unit": unit, "allow_negative": bool(negative), "created_at": created_at}
             for code, unit, negative in chunk])
         wanted = {code: (unit, negative) for code, unit, negative in chunk}
-        rows = session.execute(select(Account.id, Account.code, Account.unit, Account.allow_negative)
-                               .where(Account.code.in_(list(wanted))))
+        rows = conn.execute(select(Account.id, Account.code, Account.unit, Account.allow_negative)
+                            .where(Account.code.in_(list(wanted))))
         for row in rows:
             unit, negative = wanted[row.code]
             if row.unit != unit or bool(row.allow_negative) != bool(negative):

@@ -23,8 +23,17 @@ import re
 import time
 from pathlib import Path
 
-from flask import (Blueprint, Response, abort, after_this_request, current_app, flash, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    after_this_request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from timebank.core.errors import DomainError
