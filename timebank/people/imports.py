@@ -503,8 +503,8 @@ def _insert(connection, table, rows: list[dict]) -> list[int]:
     unique by constraint, find the rows."""
     connection.execute(insert(table), rows)
     codes = [row["member_code"] for row in rows]
-    found = dict(connection.execute(select(table.c.member_code, table.c.id).where(table.c.member_code.in_(codes)))
-                 .tuples().all())
+    found = {code: row_id for code, row_id in connection.execute(
+        select(table.c.member_code, table.c.id).where(table.c.member_code.in_(codes)))}
     return [found[code] for code in codes]
 
 
