@@ -154,7 +154,7 @@ def test_one_wrong_row_refuses_the_whole_file_with_row_and_column(committee, app
         ["张家", "幸福路1号", "1", "绿", "李四", "13800000001", "1958", ""],      # 3: the same phone as row 2
         ["王家", "幸福路2号", "2", "紫", "王五", "12ab", "1850", "-5"],           # 4: colour, phone, year, points
         ["", "幸福路9号", "", "", "", "", "", ""],                                # 5: no household, no name
-        ["钱家", "幸福路4号", "3", "黄", "钱七", "", "19五六", "2000000"],        # 6: year not a number, points too many
+        ["钱家", "幸福路4号", "3", "黄", "钱七", "", "19五六", "2000000"],        # 6: not a year; too many points
         ["王家", "幸福路2号", "5", "红", "王八", "", "", ""],                     # 7: row 4 gives another grid
         ["孙家", "x" * 301, "", "", "孙九", "", "", ""],                          # 8: address too long
     ]
@@ -173,8 +173,9 @@ def test_one_wrong_row_refuses_the_whole_file_with_row_and_column(committee, app
     assert counts(app) == before
 
 
-def test_row_7_conflicting_grid_is_an_error_when_the_rest_is_right(committee):
-    rows = [ROWS[2], ["王家", "幸福路2号", "5", "红", "王八", "", "", ""], ["王家", "幸福路2号", "", "", "王九", "", "", "40"]]
+def test_conflicting_grid_or_opening_points_within_a_household_are_errors(committee):
+    rows = [ROWS[2], ["王家", "幸福路2号", "5", "红", "王八", "", "", ""],
+            ["王家", "幸福路2号", "", "", "王九", "", "", "40"]]
     r = post(committee, as_csv(rows))
     assert r.status_code == 422
     assert [(e["row"], e["column"]) for e in r.get_json()["errors"]] == [(3, "网格"), (4, "期初积分")]
@@ -212,7 +213,8 @@ def test_the_same_file_again_creates_nothing_and_posts_no_second_opening_balance
     world = committee
     assert post(world, as_csv(ROWS)).status_code == 201
     first = counts(app)
-    for body, kind in ((as_csv(ROWS), "text/csv"), (as_xlsx(ROWS), XLSX), (as_csv(ROWS, encoding="gb18030"), "text/csv")):
+    for body, kind in ((as_csv(ROWS), "text/csv"), (as_xlsx(ROWS), XLSX),
+                       (as_csv(ROWS, encoding="gb18030"), "text/csv")):
         r = post(world, body, content_type=kind)
         assert r.status_code == 201, r.get_json()
         assert r.get_json() == {"rows": 4, "households_created": 0, "residents_created": 0, "opening_points_posted": 0,
@@ -372,7 +374,6 @@ def form_key(response) -> str:
 
 
 def test_the_page_checks_shows_and_imports_exactly_the_checked_file(committee, app, runner):
-    world = committee
     client = page_login(app, "committee")
     home = client.get("/").get_data(as_text=True)
     assert "/committee/import" in home

@@ -129,4 +129,4 @@ def open_many(session, community_id: int, household_ids=(), residents=()) -> Non
     rows = [{"account_id": ids[code], "community_id": community_id, "household_id": household,
              "resident_id": resident} for code, (household, resident) in owners.items()]
     for start in range(0, len(rows), 1000):
-        session.connection().execute(insert(AccountOwner.__table__), rows[start:start + 1000])
+        session.connection().execute(insert(AccountOwner), rows[start:start + 1000])  # Core: not the ORM bulk insert
