@@ -77,8 +77,6 @@ _SQL = {
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
     "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
     "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
-    "open": ("INSERT INTO ledger_accounts (code, unit, allow_negative, balance, created_at)"
-             " VALUES ({code}, {unit}, {allow_negative}, 0, {created_at}) ON CONFLICT (code) DO NOTHING"),
     "posting": "INSERT INTO ledger_postings (transaction_id, account_id, amount, unit) VALUES ({t}, {a}, {m}, {u})",
     "transaction": (
         "INSERT INTO ledger_transactions (id, kind, category, memo, actor, reference, reverses_id,"
@@ -146,14 +144,13 @@ def open_accounts(session: Bind, specs: Iterable[tuple[str, str, bool]], now: da
         if unit not in config.settings.units:
             raise UnknownUnit(unit, config.settings.units)
     conn = _connection(session)
-    cursor, sql = _cursor(conn)  # the driver's own cursor: SQLAlchemy's statements cost more than the inserts
     created_at = driver.timestamp(conn.dialect.name, _naive_utc(now or _utcnow()))
     ids: dict[str, int] = {}
     for start in range(0, len(specs), batch):
         chunk = specs[start:start + batch]
-        cursor.executemany(sql["open"], [
-            {"code": code, "unit": unit, "allow_negative": bool(negative), "created_at": created_at}
-            for code, unit, negative in chunk])
+        driver.insert_rows(conn, "ledger_accounts", ("code", "unit", "allow_negative", "balance", "created_at"),
+                           [(code, unit, bool(negative), 0, created_at) for code, unit, negative in chunk],
+                           suffix="ON CONFLICT (code) DO NOTHING")
         wanted = {code: (unit, negative) for code, unit, negative in chunk}
         rows = conn.execute(select(Account.id, Account.code, Account.unit, Account.allow_negative)
                             .where(Account.code.in_(list(wanted))))
@@ -357,7 +354,6 @@ def post_many(session: Bind, requests: Iterable[Request], *, now: datetime | Non
     conn = _connection(session)
     lock_writer(conn)
     cursor, sql = _cursor(conn)
-
     used: dict[str | None, tuple[int, str | None]] = {}
     for start in range(0, len(keys), batch):
         for tx_id, key, request_hash in conn.execute(

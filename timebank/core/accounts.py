@@ -9,10 +9,11 @@ the stored-hours cap).
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, insert
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 import ledger
+from ledger import driver
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import Model
 
@@ -126,7 +127,6 @@ def open_many(session, community_id: int, household_ids=(), residents=()) -> Non
     owners.update({resident_minutes(r): (h, r) for r, h in residents})
     specs = [(code, POINTS if resident is None else MINUTES, False) for code, (_h, resident) in owners.items()]
     ids = ledger.open_accounts(session, specs, now=utc_naive())
-    rows = [{"account_id": ids[code], "community_id": community_id, "household_id": household,
-             "resident_id": resident} for code, (household, resident) in owners.items()]
-    for start in range(0, len(rows), 1000):
-        session.connection().execute(insert(AccountOwner), rows[start:start + 1000])  # Core: not the ORM bulk insert
+    driver.insert_rows(session, AccountOwner.__tablename__,
+                       ("account_id", "community_id", "household_id", "resident_id"),
+                       [(ids[code], community_id, h, r) for code, (h, r) in owners.items()])
