@@ -130,7 +130,12 @@ def _check_file(place):
         db.session.rollback()
         flash(_("Choose the roster file (CSV or XLSX) first."), "error")
         return redirect(url_for(".upload", **_community_arg()))
-    sha256 = _keep(place.id, data)
+    try:
+        sha256 = _keep(place.id, data)
+    except OSError:  # the instance folder is full or read-only
+        db.session.rollback()
+        flash(_("The file cannot be kept on the server just now; try again later."), "error")
+        return redirect(url_for(".upload", **_community_arg()))
     return form_done(url_for(".upload", file=sha256, **_community_arg()))
 
 
