@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python bench/checkin_burst_bench.py
 	$(BIN)/python bench/redemption_day_bench.py
 	$(BIN)/python bench/proof_bench.py
+	$(BIN)/python bench/import_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -40,10 +40,13 @@ from ledger.config import WriterLock, configure, default_writer_lock  # noqa: F4
 from ledger.core import (  # noqa: F401
     Leg,
     PostedTransaction,
+    Request,
     balance,
     balances,
     open_account,
+    open_accounts,
     post,
+    post_many,
     rebuild_balances,
     replay_balances,
     reverse,

@@ -132,6 +132,36 @@ def open_account(session: Bind, code: str, unit: str, allow_negative: bool = Fal
     return row.id
 
 
+def open_accounts(session: Bind, specs: Iterable[tuple[str, str, bool]], now: datetime | None = None,
+                  batch: int = 500) -> dict[str, int]:
+    """Open many accounts at once, ``(code, unit, allow_negative)`` each; return code -> id.
+
+    The same as :func:`open_account` for each (an account that exists is kept, and must agree on
+    unit and flag), in a few statements per ``batch`` accounts: a roster import opens tens of
+    thousands."""
+    specs = list(specs)
+    for _code, unit, _negative in specs:
+        if unit not in config.settings.units:
+            raise UnknownUnit(unit, config.settings.units)
+    conn = _connection(session)
+    created_at = driver.timestamp(conn.dialect.name, _naive_utc(now or _utcnow()))
+    ids: dict[str, int] = {}
+    for start in range(0, len(specs), batch):
+        chunk = specs[start:start + batch]
+        driver.insert_rows(conn, "ledger_accounts", ("code", "unit", "allow_negative", "balance", "created_at"),
+                           [(code, unit, bool(negative), 0, created_at) for code, unit, negative in chunk],
+                           suffix="ON CONFLICT (code) DO NOTHING")
+        wanted = {code: (unit, negative) for code, unit, negative in chunk}
+        rows = conn.execute(select(Account.id, Account.code, Account.unit, Account.allow_negative)
+                            .where(Account.code.in_(list(wanted))))
+        for row in rows:
+            unit, negative = wanted[row.code]
+            if row.unit != unit or bool(row.allow_negative) != bool(negative):
+                raise ValueError(f"account {row.code!r} exists with another unit or negative flag")
+            ids[row.code] = row.id
+    return ids
+
+
 def _validate(legs: Sequence[Leg]) -> None:
     if len(legs) < 2:
         raise UnbalancedTransaction("a transaction needs at least two postings")
@@ -286,6 +316,131 @@ def post(
         hash=tx_hash, postings=[(leg.account, leg.amount, accounts[leg.account][1]) for leg in legs],
         balances={code: accounts[code][3] + change for code, change in net_by_account.items()},
     )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One transaction of :func:`post_many`: what :func:`post` takes, but the session and the time."""
+
+    legs: Sequence[Leg]
+    kind: str
+    category: str | None = None
+    memo: str = ""
+    actor: str | None = None
+    reference: str | None = None
+    idempotency_key: str | None = None
+
+
+def post_many(session: Bind, requests: Iterable[Request], *, now: datetime | None = None,
+              batch: int = 500) -> list[PostedTransaction]:
+    """Write many transactions, in order, as :func:`post` would one after another; return them.
+
+    Each is its own transaction: balanced, checked against the wallets' balances as they stand after
+    the ones before it, with its own link in the hash chain and its own idempotency key (a key used
+    before returns the earlier transaction with ``replayed=True``, or raises
+    :class:`IdempotencyKeyReused`; the same key twice in one call raises ``ValueError``). Nothing is
+    written unless every one passes the checks. The accounts, the keys and the head of the chain are
+    read once, and the postings and the transactions written in a few statements: a roster import
+    posts thousands of opening balances, and one statement per round trip is what :func:`post`
+    costs."""
+    requests = list(requests)
+    for request in requests:
+        _validate(request.legs)
+    keys = [r.idempotency_key for r in requests if r.idempotency_key is not None]
+    if len(keys) != len(set(keys)):
+        raise ValueError("the same idempotency key twice in one post_many")
+    if any(not 1 <= len(key) <= 255 for key in keys):
+        raise UnbalancedTransaction("idempotency key must be 1..255 characters")
+    conn = _connection(session)
+    lock_writer(conn)
+    cursor, sql = _cursor(conn)
+    used: dict[str | None, tuple[int, str | None]] = {}
+    for start in range(0, len(keys), batch):
+        for tx_id, key, request_hash in conn.execute(
+                select(Transaction.id, Transaction.idempotency_key, Transaction.request_hash)
+                .where(Transaction.idempotency_key.in_(keys[start:start + batch]))):
+            used[key] = (tx_id, request_hash)
+    codes = sorted({leg.account for r in requests for leg in r.legs})
+    accounts: dict[str, Sequence[Any]] = {}  # code -> (id, unit, allow_negative, balance)
+    for start in range(0, len(codes), batch):
+        for row in conn.execute(select(Account.code, Account.id, Account.unit, Account.allow_negative,
+                                       Account.balance).where(Account.code.in_(codes[start:start + batch]))):
+            accounts[row.code] = (row.id, row.unit, row.allow_negative, row.balance)
+    for code in codes:
+        if code not in accounts:
+            raise UnknownAccount(code)
+
+    cursor.execute(sql["head"])
+    head = cursor.fetchone()
+    last_id, prev_hash = (0, encoding.GENESIS_HASH) if head is None else (head[0], head[1])
+    created_at = _naive_utc(now or _utcnow())
+    stamp = driver.timestamp(conn.dialect.name, created_at)
+    current = {code: row[3] for code, row in accounts.items()}
+    results: list[PostedTransaction] = []
+    postings: list[dict[str, Any]] = []
+    transactions: list[dict[str, Any]] = []
+    for r in requests:
+        memo = r.memo or ""
+        fingerprint = None
+        if r.idempotency_key is not None:
+            fingerprint = _request_fingerprint(r.legs, r.kind, r.category, memo, r.actor, r.reference, None)
+            if r.idempotency_key in used:
+                tx_id, request_hash = used[r.idempotency_key]
+                if request_hash != fingerprint:
+                    raise IdempotencyKeyReused(f"idempotency key {r.idempotency_key!r} was used for another request")
+                replay = load(session, tx_id, replayed=True)
+                assert replay is not None  # its row was read just now, under the writer lock
+                results.append(replay)
+                continue
+        net_by_unit: dict[str, int] = {}
+        net_by_account: dict[str, int] = {}
+        for leg in r.legs:
+            unit = accounts[leg.account][1]
+            net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
+            net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
+        if any(total != 0 for total in net_by_unit.values()):
+            raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
+        for code, change in net_by_account.items():
+            if not accounts[code][2] and current[code] + change < 0:
+                raise InsufficientFunds(code, current[code], change, accounts[code][1])
+        new_id = last_id + 1
+        leaf = encoding.leaf_bytes(
+            id=new_id, created_at=created_at, kind=r.kind, category=r.category, memo=memo, actor=r.actor,
+            reference=r.reference, reverses_id=None,
+            postings=[(leg.account, accounts[leg.account][1], leg.amount) for leg in r.legs],
+        )
+        leaf_hash = encoding.leaf_hash(leaf)
+        tx_hash = encoding.chain_hash(prev_hash, leaf_hash)
+        postings += [{"t": new_id, "a": accounts[leg.account][0], "m": leg.amount, "u": accounts[leg.account][1]}
+                     for leg in r.legs]
+        transactions.append({
+            "id": new_id, "kind": r.kind, "category": r.category, "memo": memo, "actor": r.actor,
+            "reference": r.reference, "reverses_id": None, "idempotency_key": r.idempotency_key,
+            "request_hash": fingerprint, "created_at": stamp, "leaf_hash": leaf_hash, "prev_hash": prev_hash,
+            "hash": tx_hash,
+        })
+        for code, change in net_by_account.items():
+            current[code] += change
+        results.append(PostedTransaction(
+            id=new_id, kind=r.kind, category=r.category, memo=memo, actor=r.actor, reference=r.reference,
+            reverses_id=None, created_at=created_at, leaf_hash=leaf_hash, prev_hash=prev_hash, hash=tx_hash,
+            postings=[(leg.account, leg.amount, accounts[leg.account][1]) for leg in r.legs],
+            balances={code: current[code] for code in net_by_account},
+        ))
+        last_id, prev_hash = new_id, tx_hash
+
+    # As in post(): every posting first, then the transaction rows, whose insert trigger checks that
+    # each one's postings exist and balance (the postings' foreign key to them is deferred).
+    try:
+        for start in range(0, len(postings), batch * 4):
+            cursor.executemany(sql["posting"], postings[start:start + batch * 4])
+        for start in range(0, len(transactions), batch):
+            cursor.executemany(sql["transaction"], transactions[start:start + batch])
+    except driver.integrity_error(conn) as exc:  # the database's guards; the checks above come first
+        if "wallet_not_negative" in str(exc):
+            raise InsufficientFunds("(one of the wallets)", 0, 0, "") from exc
+        raise IntegrityError(sql["transaction"], None, exc) from exc
+    return results
 
 
 def reverse(

@@ -8,6 +8,7 @@ each supported driver: ``:name`` for sqlite3 and ``%(name)s`` for psycopg.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -78,3 +79,23 @@ def integrity_error(bind: Bind) -> type[Exception]:
     assert dbapi is not None  # a dialect in use has its driver loaded
     error: type[Exception] = dbapi.IntegrityError
     return error
+
+
+def insert_rows(bind: Bind, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                suffix: str = "", batch: int = 500) -> None:
+    """Insert ``rows`` (values in the order of ``columns``) with one ``INSERT ... VALUES (...), (...)``
+    per ``batch`` rows on the driver's cursor. An executemany is one statement per row on PostgreSQL,
+    and SQLAlchemy's multi-row ``values()`` costs more to compile than the database takes to insert.
+    ``suffix`` follows the VALUES (``ON CONFLICT (code) DO NOTHING``). Values go to the driver as
+    they are: convert datetimes with :func:`timestamp` first."""
+    if not rows:
+        return
+    cur, dialect = cursor(bind)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    width = len(columns)
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        marks = ", ".join("(" + ", ".join(mark(dialect, f"v{i}_{j}") for j in range(width)) + ")"
+                          for i in range(len(chunk)))
+        params = {f"v{i}_{j}": value for i, row in enumerate(chunk) for j, value in enumerate(row)}
+        cur.execute(f"{head}{marks} {suffix}".rstrip(), params)

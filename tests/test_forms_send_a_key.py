@@ -46,6 +46,7 @@ KEYED = {
     "web_committee.rules",          # an item of the points list
     "web_committee.change_rule",    # a new version of an item
     "web_people.households",        # a household and its card
+    "web_import.upload",            # a roster file checked (kept), then imported
     "web_books.month_close",        # a month-close signature
     "web_resident.claims",          # a resident's claim
     "web_resident.help_requests",   # post, accept, complete (minutes move)
@@ -224,7 +225,7 @@ def pages_by_role(t) -> dict[str, list[str]]:
                       f"/public/hongxing/claims/{t.publicized}/object"],
         t.resident2: ["/me/help"],
         "clerk": clerk,
-        "committee": staff,
+        "committee": staff + ["/committee/import"],
         "grid": ["/committee/claims", "/committee/tasks", "/committee/households",
                  f"/committee/households/{t.h1}/logins"],
         "super": staff + clerk,

@@ -132,9 +132,12 @@ def _request(spec, method, path, operation) -> dict:
         elif parameter["in"] == "query" and parameter.get("required"):
             query[parameter["name"]] = _sample(spec, parameter["schema"])
     request = {"path": url, "method": method.upper(), "query_string": query}
-    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    content = operation.get("requestBody", {}).get("content", {})
+    body = content.get("application/json")
     if body is not None:
         request["json"] = _sample(spec, body["schema"])
+    elif "text/csv" in content:  # a file upload (the roster import): an empty file
+        request.update(data=b"", content_type="text/csv")
     return request
 
 

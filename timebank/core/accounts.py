@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 import ledger
+from ledger import driver
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import Model
 
@@ -63,6 +64,13 @@ def issuance_minutes(community_id: int) -> str:
     return f"community:{community_id}:issuance:minutes"
 
 
+def opening_points(community_id: int) -> str:
+    """Where opening balances (期初积分) carried over from the paper ledger at a roster import come
+    from: an issuance account of its own, beside the categories', so that they are not counted as
+    points earned in the month of the import."""
+    return issuance_points(community_id, "opening")
+
+
 def pool_minutes(community_id: int) -> str:
     """The community's time-bank pool: the committee's funding, gifts, the excess over the stored-hours cap;
     pays for red households' help. Never below zero, like a wallet."""
@@ -102,3 +110,23 @@ def open_community(session, community_id: int) -> None:
     ]
     for code, unit, may_go_negative in wanted:
         _own(session, ledger.open_account(session, code, unit, may_go_negative, now=now), community_id)
+
+
+def open_opening(session, community_id: int) -> str:
+    """Open the community's opening-balance issuance account (:func:`opening_points`) if need be."""
+    code = opening_points(community_id)
+    _own(session, ledger.open_account(session, code, POINTS, True, now=utc_naive()), community_id)
+    return code
+
+
+def open_many(session, community_id: int, household_ids=(), residents=()) -> None:
+    """Open the wallets of many new households and residents (``(resident_id, household_id)``) at
+    once, with their owners: what :func:`open_household` and :func:`open_resident` do, in a few
+    statements per few hundred accounts (a roster import opens tens of thousands)."""
+    owners = {household_points(h): (h, None) for h in household_ids}
+    owners.update({resident_minutes(r): (h, r) for r, h in residents})
+    specs = [(code, POINTS if resident is None else MINUTES, False) for code, (_h, resident) in owners.items()]
+    ids = ledger.open_accounts(session, specs, now=utc_naive())
+    driver.insert_rows(session, AccountOwner.__tablename__,
+                       ("account_id", "community_id", "household_id", "resident_id"),
+                       [(ids[code], community_id, h, r) for code, (h, r) in owners.items()])

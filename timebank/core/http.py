@@ -82,10 +82,31 @@ _RECORDS = driver.per_dialect({
 _Record = namedtuple("_Record", "request_hash status_code response_body")
 
 
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 def _request_fingerprint() -> str:
+    if request.mimetype in _FORMS or (request.content_length and not request.is_json):
+        return _upload_fingerprint()
     body = request.get_json(silent=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
+
+
+def _upload_fingerprint() -> str:
+    """A request whose body is a file (a CSV, a spreadsheet, a multipart form): its bytes and its query
+    string (``?dry_run=true`` is another request) make the fingerprint."""
+    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+    if request.mimetype not in _FORMS:
+        digest.update(request.get_data(cache=True))
+        return digest.hexdigest()
+    for name, value in sorted(request.form.items(multi=True)):
+        digest.update(f"{name}={value}\n".encode())
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        digest.update(f"{name}:{upload.filename}\n".encode())
+        digest.update(upload.stream.read())
+        upload.stream.seek(0)
+    return digest.hexdigest()
 
 
 def _stored(record):

@@ -40,6 +40,14 @@ def post(community_id: int | None, legs: Iterable[ledger.Leg], *, kind: str, cat
                        reference=reference, idempotency_key=idempotency_key, now=moment)
 
 
+def post_many(community_id: int | None, requests: Iterable[ledger.Request], now=None) -> list[ledger.PostedTransaction]:
+    """Many transactions of one community at once (:func:`ledger.post_many`), the guards asked once:
+    they are all dated the same moment."""
+    moment = utc_naive(now) if now is not None else utc_naive()
+    _check(community_id, moment)
+    return ledger.post_many(db.session, requests, now=moment)
+
+
 def reverse(community_id: int | None, transaction_id: int, *, kind: str = "reversal", memo: str = "",
             actor: str | None = None, reference: str | None = None, idempotency_key: str | None = None,
             now=None) -> ledger.PostedTransaction:

@@ -61,9 +61,26 @@ PROBLEM = {
         "detail": {"type": "string", "description": "this occurrence, in words"},
         "error": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "example": "not_found",
                   "description": "a stable snake_case code"},
-        "errors": {"$ref": "#/components/schemas/FieldErrors"},
+        "errors": {"oneOf": [{"$ref": "#/components/schemas/FieldErrors"},
+                             {"$ref": "#/components/schemas/RowErrors"}]},
     },
     "additionalProperties": True,
+}
+
+#: The ``errors`` of a refused file (a roster import's 422 ``import_invalid``): one per row and column.
+ROW_ERRORS = {
+    "type": "array",
+    "description": "What is wrong with a file, by row (as the spreadsheet numbers it: the header is row "
+                   "1; null for the file as a whole) and column (its header; null for the whole row).",
+    "items": {
+        "type": "object",
+        "required": ["row", "column", "message"],
+        "properties": {
+            "row": {"type": "integer", "minimum": 1, "nullable": True},
+            "column": {"type": "string", "nullable": True},
+            "message": {"type": "string"},
+        },
+    },
 }
 
 RETRY_AFTER = {
@@ -125,6 +142,7 @@ def problem_response(description: str, *, retry_after: bool = False) -> dict:
 
 def register_components(spec) -> None:
     spec.components.schema("FieldErrors", FIELD_ERRORS)
+    spec.components.schema("RowErrors", ROW_ERRORS)
     spec.components.schema("Problem", PROBLEM)
     spec.components.header("Retry-After", RETRY_AFTER)
     spec.components.header("Idempotent-Replayed", IDEMPOTENT_REPLAYED)

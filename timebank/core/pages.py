@@ -270,6 +270,7 @@ KIND_LABELS = {
     "pool_funding": _l("Time put into the community pool"),
     "reversal": _l("Correction"),
     "claim_reversal": _l("Points taken back"),
+    "opening_balance": _l("Opening balance (carried over)"),
 }
 
 CLAIM_STATUS_LABELS = {

@@ -43,6 +43,7 @@ NAV = {
         ("web_committee.tasks", _l("Tasks")),
         ("web_committee.rules", _l("Points list")),
         ("web_people.households", _l("Households")),
+        ("web_import.upload", _l("Import roster")),
         ("web_books.ledger", _l("Ledger")),
         ("web_reports.reports", _l("Reports")),
         ("web_books.month_close", _l("Month close")),
@@ -63,7 +64,7 @@ NAV = {
     ],
 }
 #: A supervisor sees what the committee sees, except the till (they sell nothing).
-NAV["supervisor"] = [entry for entry in NAV["committee"] if entry[0] != "web_clerk.pos"]
+NAV["supervisor"] = [entry for entry in NAV["committee"] if entry[0] not in ("web_clerk.pos", "web_import.upload")]
 
 LANGUAGES = (("zh_CN", "中文"), ("en", "English"))
 
