@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from ledger.models import Account
 from timebank.core import accounts
+from timebank.core.accounts import AccountOwner
 from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
 from timebank.core.errors import Conflict, ValidationFailed
@@ -48,13 +49,21 @@ def decode_key(cursor: str | None, kinds: tuple[type, ...]) -> list | None:
     if not cursor:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode())
+        key = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()) \
+            if len(cursor) <= 1000 else None
     except (ValueError, UnicodeDecodeError):
         key = None
-    if not isinstance(key, list) or len(key) != len(kinds) or \
-            not all(isinstance(part, kind) and not isinstance(part, bool) for part, kind in zip(key, kinds)):
+    if not isinstance(key, list) or len(key) != len(kinds) or not all(
+            _fits(part, kind) for part, kind in zip(key, kinds, strict=True)):
         raise ValidationFailed(errors={"cursor": ["Not a cursor returned by this list."]})
     return key
+
+
+def _fits(part, kind: type) -> bool:
+    """A cursor's part is of its kind and something the database can compare (no NUL, no huge number)."""
+    if kind is int:
+        return isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 2**31
+    return isinstance(part, str) and len(part) <= 300 and "\x00" not in part
 
 
 # --- households --------------------------------------------------------------------------------------
@@ -263,6 +272,9 @@ def move_resident(user: User, resident: Resident, target: Household | None, reas
     _require_active(resident)
     before = resident.household_id
     resident.household_id = target.id
+    # The minutes account stays the person's; its owner row names the household they live in now.
+    db.session.execute(update(AccountOwner).where(AccountOwner.resident_id == resident.id)
+                       .values(household_id=target.id))
     db.session.flush()
     db.session.expire(resident, ["household"])
     record("resident.move", user=user, target=f"resident:{resident.id}", community_id=community_id,
