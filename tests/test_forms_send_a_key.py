@@ -46,6 +46,10 @@ KEYED = {
     "web_committee.rules",          # an item of the points list
     "web_committee.change_rule",    # a new version of an item
     "web_people.households",        # a household and its card
+    "web_people.change_household",  # a household's details and care label (its history grows)
+    "web_people.change_resident",   # a resident's details (a login's username may follow the phone)
+    "web_people.move_resident",     # a resident to another household
+    "web_people.deactivate_resident",  # a resident who left: logins closed
     "web_books.month_close",        # a month-close signature
     "web_resident.claims",          # a resident's claim
     "web_resident.help_requests",   # post, accept, complete (minutes move)
@@ -219,7 +223,7 @@ def pages_by_role(t) -> dict[str, list[str]]:
         t.resident2: ["/me/help"],
         "clerk": clerk,
         "committee": staff,
-        "grid": ["/committee/claims", "/committee/tasks", "/committee/households"],
+        "grid": ["/committee/claims", "/committee/tasks", "/committee/households", f"/committee/households/{t.h1}"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk
                   if p != "/committee/anomalies"],

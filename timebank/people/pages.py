@@ -52,6 +52,14 @@ def _filters() -> dict:
     return {"grid": grid, "color": color, "q": text}
 
 
+def _links(place, filters: dict) -> dict:
+    """The query of the links to further pages: the filters, and the community an admin chose."""
+    args = {k: v for k, v in filters.items() if v}
+    if me().role == "admin":
+        args["community"] = place.code
+    return args
+
+
 def _households(place_id: int):
     filters = _filters()
     ids = request.args.getlist("id", type=int) or None
@@ -93,7 +101,7 @@ def households():
         rows, next_cursor = roster.household_page(query, PAGE_SIZE, request.args.get("cursor"))
     except DomainError as exc:
         return _refused(exc)
-    filter_args = {k: v for k, v in filters.items() if v}
+    filter_args = _links(place, filters)
     return render_template("committee/households.html", households=rows, filters=filters,
                            grids=roster.grids(place.id), filter_args=filter_args, total=roster.count(query),
                            next_cursor=next_cursor, paged=bool(request.args.get("cursor")),
@@ -161,7 +169,7 @@ def cards():
         total = roster.count(query)
         start = max(1, request.args.get("start", 1, type=int) or 1)
         # Plain values only: the streamed document is drawn after the request's commit.
-        context = {"place_name": place.name, "count": total, "filter_args": {k: v for k, v in filters.items() if v},
+        context = {"place_name": place.name, "count": total, "filter_args": _links(place, filters),
                    "ids": request.args.getlist("id", type=int)}
         if request.args.get("all"):
             chunks = stream_template("committee/cards.html", pages=_streamed_sheets(query), whole=True,
