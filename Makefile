@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools bench clean
+.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools bench bench-roster wrk clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,15 @@ bench: install
 	$(BIN)/python bench/redemption_day_bench.py
 	$(BIN)/python bench/proof_bench.py
 	$(BIN)/python bench/import_bench.py
+	$(MAKE) bench-roster
+
+# The roster benchmark's HTTP load is wrk's (Debian's package).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+
+bench-roster: install wrk
+	$(BIN)/python bench/roster_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

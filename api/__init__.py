@@ -85,10 +85,11 @@ def init_app(app) -> None:
     from timebank.people import auth_api as auth
     from timebank.people import import_api as imports
     from timebank.people import logins_api as logins
+    from timebank.people import roster_api as roster
     from timebank.reports import api as reports
     from timebank.shop import api as shop
 
-    for module in (auth, people, logins, imports, ledger_api, earning, tasks, hours, shop, audit, reports):
+    for module in (auth, people, roster, logins, imports, ledger_api, earning, tasks, hours, shop, audit, reports):
         cookie_writes_need_csrf(app, module.blp)  # bearer tokens need no CSRF token; the page cookie does
         api.register_blueprint(module.blp)
 

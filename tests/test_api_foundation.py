@@ -77,7 +77,8 @@ def test_people_flow(world):
     token = world.token("13800000001", "mama-pass-1")
     r = world.client.get(f"/api/v1/households/{h['id']}", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
-    assert r.get_json()["balance_points"] == 0 and r.get_json()["members"] == [{"id": rid, "name": "王大妈"}]
+    assert r.get_json()["balance_points"] == 0
+    assert r.get_json()["members"] == [{"id": rid, "name": "王大妈", "active": True}]
     r = world.client.get(f"/api/v1/residents/{rid}", headers={"Authorization": f"Bearer {token}"})
     assert r.get_json()["hours_balance_minutes"] == 0
     r = world.call("POST", "/api/v1/households", "wang",

@@ -47,6 +47,10 @@ KEYED = {
     "web_committee.change_rule",    # a new version of an item
     "web_people.households",        # a household and its card
     "web_import.upload",            # a roster file checked (kept), then imported
+    "web_people.change_household",  # a household's details and care label (its history grows)
+    "web_people.change_resident",   # a resident's details (a login's username may follow the phone)
+    "web_people.move_resident",     # a resident to another household
+    "web_people.deactivate_resident",  # a resident who left: logins closed
     "web_books.month_close",        # a month-close signature
     "web_resident.claims",          # a resident's claim
     "web_resident.help_requests",   # post, accept, complete (minutes move)
@@ -227,7 +231,7 @@ def pages_by_role(t) -> dict[str, list[str]]:
         "clerk": clerk,
         "committee": staff + ["/committee/import"],
         "grid": ["/committee/claims", "/committee/tasks", "/committee/households",
-                 f"/committee/households/{t.h1}/logins"],
+                 f"/committee/households/{t.h1}/logins", f"/committee/households/{t.h1}"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk
                   if p != "/committee/anomalies"],

@@ -356,3 +356,29 @@ def test_the_migration_keeps_one_person_per_login_and_leaves_the_second_without_
     assert rows["13700000001"][1] == "phone:13700000001"  # a resident's own login
     assert rows["grandma_clerk"][1] == "resident:2"  # no phone: the resident record
     assert rows["bare"][1] is None
+
+
+def test_a_new_phone_for_the_person_does_not_make_a_second_person(world, town):
+    """The chair's resident record gets a new phone (PATCH /residents/{id}); the chair's staff login
+    follows it, so a grid worker login made with the new number is still the chair: 409."""
+    new_phone = "13700000555"
+    r = world.call("PATCH", f"/api/v1/residents/{town.chair_person}", "admin",
+                   json={"phone": new_phone, "reason": "换了手机号"})
+    assert r.status_code == 200, r.get_json()
+    with world.app.app_context():
+        from timebank.core.users import User
+
+        chair = db.session.execute(db.select(User).where(User.username == "chair")).scalar_one()
+        assert chair.phone == new_phone and chair.person_key == f"phone:{new_phone}"
+    _problem(world.call("POST", "/api/v1/users", "chair",
+                        json={"username": "chair_grid2", "password": "long-enough-9", "role": "grid_worker",
+                              "community_code": "hongxing", "phone": new_phone}), 409, "person_has_login")
+
+
+def test_two_logins_linked_to_one_resident_are_one_person_whatever_their_keys(world, town):
+    from timebank.core.users import User, same_person
+
+    a = User(id=1, resident_id=7, person_key="phone:1")
+    b = User(id=2, resident_id=7, person_key="phone:2")
+    c = User(id=3, resident_id=8, person_key="phone:3")
+    assert same_person(a, b) and not same_person(a, c)

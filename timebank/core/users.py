@@ -50,8 +50,11 @@ def person_key_for(phone: str | None, resident_id: int | None) -> str | None:
 
 
 def same_person(a: User, b: User) -> bool:
-    """Whether two logins are one person's: the same login, or the same ``person_key``."""
+    """Whether two logins are one person's: the same login, the same ``person_key``, or linked to the
+    same resident (whatever phone each was made with)."""
     if a.id == b.id:
+        return True
+    if a.resident_id is not None and a.resident_id == b.resident_id:
         return True
     return a.person_key is not None and a.person_key == b.person_key
 

@@ -233,6 +233,8 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
             raise Forbidden("A resident claims for themselves; staff may enter a claim for them.")
     else:
         require_community(user, community.id, *ENTERING_STAFF)
+    if not resident.active:
+        raise Conflict("This resident has left; nothing more is claimed for them.", code="resident_inactive")
     rule = rule_by_code(community.id, rule_code)
     version = version_at(rule)
     if version is None or not version.active:

@@ -43,7 +43,9 @@ def minute_legs(resident: Resident, community: Community, minutes: int, source: 
     """Legs crediting ``minutes`` earned by ``resident`` from ``source``; what would pass the stored-hours
     cap goes to the community pool instead. Call inside the ledger transaction being built."""
     held = ledger.balance(db.session, accounts.resident_minutes(resident.id))
-    room = max(0, community.hours_cap_minutes - held)
+    # A resident who has left receives nothing more (a claim approved before they left still posts its
+    # points to the household; its minutes go to the pool, as the excess over the cap does).
+    room = max(0, community.hours_cap_minutes - held) if resident.active else 0
     kept = min(minutes, room)
     legs = [ledger.Leg(source, -minutes)]
     if kept:
@@ -61,6 +63,8 @@ def _resident(resident_id: int, field: str) -> Resident:
     resident = db.session.get(Resident, resident_id)
     if resident is None:
         raise ValidationFailed(errors={field: ["No such resident."]})
+    if not resident.active:
+        raise Conflict("This resident has left; their minutes move no more.", code="resident_inactive")
     return resident
 
 
@@ -153,6 +157,8 @@ def complete_help_request(user: User, help_request: HelpRequest) -> HelpRequest:
     _locked(help_request)
     if help_request.status != "accepted":
         raise Conflict(f"The request is {help_request.status}, not accepted.", code="help_request_not_accepted")
+    if not help_request.volunteer.active:
+        raise Conflict("The helper has left; they receive no minutes.", code="resident_inactive")
     community = db.session.get(Community, help_request.community_id)
     red = requester.household.color == "red"
     source = accounts.pool_minutes(community.id) if red else accounts.resident_minutes(requester.id)

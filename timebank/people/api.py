@@ -50,6 +50,7 @@ class HouseholdIn(Schema):
 class MemberOut(Schema):
     id = fields.Integer()
     name = fields.String()
+    active = fields.Boolean()
 
 
 class HouseholdOut(Schema):

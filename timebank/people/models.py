@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from timebank.core.clock import utc_naive
@@ -86,6 +86,11 @@ class Resident(Model):
     #: The resident's own card code (for check-in and time-bank services).
     member_code: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_member_code("R"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: False once the person has left the community or died (``POST /residents/{id}/deactivate``): their
+    #: history stays, their logins are closed, and they earn, check in and receive minutes no more.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: When they were marked as gone (the reason is in the audit log).
+    left_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     household: Mapped[Household] = relationship(back_populates="members")
 
@@ -94,3 +99,26 @@ class Resident(Model):
         return f"resident:{self.id}:minutes"
 
 
+
+
+class CareLabelChange(Model):
+    """One change of a household's care label (三色管理): who, when, from which colour to which, and why.
+
+    Append-only: the database refuses UPDATE and DELETE, as for the audit log."""
+
+    __tablename__ = "care_label_changes"
+    __table_args__ = (
+        CheckConstraint("from_color IN ('red', 'yellow', 'green')", name="from_color"),
+        CheckConstraint("to_color IN ('red', 'yellow', 'green')", name="to_color"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: The staff login that changed it, and its name as text so the row reads on its own.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(128))
+    from_color: Mapped[str] = mapped_column(String(8))
+    to_color: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(500), default="")

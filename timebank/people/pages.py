@@ -1,5 +1,7 @@
 """The committee's and grid workers' household pages (户籍与积分卡): the roster with search and
-filters, registering a household, and the printable member cards.
+filters, a page at a time (keyset, as the API), registering a household, the printable member cards
+(any number: parts of 400, or every card streamed), and one household's page where its members
+are changed, moved and marked as having left (人员变动).
 
 Supervisors see them and change nothing (every POST refused); forms carry the CSRF token and a
 one-time ``form_key``.
@@ -7,20 +9,23 @@ one-time ``form_key``.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from ledger.models import Account
 from timebank.core import accounts
 from timebank.core.audit_log import record
-from timebank.core.errors import ValidationFailed
+from timebank.core.database import reading
+from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.pages import qr_svg, roles_required
-from timebank.core.policy import require_community
+from timebank.core.pages import check_form, form_number, qr_svg, roles_required
+from timebank.core.policy import require_community, visible_household, visible_resident
 from timebank.people import operations as people
+from timebank.people import roster
 from timebank.people import staff_pages as staff
-from timebank.people.models import COLORS, Household
+from timebank.people.models import COLORS, Household, Resident
+from timebank.people.roster_api import DeactivateIn, HouseholdListArgs, HouseholdPatch, MoveIn, ResidentPatch
 from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
 
 bp = Blueprint("web_people", __name__, url_prefix="/committee")
@@ -32,19 +37,39 @@ READERS = ("committee", "grid_worker", "supervisor")
 
 # --- households and their cards (户籍与积分卡) --------------------------------------------------------
 
+#: Households on one page of the roster, and cards in one part of the card sheet (50 A4 pages).
+PAGE_SIZE = 100
+CARDS_PER_PART = 400
+CARDS_PER_SHEET = 8
+
+
+def _filters() -> dict:
+    """The roster's filters from the query string, bounded as the API bounds them."""
+    grid = (request.args.get("grid") or "").strip() or None
+    color = request.args.get("color") or None
+    text = (request.args.get("q") or "").strip() or None
+    check_form(HouseholdListArgs(), {"grid": grid, "color": color, "q": text})
+    return {"grid": grid, "color": color, "q": text}
+
+
+def _links(place, filters: dict) -> dict:
+    """The query of the links to further pages: the filters, and the community an admin chose."""
+    args = {k: v for k, v in filters.items() if v}
+    if me().role == "admin":
+        args["community"] = place.code
+    return args
+
+
 def _households(place_id: int):
-    grid, color, text = request.args.get("grid") or None, request.args.get("color") or None, \
-        (request.args.get("q") or "").strip()
-    query = select(Household).where(Household.community_id == place_id)
-    if grid:
-        query = query.where(Household.grid == grid)
-    if color in COLORS:
-        query = query.where(Household.color == color)
-    if text:
-        query = query.where(or_(Household.name.contains(text, autoescape=True),
-                                Household.address.contains(text, autoescape=True),
-                                Household.member_code == text))
-    return query.order_by(Household.grid, Household.name, Household.id), {"grid": grid, "color": color, "q": text}
+    filters = _filters()
+    ids = request.args.getlist("id", type=int) or None
+    return roster.household_query(place_id, filters["q"], filters["grid"], filters["color"], ids), filters
+
+
+def _refused(exc: DomainError):
+    db.session.rollback()
+    flash(staff.message(exc), "error")
+    return redirect(url_for(".households"))
 
 
 @bp.route("/households", methods=["GET", "POST"])
@@ -71,38 +96,206 @@ def households():
 
         return staff.write_once(act, lambda h: _("Household %(name)s registered; card code %(code)s.", name=h.name,
                                        code=h.member_code), url_for(".households"))
-    query, filters = _households(place.id)
-    rows = db.session.execute(query.limit(300)).scalars().all()
-    grids = [g for (g,) in db.session.execute(
-        select(Household.grid).where(Household.community_id == place.id).distinct().order_by(Household.grid)) if g]
-    balances = _balances([h.id for h in rows])
-    return render_template("committee/households.html", households=rows, filters=filters, grids=grids,
-                           filter_args={k: v for k, v in filters.items() if v},
-                           colors=COLORS, balances=balances, can_register=can_write("committee", "grid_worker"))
+    try:
+        query, filters = _households(place.id)
+        rows, next_cursor = roster.household_page(query, PAGE_SIZE, request.args.get("cursor"))
+    except DomainError as exc:
+        return _refused(exc)
+    filter_args = _links(place, filters)
+    return render_template("committee/households.html", households=rows, filters=filters,
+                           grids=roster.grids(place.id), filter_args=filter_args, total=roster.count(query),
+                           next_cursor=next_cursor, paged=bool(request.args.get("cursor")),
+                           colors=COLORS, balances=roster.balances([h.id for h in rows]),
+                           can_register=can_write("committee", "grid_worker"))
 
 
-def _balances(household_ids: list[int]) -> dict[int, int]:
-    if not household_ids:
-        return {}
-    codes = {accounts.household_points(i): i for i in household_ids}
-    rows = db.session.execute(select(Account.code, Account.balance).where(Account.code.in_(list(codes))))
-    return {codes[code]: balance for code, balance in rows}
+def _card(household: Household) -> dict:
+    return {"household": household, "qr": qr_svg(household.member_code, 4),
+            "members": "、".join(m.name for m in household.members if m.active)}
+
+
+def _sheets(query, cursor: str | None, most: int | None):
+    """Sheets of eight cards, read a batch of households at a time (keyset, as the roster pages)."""
+    done = 0
+    sheet: list[dict] = []
+    while most is None or done < most:
+        batch = CARDS_PER_SHEET * 25 if most is None else min(CARDS_PER_SHEET * 25, most - done)
+        rows, cursor = roster.household_page(query, batch, cursor)
+        for household in rows:
+            sheet.append(_card(household))
+            if len(sheet) == CARDS_PER_SHEET:
+                yield sheet
+                sheet = []
+        done += len(rows)
+        for household in rows:  # a long print keeps no more than one batch in the session
+            for member in household.members:
+                db.session.expunge(member)
+            db.session.expunge(household)
+        if cursor is None:
+            break
+    if sheet:
+        yield sheet
+
+
+def _streamed_sheets(query):
+    # Read after the request's commit, in reading transactions: a print of 12,000 cards never holds up
+    # the writers (as the ledger export, timebank.audit.ledger_browser).
+    with reading():
+        yield from _sheets(query, None, None)
+
+
+def _buffered(chunks, size: int = 64 * 1024):
+    """Jinja yields many small pieces; send them in blocks."""
+    parts, length = [], 0
+    for chunk in chunks:
+        parts.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(parts)
+            parts, length = [], 0
+    if parts:
+        yield "".join(parts)
 
 
 @bp.get("/households/cards")
 @roles_required(*READERS)
 def cards():
-    """An A4 sheet of member cards with QR codes, eight a page, for the households of the filter."""
+    """A4 sheets of member cards with QR codes, eight a page, for the households of the filter (or the
+    ``id`` chosen): however many. A part of 400 cards at a time with a link to the next part, or with
+    ``all=1`` every card in one document, streamed as it is drawn."""
     place = staff.place()
-    query, filters = _households(place.id)
-    rows = db.session.execute(query.limit(400)).scalars().all()
-    only = request.args.getlist("id", type=int)
-    if only:
-        rows = [h for h in rows if h.id in set(only)]
-    cards = [{"household": h, "qr": qr_svg(h.member_code, 4),
-              "members": "、".join(m.name for m in h.members)} for h in rows]
-    pages = [cards[i:i + 8] for i in range(0, len(cards), 8)]
-    return render_template("committee/cards.html", place=place, pages=pages, count=len(cards))
+    try:
+        query, filters = _households(place.id)
+        total = roster.count(query)
+        start = max(1, request.args.get("start", 1, type=int) or 1)
+        # Plain values only: the streamed document is drawn after the request's commit.
+        context = {"place_name": place.name, "count": total, "filter_args": _links(place, filters),
+                   "ids": request.args.getlist("id", type=int)}
+        if request.args.get("all"):
+            chunks = stream_template("committee/cards.html", pages=_streamed_sheets(query), whole=True,
+                                     start=1, next_cursor=None, **context)
+            return Response(_buffered(chunks), mimetype="text/html")
+        cursor = request.args.get("cursor")
+        pages = list(_sheets(query, cursor, CARDS_PER_PART))
+        shown = sum(len(page) for page in pages)
+        next_cursor = None
+        if shown == CARDS_PER_PART:
+            last = pages[-1][-1]["household"]
+            next_cursor = roster.encode_key([last.grid or "", last.name, last.id]) \
+                if start - 1 + shown < total else None
+    except DomainError as exc:
+        return _refused(exc)
+    return render_template("committee/cards.html", pages=pages, whole=False, start=start, shown=shown,
+                           next_cursor=next_cursor, **context)
+
+
+# --- one household: its members, their changes (人员变动) --------------------------------------------
+
+def _household(household_id: int) -> Household:
+    household = visible_household(me(), db.session.get(Household, household_id))
+    require_community(me(), household.community_id, *READERS)
+    return household
+
+
+def _resident(resident_id: int) -> Resident:
+    resident = visible_resident(me(), db.session.get(Resident, resident_id))
+    require_community(me(), resident.household.community_id, *READERS)
+    return resident
+
+
+def _text(name: str) -> str | None:
+    value = (request.form.get(name) or "").strip()
+    return value or None
+
+
+@bp.get("/households/<int:household_id>")
+@roles_required(*READERS)
+def household(household_id: int):
+    """A household: its members (active and former), points, each member's minutes, the care-label
+    history, and the forms that change them."""
+    found = _household(household_id)
+    members = list(found.members)
+    minutes = dict(db.session.execute(select(Account.code, Account.balance).where(
+        Account.code.in_([accounts.resident_minutes(m.id) for m in members]))).all()) if members else {}
+    return render_template("committee/household.html", household=found, members=members,
+                           minutes={m.id: minutes.get(accounts.resident_minutes(m.id), 0) for m in members},
+                           balance=roster.balances([found.id]).get(found.id, 0),
+                           history=roster.care_label_history(found.id), colors=COLORS,
+                           can_edit=can_write(*roster.EDITORS))
+
+
+@bp.post("/households/<int:household_id>/change")
+@roles_required(*READERS)
+def change_household(household_id: int):
+    back = url_for(".household", household_id=household_id)
+
+    def act():
+        found = _household(household_id)
+        changes = {"name": _text("name"), "address": _text("address") or "", "grid": _text("grid"),
+                   "color": _text("color")}
+        reason = _text("reason") or ""
+        check_form(HouseholdPatch(), {**changes, "reason": reason})
+        if changes["name"] is None:
+            raise ValidationFailed(errors={"name": [_("A household has a name.")]})
+        if changes["color"] is None:
+            del changes["color"]
+        return roster.change_household(me(), found, changes, reason)
+
+    return staff.write_once(act, lambda done: _("Saved.") if done else _("Nothing was changed."), back)
+
+
+@bp.post("/residents/<int:resident_id>/change")
+@roles_required(*READERS)
+def change_resident(resident_id: int):
+    resident = _resident(resident_id)
+    back = url_for(".household", household_id=resident.household_id)
+
+    def act():
+        changes = {"name": _text("name"), "phone": _text("phone"),
+                   "birth_year": form_number(request.form.get("birth_year"))}
+        reason = _text("reason") or ""
+        check_form(ResidentPatch(), {**changes, "reason": reason})
+        if changes["name"] is None:
+            raise ValidationFailed(errors={"name": [_("A resident has a name.")]})
+        return roster.change_resident(me(), resident, changes, reason)
+
+    return staff.write_once(act, lambda done: _("Saved.") if done else _("Nothing was changed."), back)
+
+
+@bp.post("/residents/<int:resident_id>/move")
+@roles_required(*READERS)
+def move_resident(resident_id: int):
+    resident = _resident(resident_id)
+    back = url_for(".household", household_id=resident.household_id)
+
+    def act():
+        code = (_text("household_code") or "").upper()
+        reason = _text("reason") or ""
+        check_form(MoveIn(), {"reason": reason})
+        target = db.session.execute(select(Household).where(Household.member_code == code)).scalar_one_or_none() \
+            if code else None
+        if target is None:
+            raise ValidationFailed(errors={"household_code": [_("No household has this card code.")]})
+        moved = roster.move_resident(me(), resident, target, reason)
+        return moved, target
+
+    return staff.write_once(act, lambda result: _("%(name)s now lives in household %(household)s.",
+                                                  name=result[0].name, household=result[1].name), back)
+
+
+@bp.post("/residents/<int:resident_id>/deactivate")
+@roles_required(*READERS)
+def deactivate_resident(resident_id: int):
+    resident = _resident(resident_id)
+    back = url_for(".household", household_id=resident.household_id)
+
+    def act():
+        reason = _text("reason") or ""
+        check_form(DeactivateIn(), {"reason": reason})
+        return roster.deactivate_resident(me(), resident, reason)
+
+    return staff.write_once(act, lambda r: _("%(name)s is marked as having left; their logins are closed.",
+                                             name=r.name), back)
 
 
 def init_app(app) -> None:

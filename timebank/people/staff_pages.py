@@ -85,6 +85,10 @@ def message(exc: DomainError) -> str:
         "cap_exceeded": _("the household has reached the limit for this item in this period."),
         "rule_exists": _("this code is already used by another item of the points list."),
         "phone_taken": _("a resident with this phone number exists."),
+        "username_taken": _("another login already uses this phone number as its username."),
+        "resident_inactive": _("this resident has left; their record is kept as it was."),
+        "other_community": _("a resident moves only to a household of the same community."),
+        "same_household": _("the resident already lives in this household."),
         "already_closed": _("this month is already closed."),
         "same_signer": _("you have signed already; a second committee member must sign."),
         "month_not_ended": _("this month has not ended yet; it can be closed once it is over."),
@@ -94,7 +98,6 @@ def message(exc: DomainError) -> str:
                              "the person's phone number to it."),
         "person_has_login": _("this person already has a staff login here; one person, one login."),
         "person_already_set": _("this login already belongs to another person."),
-        "username_taken": _("this username is taken."),
         "login_inactive": _("this login is deactivated."),
         "wrong_password": _("the current password is wrong."),
     }
