@@ -275,6 +275,7 @@ end
 OUT = %(out)s
 THREADS = %(threads)d
 KEEP_BODIES = %(keep)s
+PARK_PORT = %(park)d
 
 -- The main state: number the threads (ids 1..THREADS) and keep them for done().
 local threads = {}
@@ -290,7 +291,17 @@ sent, answered, reserved = 0, 0, 0
 first, last = 0, 0
 local probe, out
 
+-- gunicorn closes the connection after every answer and wrk connects again at once. A connection
+-- that then sends nothing would hold a sync worker until its timeout, so a thread that has nothing
+-- more to send parks its new connections on a listener of the benchmark's that never answers.
+local park_addr
+
+function park()
+  wrk.thread.addr = park_addr
+end
+
 function init(args)
+  park_addr = wrk.lookup("127.0.0.1", tostring(PARK_PORT))[1]
   probe = (tid == 1)
   if KEEP_BODIES then out = io.open(OUT .. "/answers-" .. tid .. ".txt", "w") end
   if on_init then on_init() end
@@ -306,6 +317,7 @@ end
 
 -- This thread has every answer it waits for: say so (the caller stops wrk) and stop its loop.
 function finish()
+  park()
   if out then out:close(); out = nil end
   local f = io.open(OUT .. "/done-" .. tid, "w"); f:write("done"); f:close()
   wrk.thread:stop()
@@ -331,6 +343,9 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     for s, c in pairs(t:get("statuses")) do f:write("status ", s, " ", c, "\n") end
     f:write("span ", string.format("%%.6f %%.6f", t:get("first"), t:get("last")), "\n")
+    -- What a benchmark times itself (seconds), and what it counts as refused, if it does.
+    for _, v in ipairs(t:get("own_latencies") or {}) do f:write("own ", string.format("%%.6f", v), "\n") end
+    f:write("refused ", t:get("refused") or 0, "\n")
   end
   -- Percentiles only: listing wrk's histogram costs (distinct values x largest value).
   for _, p in ipairs({50, 90, 99, 99.9}) do f:write("latency ", p, " ", latency:percentile(p), "\n") end
@@ -343,7 +358,11 @@ end
 function bounded(limit)
   LIMIT = limit
   delay = function()
-    if reserved < LIMIT then reserved = reserved + 1; return 0 end
+    if reserved < LIMIT then
+      reserved = reserved + 1
+      if reserved == LIMIT then park() end
+      return 0
+    end
     return 3600000
   end
 end
@@ -374,6 +393,13 @@ class WrkResult:
     database_cpu: float | None = None
     client_cpu: float = 0.0
     answers: list[tuple[int, str]] = field(default_factory=list)
+    #: latencies (seconds) a script measured itself (``own_latencies``), and what it counted as refused.
+    own_latencies: list[float] = field(default_factory=list)
+    refused: int = 0
+    #: what wrk printed
+    output: str = ""
+    #: gunicorn workers that started during the run (a worker killed by its timeout is replaced)
+    workers_started: int = 0
 
     @property
     def rate(self) -> float:
@@ -403,7 +429,8 @@ class WrkResult:
         cpu += f", wrk {self.cpu_per_request('client'):.2f} ms"
         return (f"{self.label}: {self.requests:,} requests in {self.seconds:.2f} s = {self.rate:,.0f}/s; "
                 f"p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms; {cpu}; "
-                f"statuses {{{statuses}}}" + (f"; socket errors: {errors}" if errors else ""))
+                f"statuses {{{statuses}}}" + (f"; socket errors: {errors}" if errors else "")
+                + (f"; {self.workers_started} gunicorn workers restarted" if self.workers_started else ""))
 
 
 def combine(label: str, results: list[WrkResult]) -> WrkResult:
@@ -423,7 +450,8 @@ def combine(label: str, results: list[WrkResult]) -> WrkResult:
     return WrkResult(label, sum(r.requests for r in results), sum(r.seconds for r in results),
                      pooled("statuses"), pooled("errors"), latency, sum(r.span for r in results),
                      sum(r.server_cpu for r in results),
-                     None if None in database else sum(database), sum(r.client_cpu for r in results))
+                     None if None in database else sum(database), sum(r.client_cpu for r in results),
+                     workers_started=sum(r.workers_started for r in results))
 
 
 def need_wrk() -> str:
@@ -447,7 +475,10 @@ def run_wrk(instance: Instance, label: str, lua: str, *, threads: int = 2, conne
     wrk = need_wrk()
     folder = Path(tempfile.mkdtemp(prefix="wrk-", dir=instance.folder))
     script = folder / "run.lua"
-    script.write_text(WRK_LUA % {"out": lua_string(str(folder)), "threads": threads,
+    parking = socket.socket()
+    parking.bind((HOST, 0))
+    parking.listen(4096)
+    script.write_text(WRK_LUA % {"out": lua_string(str(folder)), "threads": threads, "park": parking.getsockname()[1],
                                  "keep": "true" if keep_answers else "false"} + "\n" + lua)
     duration = seconds if seconds is not None else max_seconds
     command = [wrk, "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
@@ -465,10 +496,11 @@ def run_wrk(instance: Instance, label: str, lua: str, *, threads: int = 2, conne
     stdout, stderr = process.communicate(timeout=max_seconds + 60)
     client_after = os.times()
     after = instance.cpu_ticks()
+    parking.close()
     summary = folder / "summary.txt"
     if process.returncode != 0 or not summary.exists():
         raise SystemExit(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
-    result = WrkResult(label, 0, 0.0, {}, {}, {})
+    result = WrkResult(label, 0, 0.0, {}, {}, {}, output=stdout)
     firsts, lasts = [], []
     for line in summary.read_text().splitlines():
         key, *rest = line.split()
@@ -484,12 +516,17 @@ def run_wrk(instance: Instance, label: str, lua: str, *, threads: int = 2, conne
             if float(rest[0]) > 0:
                 firsts.append(float(rest[0]))
                 lasts.append(float(rest[1]))
+        elif key == "own":
+            result.own_latencies.append(float(rest[0]))
+        elif key == "refused":
+            result.refused += int(float(rest[0]))
         elif key == "latency":
             result.latency[float(rest[0])] = float(rest[1]) / 1000
     result.span = max(lasts) - min(firsts) if firsts else 0.0
     if seconds is None:  # a bounded run's time is from its first request to its last answer
         result.seconds = result.span
     result.server_cpu = cpu_delta(before["server"], after["server"])
+    result.workers_started = len(set(after["server"]) - set(before["server"]))
     if before["database"] is not None:
         result.database_cpu = cpu_delta(before["database"], after["database"])
     result.client_cpu = ((client_after.children_user + client_after.children_system)
