@@ -8,8 +8,8 @@ sending its one request as soon as it is connected), plus a second scan by the f
 database: 500 check-ins, 500 claims, one per resident, the ledger verifies.
 
 It also prints the CPU time the server spent per check-in (gunicorn master and workers from /proc,
-plus PostgreSQL's backends) and, on SQLite, how long the disk takes to make a write durable: with
-two workers on two cores the burst's rate is about 2 / (CPU per check-in), whatever the client
+plus PostgreSQL's backends) against its CPU per ``GET /healthz`` in a short wrk run just before,
+and, on SQLite, how long the disk takes to make a write durable: what sets the burst's rate
 (docs/performance.md, "The check-in burst").
 
 Prints the figures and, last, whether every check-in was recorded exactly once.
@@ -122,6 +122,8 @@ def main() -> None:
         instance.start(args.workers)
         print(f"database: {instance.dialect}; gunicorn workers: {args.workers}; residents: {n}; "
               f"second scans: {repeats}; task slots: {n + 100}; wrk: {args.threads} threads, {total} connections")
+        health = benchlib.run_wrk(instance, "GET /healthz", "function next_request(n) return wrk.format('GET', "
+                                  "'/healthz') end", threads=1, connections=2, seconds=2)
         lua = BURST_LUA % {"tokens": ", ".join(benchlib.lua_string(h[4]) for h in shop.households),
                            "body": benchlib.lua_string(json.dumps({"token": token})), "total": total}
         burst = benchlib.run_wrk(instance, "POST /api/v1/checkins burst", lua, threads=args.threads,
@@ -139,8 +141,10 @@ def main() -> None:
     print(f"check-in requests per second (first and second scans): {burst.rate:,.0f}; "
           f"p50 {burst.percentile(50):.0f} ms, "
           f"p99 {burst.percentile(99):.0f} ms (every request queued at once, so p99 is about the burst's length)")
-    print(f"server CPU per check-in {cpu:.2f} ms ({args.workers} workers on {os.cpu_count()} CPUs: "
-          f"at most about {min(args.workers, os.cpu_count() or 1) / cpu * 1000:,.0f}/s)")
+    health_cpu = health.cpu_per_request() + (health.cpu_per_request("database")
+                                             if health.database_cpu is not None else 0)
+    print(f"server CPU per check-in {cpu:.2f} ms against {health_cpu:.2f} ms per GET /healthz "
+          f"({cpu / health_cpu:.1f}x; {args.workers} workers on {os.cpu_count()} CPUs)")
     print(f"database: {counts}")
     print(f"each resident's answers name one claim: {same_claim}")
     ok = (burst.statuses == {201: n, 200: repeats} and burst.failures == 0 and same_claim
