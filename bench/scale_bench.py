@@ -15,8 +15,8 @@ At each size it measures, on the same database:
   production worker timeout) by ``curl``: seconds, bytes, and whether the file is whole (its row
   count equals the postings in the ledger and it ends with the export's trailer row);
 - ``timebank verify``-equivalent ``ledger.verify``: seconds;
-- ``timebank backup`` (SQLite's online backup API, or ``pg_dump -Fc`` on PostgreSQL): seconds and
-  the backup's size.
+- ``timebank backup`` (SQLite's online backup API, or ``pg_dump -Fc`` on PostgreSQL): seconds, the
+  start of the command (a few seconds of imports) included, and the backup's size.
 
 Inclusion proofs at 1M are timed by ``bench/proof_bench.py --full`` (``make bench-1m`` runs both).
 
