@@ -485,18 +485,20 @@ def run_wrk(instance: Instance, label: str, lua: str, *, threads: int = 2, conne
                "--timeout", f"{timeout}s", "-s", str(script), f"http://{HOST}:{instance.port}"]
     before = instance.cpu_ticks()
     client_before = os.times()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if seconds is None:  # bounded: stop wrk when every thread is done
-        deadline = time.monotonic() + max_seconds
-        while process.poll() is None and time.monotonic() < deadline:
-            if len(list(folder.glob("done-*"))) >= threads:
-                process.send_signal(signal.SIGINT)
-                break
-            time.sleep(0.01)
-    stdout, stderr = process.communicate(timeout=max_seconds + 60)
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if seconds is None:  # bounded: stop wrk when every thread is done
+            deadline = time.monotonic() + max_seconds
+            while process.poll() is None and time.monotonic() < deadline:
+                if len(list(folder.glob("done-*"))) >= threads:
+                    process.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.01)
+        stdout, stderr = process.communicate(timeout=max_seconds + 60)
+    finally:
+        parking.close()
     client_after = os.times()
     after = instance.cpu_ticks()
-    parking.close()
     summary = folder / "summary.txt"
     if process.returncode != 0 or not summary.exists():
         raise SystemExit(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
