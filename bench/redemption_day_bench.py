@@ -2,7 +2,8 @@
 
 Prepares a throw-away instance (1,000 households, one resident each with a login, points, eight
 goods with stock, several clerks), starts ``timebank serve --workers 2`` and plays the queue as fast
-as the tills can go: several clerk threads, each serving households one after another. Half the
+as the tills can go, with wrk (Debian's package): one wrk thread and one connection per till, each
+serving its share of the households one after another. Half the
 households show their household card (``member_code``), half show the phone's pay code (the
 resident's phone asks ``GET /api/v1/me/pay-code`` first, then the clerk scans it). Each basket has
 1-3 lines (seeded random goods, 1-2 units each); every sale carries an ``Idempotency-Key``.
@@ -13,6 +14,8 @@ redemption that was not acknowledged; ``timebank verify`` exits 0 (hash chain, b
 
 Prints the figures and, last, whether every acknowledged redemption is in the database and the
 ledger verifies.
+Sale latencies are timed by the till's script from request to answer (pay-code fetches not
+counted); the server's CPU per sale is read from /proc.
 Usage: python bench/redemption_day_bench.py [--households N] [--tills T] [--seed S]
 SQLite by default; PostgreSQL via TIMEBANK_DATABASE_URL (a dedicated database whose name contains
 "bench"; it is wiped).
@@ -21,16 +24,62 @@ SQLite by default; PostgreSQL via TIMEBANK_DATABASE_URL (a dedicated database wh
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import subprocess
 import tempfile
-import threading
-import time
 
 import benchlib
+
+TILLS_LUA = """
+CLERKS = {%(clerks)s}
+BASKETS = {%(baskets)s}
+
+-- Till tid serves baskets tid, tid + THREADS, ... one after another on its one connection: the
+-- resident's phone fetches a pay code first when the basket is paid by phone.
+function on_init()
+  mine = {}
+  for k = tid, #BASKETS, THREADS do mine[#mine + 1] = BASKETS[k] end
+  pos, phase, pay, started = 1, nil, nil, 0
+  own_latencies, refused = {}, 0
+end
+
+local function advance()
+  pay = nil
+  pos = pos + 1
+  if pos > #mine then finish() end
+end
+
+function request()
+  if probe then probe = false; return wrk.format("GET", "/healthz") end
+  local b = mine[pos]
+  if sent == 0 then first = now() end
+  sent = sent + 1
+  if b[3] and not pay then
+    phase = "pay"
+    return wrk.format("GET", "/api/v1/me/pay-code", {["Authorization"] = "Bearer " .. b[4]})
+  end
+  phase = "sale"
+  local who = pay and string.format('"pay_code": "%%s"', pay) or string.format('"member_code": "%%s"', b[2])
+  started = now()
+  return wrk.format("POST", "/api/v1/redemptions",
+                    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. CLERKS[tid],
+                     ["Idempotency-Key"] = "day-" .. b[1]},
+                    "{" .. who .. ', "lines": ' .. b[5] .. "}")
+end
+
+function response(status, headers, body)
+  if phase == "pay" then
+    if status == 200 then pay = string.match(body, '"pay_code"%%s*:%%s*"([^"]+)"') end
+    if not pay then refused = refused + 1; advance() end
+  else
+    own_latencies[#own_latencies + 1] = now() - started
+    record(status, body)
+    advance()
+  end
+end
+"""
 
 
 def check(instance: benchlib.Instance, acknowledged: dict[int, dict]) -> dict:
@@ -86,13 +135,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
     args = parser.parse_args()
 
+    benchlib.need_wrk()
     print(benchlib.machine())
+    print(benchlib.load_average())
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as folder, benchlib.Instance(folder, args.database_url) as instance:
         instance.init_db()
         shop = benchlib.prepare_shop(instance, args.households, points=500, goods=8, stock=100_000,
                                      clerks=args.tills, resident_tokens=True)
-        port = instance.start(args.workers)
+        instance.start(args.workers)
         print(f"database: {instance.dialect}; gunicorn workers: {args.workers}; tills (clerk threads): {args.tills}; "
               f"households: {args.households}")
         baskets = []
@@ -100,74 +151,28 @@ def main() -> None:
             goods = rng.sample(shop.item_ids, rng.randint(1, 3))
             baskets.append((n, household, rng.random() < 0.5, [{"item_id": g, "quantity": rng.randint(1, 2)}
                                                                 for g in goods]))
-        queue = list(reversed(baskets))
-        lock = threading.Lock()
-        acknowledged: dict[int, dict] = {}
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        failures: list[str] = []
-        deadline = time.monotonic() + args.max_seconds
-
-        def till(clerk_token: str):
-            conn = http.client.HTTPConnection(benchlib.HOST, port, timeout=60)
-
-            def call(method, path, token, body=None, headers=None):
-                h = {"Authorization": f"Bearer {token}", **(headers or {})}
-                payload = None
-                if body is not None:
-                    payload = json.dumps(body).encode()
-                    h["Content-Type"] = "application/json"
-                conn.request(method, path, body=payload, headers=h)
-                response = conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    conn.close()
-                return response.status, data
-
-            while time.monotonic() < deadline:
-                with lock:
-                    if not queue:
-                        break
-                    n, household, by_phone, lines = queue.pop()
-                try:
-                    if by_phone:  # the resident's phone shows a fresh pay code
-                        status, data = call("GET", "/api/v1/me/pay-code", household[4])
-                        if status != 200:
-                            failures.append(f"pay-code {status}")
-                            continue
-                        who = {"pay_code": json.loads(data)["pay_code"]}
-                    else:
-                        who = {"member_code": household[1]}
-                    began = time.perf_counter()
-                    status, data = call("POST", "/api/v1/redemptions", clerk_token, {**who, "lines": lines},
-                                        {"Idempotency-Key": f"day-{n}"})
-                    elapsed = time.perf_counter() - began
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    failures.append(repr(exc))
-                    continue
-                with lock:
-                    latencies.append(elapsed)
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == 201:
-                        answer = json.loads(data)
-                        acknowledged[answer["id"]] = answer
-            conn.close()
-
-        threads = [threading.Thread(target=till, args=(shop.clerk_tokens[i],)) for i in range(args.tills)]
-        began = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - began
+        lua = TILLS_LUA % {
+            "clerks": ", ".join(benchlib.lua_string(t) for t in shop.clerk_tokens[:args.tills]),
+            "baskets": ", ".join(
+                f"{{{n}, {benchlib.lua_string(h[1])}, {'true' if phone else 'false'}, {benchlib.lua_string(h[4])}, "
+                f"{benchlib.lua_string(json.dumps(lines))}}}" for n, h, phone, lines in baskets)}
+        day = benchlib.run_wrk(instance, "redemption day", lua, threads=args.tills, connections=args.tills,
+                               keep_answers=True, max_seconds=args.max_seconds)
         instance.stop()
+        acknowledged = {}
+        for status, data in day.answers:
+            if status == 201:
+                answer = json.loads(data)
+                acknowledged[answer["id"]] = answer
         counts = check(instance, acknowledged)
+    statuses, latencies, seconds = day.statuses, day.own_latencies, day.seconds
+    failures = day.refused + sum(v for k, v in day.errors.items() if k != "status")
     done = len(latencies)
     print(f"redemptions: {done} in {seconds:.1f} s = {done / seconds:,.1f}/s (pay-code fetches not counted); "
           f"p50 {benchlib.percentile(latencies, 50) * 1000:.0f} ms, "
           f"p99 {benchlib.percentile(latencies, 99) * 1000:.0f} ms; "
-          f"statuses {statuses}; transport errors and refused pay codes {len(failures)}")
+          f"statuses {statuses}; socket errors and refused pay codes {failures}; "
+          f"server CPU {day.server_cpu / max(done, 1) * 1000:.2f} ms per sale (its pay-code fetch included)")
     print(f"database: {counts}")
     ok = (statuses == {201: args.households} and not failures and counts["missing"] == 0
           and counts["mismatched"] == 0 and counts["not_acknowledged_but_present"] == 0

@@ -129,19 +129,17 @@ def measure(port: int, label: str, path: str, headers: dict, args) -> str:
     status, body, _ = get(port, path, headers)
     if status != 200:
         raise SystemExit(f"{label}: {path} answered {status}: {body[:200]!r}")
-    if shutil.which("wrk"):
-        command = ["wrk", f"-t{min(2, args.connections)}", f"-c{args.connections}", f"-d{args.seconds}s",
-                   "--latency", *[f"-H{k}: {v}" for k, v in headers.items()], f"http://{benchlib.HOST}:{port}{path}"]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
-        p50 = re.search(r"50%\s+(\S+)", out).group(1)
-        p99 = re.search(r"99%\s+(\S+)", out).group(1)
-        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        return (f"{label}: {float(rate):,.0f}/s; p50 {p50}, p99 {p99}; {len(body):,} bytes"
-                + (f"; NON-2XX {bad.group(1)}" if bad else "") + " (wrk)")
-    result = benchlib.run_load(port, lambda i: ("GET", path, None, headers), 10**9, args.connections,
-                               label=label, max_seconds=args.seconds)
-    return result.line() + f"; {len(body):,} bytes (benchlib)"
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (make bench-roster installs it with apt-get)")
+    command = ["wrk", f"-t{min(2, args.connections)}", f"-c{args.connections}", f"-d{args.seconds}s",
+               "--latency", *[f"-H{k}: {v}" for k, v in headers.items()], f"http://{benchlib.HOST}:{port}{path}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return (f"{label}: {float(rate):,.0f}/s; p50 {p50}, p99 {p99}; {len(body):,} bytes"
+            + (f"; NON-2XX {bad.group(1)}" if bad else "") + " (wrk)")
 
 
 def main() -> None:

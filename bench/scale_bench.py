@@ -14,7 +14,11 @@ At each size it measures, on the same database:
 - the ledger CSV export of the whole community, fetched from ``timebank serve`` (gunicorn, the
   production worker timeout) by ``curl``: seconds, bytes, and whether the file is whole (its row
   count equals the postings in the ledger and it ends with the export's trailer row);
-- ``timebank verify``-equivalent ``ledger.verify``: seconds.
+- ``timebank verify``-equivalent ``ledger.verify``: seconds;
+- ``timebank backup`` (SQLite's online backup API, or ``pg_dump -Fc`` on PostgreSQL): seconds, the
+  start of the command (a few seconds of imports) included, and the backup's size.
+
+Inclusion proofs at 1M are timed by ``bench/proof_bench.py --full`` (``make bench-1m`` runs both).
 
 Targets at 1M transactions (issue "Scale to a sub-district"): monthly report < 0.5 s; the export of
 every row complete in < 90 s. Prints the figures and, last, whether the targets were met.
@@ -225,6 +229,22 @@ def time_export(instance: benchlib.Instance, port: int, folder: str, expected_ro
             "curl": (result.stdout + " " + result.stderr).strip(), "whole": whole}
 
 
+def time_backup(instance: benchlib.Instance, folder: str) -> dict:
+    """``timebank backup`` of the whole database into ``folder``: seconds, bytes, and whether it exited 0."""
+    target = os.path.join(folder, "backup.bin")
+    if os.path.exists(target):
+        os.unlink(target)
+    t0 = time.perf_counter()
+    result = subprocess.run([str(benchlib.BIN / "timebank"), "backup", target], env=instance.env(),
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    size = os.path.getsize(target) if os.path.exists(target) else 0
+    if os.path.exists(target):
+        os.unlink(target)
+    said = (result.stderr or result.stdout).strip().splitlines()
+    return {"seconds": seconds, "bytes": size, "ok": result.returncode == 0, "error": said[-1] if said else ""}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="also 1,000,000 transactions")
@@ -299,19 +319,24 @@ def main() -> None:
                 ok = ledger.verify(db.session).ok
                 db.session.rollback()
             verify_seconds = time.perf_counter() - t0
+            backup = time_backup(instance, folder)
             results.append({"size": size, "reports": figures, "export": export, "verify": verify_seconds,
-                            "verify_ok": ok})
+                            "verify_ok": ok, "backup": backup})
             print(f"{size:>9,} transactions: monthly report "
                   + ", ".join(f"{label} ({m}, {issued:,} issued) {s * 1000:,.0f} ms"
                               for label, (m, s, issued) in figures.items())
                   + f"; CSV export {export['rows']:,} of {export['expected']:,} posting rows, "
                   f"{export['bytes'] / 1e6:,.1f} MB in {export['seconds']:.1f} s "
                   f"({'whole' if export['whole'] else 'NOT WHOLE: ' + export['curl']}); "
-                  f"verify {verify_seconds:.1f} s ({'ok' if ok else 'FAILED'})")
+                  f"verify {verify_seconds:.1f} s ({'ok' if ok else 'FAILED'}); "
+                  f"backup {backup['seconds']:.1f} s, {backup['bytes'] / 1e6:,.1f} MB "
+                  f"({'ok' if backup['ok'] else 'FAILED: ' + backup['error']})")
     last = results[-1]
     report_max = max(s for _, s, _ in last["reports"].values())
     report_ok = report_max < REPORT_TARGET_S
     export_ok = last["export"]["whole"] and last["export"]["seconds"] < EXPORT_TARGET_S
+    print(f"backup at {last['size']:,} transactions: {last['backup']['seconds']:.1f} s, "
+          f"{last['backup']['bytes'] / 1e6:,.1f} MB ({'ok' if last['backup']['ok'] else 'FAILED'})")
     print(f"target at {last['size']:,} transactions: monthly report < {REPORT_TARGET_S} s "
           f"({report_max * 1000:,.0f} ms: {'met' if report_ok else 'NOT met'}); whole CSV export < "
           f"{EXPORT_TARGET_S:.0f} s ({last['export']['seconds']:.1f} s: {'met' if export_ok else 'NOT met'})")
