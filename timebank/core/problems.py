@@ -183,6 +183,16 @@ def _render(status, code, detail, title=None, errors=None, headers=None, page_ti
     return html, status, headers or {}
 
 
+def _http_headers(exc, status: int) -> dict:
+    """What an HTTP error's answer keeps of it, page or problem: when to try again, what is allowed."""
+    headers = {}
+    if status == 429:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        headers["Allow"] = exc.get_response().headers["Allow"]
+    return headers
+
+
 def page_for_http_error(exc) -> tuple | None:
     """The HTML page for a werkzeug ``HTTPException`` raised by a page request; None for requests that
     want problem+json (flask-smorest's handler, which the API registers for every HTTPException,
@@ -190,11 +200,7 @@ def page_for_http_error(exc) -> tuple | None:
     if wants_json():
         return None
     status = exc.code or 500
-    headers = {}
-    if status == 429:
-        headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
-    if status == 405 and exc.get_response().headers.get("Allow"):
-        headers["Allow"] = exc.get_response().headers["Allow"]
+    headers = _http_headers(exc, status)
     title = detail = None
     if status == 400 and type(exc).__name__ == "CSRFError":
         title, detail = _FORM_EXPIRED
@@ -238,11 +244,7 @@ def init_app(app):
             return page
         _rollback()
         status = exc.code or 500
-        headers = {}
-        if status == 429:
-            headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            headers["Allow"] = exc.get_response().headers["Allow"]
+        headers = _http_headers(exc, status)
         detail = exc.description if isinstance(exc.description, str) else None
         errors = None
         data = getattr(exc, "data", None)

@@ -215,17 +215,23 @@ def _month_flows(cid: int, start: datetime, end: datetime) -> tuple[dict[str, di
     return flows, {h: v for h, v in earned.items() if v != 0}
 
 
-def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = None) -> dict[tuple[int, str], int]:
-    """(community id, group) -> sum of the postings of transactions with ``lo <= created_at < hi``
-    (either bound may be open) on the households' points, the residents' minutes and the pools."""
+def _group_of_account():
+    """Which of the report's balances an account (joined with its owner row) adds to."""
     owner = accounts.AccountOwner
     pools = select(Account.id).where(Account.code.like("community:%:pool:minutes"))
-    group = case(
+    return case(
         (and_(owner.household_id.isnot(None), owner.resident_id.is_(None), Account.unit == accounts.POINTS),
          _HOUSEHOLDS),
         (and_(owner.resident_id.isnot(None), Account.unit == accounts.MINUTES), _RESIDENTS),
         (Account.id.in_(pools), _POOL),
         else_="other")
+
+
+def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = None) -> dict[tuple[int, str], int]:
+    """(community id, group) -> sum of the postings of transactions with ``lo <= created_at < hi``
+    (either bound may be open) on the households' points, the residents' minutes and the pools."""
+    owner = accounts.AccountOwner
+    group = _group_of_account()
     period = _window(lo, hi)
     query = (select(owner.community_id, group, func.coalesce(func.sum(Posting.amount), 0))
              .select_from(period)
@@ -241,13 +247,7 @@ def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = No
 def _current_totals(cid: int) -> dict[str, int]:
     """Today's balances of the groups: the accounts' cached balances (kept by the ledger's trigger)."""
     owner = accounts.AccountOwner
-    pools = select(Account.id).where(Account.code.like("community:%:pool:minutes"))
-    group = case(
-        (and_(owner.household_id.isnot(None), owner.resident_id.is_(None), Account.unit == accounts.POINTS),
-         _HOUSEHOLDS),
-        (and_(owner.resident_id.isnot(None), Account.unit == accounts.MINUTES), _RESIDENTS),
-        (Account.id.in_(pools), _POOL),
-        else_="other")
+    group = _group_of_account()
     rows = db.session.execute(
         select(group, func.coalesce(func.sum(Account.balance), 0))
         .select_from(Account).join(owner, owner.account_id == Account.id)
