@@ -8,8 +8,7 @@ are the application's (:func:`ledger.configure`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -98,20 +97,6 @@ def _accounts_and_head_sql(dialect: str, count: int) -> str:
     return ("SELECT a.code, a.id, a.unit, a.allow_negative, a.balance, h.id, h.hash FROM ledger_accounts a"
             " LEFT JOIN (SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1) h ON 1 = 1"
             f" WHERE a.code IN ({codes})")
-
-
-@contextmanager
-def _pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL (psycopg), the statements of the block go to the server together and are
-    answered together: one round trip; their errors are raised when the block ends. Elsewhere
-    nothing changes."""
-    dbapi = conn.connection.dbapi_connection
-    pipeline = getattr(dbapi, "pipeline", None)
-    if conn.dialect.name != "postgresql" or pipeline is None:
-        yield
-        return
-    with pipeline():
-        yield
 
 
 def _cursor(conn: Connection) -> tuple[DBAPICursor, dict[str, str]]:
@@ -282,7 +267,7 @@ def post(
     tx_hash = encoding.chain_hash(prev_hash, leaf_hash)
 
     try:
-        with _pipelined(conn):  # the postings and the transaction row: one round trip on PostgreSQL
+        with driver.pipelined(conn):  # the postings and the transaction row: one round trip on PostgreSQL
             cursor.executemany(
                 sql["posting"],
                 [{"t": new_id, "a": accounts[leg.account][0], "m": leg.amount, "u": accounts[leg.account][1]}
