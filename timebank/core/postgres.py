@@ -21,12 +21,12 @@ variable; docs/operations.md, "Faults", says what each one covers):
   round trip in 25 of a sale's (docs/performance.md, "The sale's round trips"). A connection that
   died within that window fails its request's first statement with a 503 (nothing was written),
   and the pool then replaces every connection older than the failure.
-* the *answer timeout*, on the client: no single wait for the server (a query, a fetch, COMMIT, the
-  pool's pre-ping) lasts longer than the statement timeout plus :data:`ANSWER_MARGIN_S`. It covers
-  what the others cannot see: a path that still acknowledges TCP but no longer delivers (a proxy or
-  load balancer that hangs), where the server never receives the statement it should time out. The
-  connection is then closed, since its protocol state is unknown, and the error is a
-  :class:`psycopg.errors.ConnectionTimeout` (503).
+* the *answer timeout*, on the client: no single wait for the server (a query, a fetch, COMMIT,
+  the ping of an idle pooled connection) lasts longer than the statement timeout plus
+  :data:`ANSWER_MARGIN_S`. It covers what the others cannot see: a path that still acknowledges
+  TCP but no longer delivers (a proxy or load balancer that hangs), where the server never
+  receives the statement it should time out. The connection is then closed, since its protocol
+  state is unknown, and the error is a :class:`psycopg.errors.ConnectionTimeout` (503).
 
 Commands (``timebank ...``: migrations, verify, month close, the scheduler) run with the larger
 ``TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS`` for both the statement and the idle-in-transaction
