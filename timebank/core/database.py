@@ -153,7 +153,7 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
 
     for ending in ("commit", "rollback", "rollback_savepoint"):
         event.listen(Engine, ending, _transaction_ended)
-    event.listen(Pool, "reset", lambda _dbapi, record, *_rest: record.info.pop(_WRITER_LOCKED, None))
+    event.listen(Pool, "reset", _connection_reset)
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
@@ -212,6 +212,11 @@ def ledger_writer_lock(connection: Connection) -> None:
         return
     ledger.default_writer_lock(connection)
     info[_WRITER_LOCKED] = True
+
+
+def _connection_reset(_dbapi_connection, record, _reset_state) -> None:
+    """The pool rolled the connection back on its way in: no lock is held any more."""
+    record.info.pop(_WRITER_LOCKED, None)
 
 
 def _transaction_ended(conn, *_args) -> None:
