@@ -267,19 +267,18 @@ def post(
     tx_hash = encoding.chain_hash(prev_hash, leaf_hash)
 
     try:
-        with driver.pipelined(conn):  # the postings and the transaction row: one round trip on PostgreSQL
-            cursor.executemany(
-                sql["posting"],
-                [{"t": new_id, "a": accounts[leg.account][0], "m": leg.amount, "u": accounts[leg.account][1]}
-                 for leg in legs],
-            )
-            cursor.execute(sql["transaction"], {
-                "id": new_id, "kind": kind, "category": category, "memo": memo, "actor": actor,
-                "reference": reference, "reverses_id": reverses_id, "idempotency_key": idempotency_key,
-                "request_hash": fingerprint,
-                "created_at": driver.timestamp(conn.dialect.name, created_at),
-                "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
-            })
+        cursor.executemany(
+            sql["posting"],
+            [{"t": new_id, "a": accounts[leg.account][0], "m": leg.amount, "u": accounts[leg.account][1]}
+             for leg in legs],
+        )
+        cursor.execute(sql["transaction"], {
+            "id": new_id, "kind": kind, "category": category, "memo": memo, "actor": actor,
+            "reference": reference, "reverses_id": reverses_id, "idempotency_key": idempotency_key,
+            "request_hash": fingerprint,
+            "created_at": driver.timestamp(conn.dialect.name, created_at),
+            "leaf_hash": leaf_hash, "prev_hash": prev_hash, "hash": tx_hash,
+        })
     except driver.integrity_error(conn) as exc:  # the database's guards; the checks above come first
         message = str(exc)
         if "wallet_not_negative" in message:

@@ -8,8 +8,6 @@ each supported driver: ``:name`` for sqlite3 and ``%(name)s`` for psycopg.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -80,18 +78,3 @@ def integrity_error(bind: Bind) -> type[Exception]:
     assert dbapi is not None  # a dialect in use has its driver loaded
     error: type[Exception] = dbapi.IntegrityError
     return error
-
-
-@contextmanager
-def pipelined(bind: Bind) -> Iterator[None]:
-    """On PostgreSQL (psycopg), the statements of the block go to the server together and are
-    answered together, in one round trip, when the block ends; so do their errors. Read a result
-    after the block: a fetch inside it waits for the server there and then. Elsewhere (SQLite)
-    nothing changes."""
-    conn = connection(bind)
-    pipeline = getattr(conn.connection.dbapi_connection, "pipeline", None)
-    if conn.dialect.name != "postgresql" or pipeline is None:
-        yield
-        return
-    with pipeline():
-        yield

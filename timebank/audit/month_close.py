@@ -70,12 +70,11 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     """A POST_GUARDS entry: refuse a posting dated inside a closed month of its community."""
     if community_id is None:
         return
+    # Taken before the check so a close cannot commit between this check and the posting.
+    ledger.core.lock_writer(db.session)
     month = month_of(moment)
     cursor, dialect = driver.cursor(db.session)
-    with driver.pipelined(db.session):  # the lock and the question in one round trip (PostgreSQL)
-        # Taken before the check so a close cannot commit between this check and the posting.
-        ledger.core.lock_writer(db.session)
-        cursor.execute(_IS_CLOSED[dialect]["closed"], {"community": community_id, "month": month})
+    cursor.execute(_IS_CLOSED[dialect]["closed"], {"community": community_id, "month": month})
     if cursor.fetchone() is not None:
         raise Conflict(f"The month {month} of this community is closed; nothing dated in it can be posted.",
                        code="month_closed")
