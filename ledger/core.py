@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
@@ -75,8 +76,6 @@ def _naive_utc(moment: datetime) -> datetime:
 # statements per call cost more than the database work itself (see bench/ledger_bench.py).
 _SQL = {
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
-    "account": "SELECT id, unit, allow_negative, balance FROM ledger_accounts WHERE code = {code}",
-    "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
     "posting": "INSERT INTO ledger_postings (transaction_id, account_id, amount, unit) VALUES ({t}, {a}, {m}, {u})",
     "transaction": (
         "INSERT INTO ledger_transactions (id, kind, category, memo, actor, reference, reverses_id,"
@@ -88,6 +87,16 @@ _SQL = {
 
 
 _SQL_BY_DIALECT = driver.per_dialect(_SQL)
+
+
+@lru_cache(maxsize=16)
+def _accounts_and_head_sql(dialect: str, count: int) -> str:
+    """The named accounts, each row with the head of the chain (one statement, read after the
+    writer lock: on PostgreSQL a statement sees what was committed when it started)."""
+    codes = ", ".join(driver.mark(dialect, f"c{n}") for n in range(count))
+    return ("SELECT a.code, a.id, a.unit, a.allow_negative, a.balance, h.id, h.hash FROM ledger_accounts a"
+            " LEFT JOIN (SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1) h ON 1 = 1"
+            f" WHERE a.code IN ({codes})")
 
 
 def _cursor(conn: Connection) -> tuple[DBAPICursor, dict[str, str]]:
@@ -252,14 +261,15 @@ def post(
             assert replay is not None  # its row was read just now, under the writer lock
             return replay
 
-    accounts: dict[str, Sequence[Any]] = {}  # code -> (id, unit, allow_negative, balance)
-    for leg in legs:
-        if leg.account not in accounts:
-            cursor.execute(sql["account"], {"code": leg.account})
-            row = cursor.fetchone()
-            if row is None:
-                raise UnknownAccount(leg.account)
-            accounts[leg.account] = row
+    codes = list(dict.fromkeys(leg.account for leg in legs))
+    cursor.execute(_accounts_and_head_sql(conn.dialect.name, len(codes)),
+                   {f"c{n}": code for n, code in enumerate(codes)})
+    rows = cursor.fetchall()
+    accounts: dict[str, Sequence[Any]] = {row[0]: row[1:5] for row in rows}  # code -> (id, unit, negative, balance)
+    for code in codes:
+        if code not in accounts:
+            raise UnknownAccount(code)
+    head = None if rows[0][5] is None else (rows[0][5], rows[0][6])
 
     net_by_unit: dict[str, int] = {}
     net_by_account: dict[str, int] = {}
@@ -274,8 +284,6 @@ def post(
         if not allow_negative and current + change < 0:
             raise InsufficientFunds(code, current, change, unit)
 
-    cursor.execute(sql["head"])
-    head = cursor.fetchone()
     new_id = 1 if head is None else head[0] + 1
     prev_hash = encoding.GENESIS_HASH if head is None else head[1]
     created_at = _naive_utc(now or _utcnow())

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, request
+from flask import current_app, g, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -171,10 +171,22 @@ def issue_token(user: User) -> tuple[str, int]:
 
 # Runs on every API request: the token's dates and its user's columns in one query on the driver's
 # cursor (an ORM query here cost more than the rest of a sale's reads together).
-_TOKEN_USER = driver.per_dialect({"user": (
-    "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active,"
-    " u.password_change_required, u.person_key"
-    " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = {digest}")})
+_TOKEN_USER = driver.per_dialect({
+    "user": (
+        "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active,"
+        " u.password_change_required, u.person_key"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = {digest}"),
+    # With an Idempotency-Key: the stored answer of that key, if any, in the same round trip
+    # (timebank.core.http.idempotent would ask for it next).
+    "user_and_answer": (
+        "SELECT t.revoked_at, t.expires_at, u.id, u.username, u.role, u.community_id, u.resident_id, u.active,"
+        " u.password_change_required, u.person_key, r.id, r.request_hash, r.status_code, r.response_body"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " LEFT JOIN idempotency_records r ON r.scope = 'user:' || u.id AND r.\"key\" = {key}"
+        " WHERE t.token_hash = {digest}"),
+})
+#: Key in ``flask.g``: (scope, key, stored answer or None) read with the token (see above).
+PREFETCHED_ANSWER = "timebank_prefetched_answer"
 
 
 def _attached_user(user_id, username, role, community_id, resident_id, active, password_change_required,
@@ -192,10 +204,18 @@ def _attached_user(user_id, username, role, community_id, resident_id, active, p
     return user
 
 
-def user_for_token(token: str) -> User:
+def user_for_token(token: str, idempotency_key: str | None = None) -> User:
+    """The token's user. With ``idempotency_key``, the user's stored answer for that key is read
+    in the same query and left in ``g`` for :func:`timebank.core.http.idempotent`."""
     cursor, dialect = driver.cursor(db.session)
-    cursor.execute(_TOKEN_USER[dialect]["user"], {"digest": _digest(token)})
+    if idempotency_key is None:
+        cursor.execute(_TOKEN_USER[dialect]["user"], {"digest": _digest(token)})
+    else:
+        cursor.execute(_TOKEN_USER[dialect]["user_and_answer"], {"digest": _digest(token), "key": idempotency_key})
     found = cursor.fetchone()
+    if idempotency_key is not None and found is not None:
+        answer = None if found[10] is None else tuple(found[11:14])
+        setattr(g, PREFETCHED_ANSWER, (f"user:{found[2]}", idempotency_key, answer))
     if found is None or found[0] is not None:
         raise Unauthenticated("The token is not valid.", code="unauthenticated")
     expires_at = found[1] if isinstance(found[1], datetime) else datetime.fromisoformat(found[1])
@@ -203,7 +223,7 @@ def user_for_token(token: str) -> User:
         raise Unauthenticated("The token has expired.", code="token_expired")
     if not found[7]:
         raise Unauthenticated("The account is disabled.")
-    return _attached_user(*found[2:])
+    return _attached_user(*found[2:10])
 
 
 def revoke_token(token: str) -> None:
@@ -222,7 +242,10 @@ def load_request_user(_request) -> User | None:
     """Flask-Login's request loader: the user of the bearer token. An invalid, expired or revoked
     token raises 401 (``unauthenticated``, ``token_expired``) when ``current_user`` is first read."""
     token = bearer_token()
-    return user_for_token(token) if token is not None else None
+    if token is None:
+        return None
+    key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+    return user_for_token(token, key if key is not None and 1 <= len(key) <= 255 else None)
 
 
 def load_session_user(session_id: str) -> User | None:

@@ -27,7 +27,7 @@ POSTGRES_TIMEOUTS = (
     "TIMEBANK_PG_CONNECT_TIMEOUT_S", "TIMEBANK_PG_KEEPALIVES_IDLE_S", "TIMEBANK_PG_KEEPALIVES_INTERVAL_S",
     "TIMEBANK_PG_KEEPALIVES_COUNT", "TIMEBANK_PG_TCP_USER_TIMEOUT_MS", "TIMEBANK_PG_STATEMENT_TIMEOUT_MS",
     "TIMEBANK_PG_LOCK_TIMEOUT_MS", "TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS",
-    "TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS", "TIMEBANK_HEALTHZ_TIMEOUT_MS",
+    "TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS", "TIMEBANK_HEALTHZ_TIMEOUT_MS", "TIMEBANK_PG_PING_AFTER_IDLE_S",
 )
 ENVIRONMENT.update({name: name for name in POSTGRES_TIMEOUTS})
 
@@ -57,6 +57,9 @@ class Defaults:
     TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
     #: Statement and idle-in-transaction timeout of commands (migrations, verify, jobs): one hour.
     TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS = 3_600_000
+    #: A pooled connection idle this long is pinged before use (and replaced if dead); one used
+    #: more recently is not (docs/performance.md, "The sale's round trips").
+    TIMEBANK_PG_PING_AFTER_IDLE_S = 5
     #: How long ``/healthz`` waits for the database to answer ``SELECT 1`` (PostgreSQL).
     TIMEBANK_HEALTHZ_TIMEOUT_MS = 3_000
     #: Name of this deployment in signed checkpoints (the C2SP "origin" line).

@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from flask import request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import Pool
 
 import ledger
 from timebank.core.replica import REPLICA, use_replica  # noqa: F401  (REPLICA: for the app factory)
@@ -151,6 +152,10 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
             if dbapi_connection.read_only != read_only:
                 dbapi_connection.read_only = read_only
 
+    for ending in ("commit", "rollback", "rollback_savepoint"):
+        event.listen(Engine, ending, _transaction_ended)
+    event.listen(Pool, "reset", _connection_reset)
+
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
         mode = _mode.get()
@@ -195,20 +200,45 @@ def take_write_lock(session) -> None:
         _hold_sqlite_write_lock(conn)
 
 
+#: Key in the pool's per-connection ``info``: the current transaction holds the ledger's writer
+#: lock (PostgreSQL). Cleared when the transaction ends (:func:`_transaction_ended`).
+_WRITER_LOCKED = "timebank_writer_locked"
+
+
 def ledger_writer_lock(connection: Connection) -> None:
     """The ledger's writer lock on the application's connections (a :data:`ledger.WriterLock`): on
     SQLite the write lock (``BEGIN IMMEDIATE``; nothing when the transaction holds it already),
-    elsewhere the ledger's default (``pg_advisory_xact_lock`` on PostgreSQL)."""
+    elsewhere the ledger's default (``pg_advisory_xact_lock`` on PostgreSQL), taken once per
+    transaction: the month-close guard, the pool's check and the posting each ask for it, and
+    asking again cost a round trip each time."""
     if connection.dialect.name == "sqlite":
         _hold_sqlite_write_lock(connection)
-    else:
-        ledger.default_writer_lock(connection)
+        return
+    info = connection.connection.info
+    if info.get(_WRITER_LOCKED):
+        return
+    ledger.default_writer_lock(connection)
+    info[_WRITER_LOCKED] = True
+
+
+def _connection_reset(_dbapi_connection, record, _reset_state) -> None:
+    """The pool rolled the connection back on its way in: no lock is held any more."""
+    record.info.pop(_WRITER_LOCKED, None)
+
+
+def _transaction_ended(conn, *_args) -> None:
+    """The transaction (or the savepoint that may have taken the lock) is over: the lock is gone."""
+    info = getattr(conn, "info", None)  # a Connection's, or the pool's entry on reset
+    if info is not None:
+        info.pop(_WRITER_LOCKED, None)
 
 
 def engine_options(uri: str, busy_timeout_ms: int) -> dict:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pre-ping on every checkout: PostgreSQL's pooled connections are pinged only after sitting
+    # idle (timebank.core.postgres, TIMEBANK_PG_PING_AFTER_IDLE_S).
+    return {"pool_size": 10, "max_overflow": 20}
 
 
 def defers_write_lock(view):
