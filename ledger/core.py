@@ -76,6 +76,8 @@ def _naive_utc(moment: datetime) -> datetime:
 # statements per call cost more than the database work itself (see bench/ledger_bench.py).
 _SQL = {
     "by_key": "SELECT id, request_hash FROM ledger_transactions WHERE idempotency_key = {k}",
+    # The head of the chain on its own (post_many; post reads it with the accounts).
+    "head": "SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1",
     "posting": "INSERT INTO ledger_postings (transaction_id, account_id, amount, unit) VALUES ({t}, {a}, {m}, {u})",
     "transaction": (
         "INSERT INTO ledger_transactions (id, kind, category, memo, actor, reference, reverses_id,"

@@ -177,7 +177,7 @@ def read_table(data: bytes) -> list[tuple[int, list[str]]]:
     if not data:
         raise FileRefused(_("The file is empty."))
     rows = _read_xlsx(data) if is_xlsx(data) else _read_csv(data)
-    table = []
+    table: list[tuple] = []
     most = limit("TIMEBANK_IMPORT_MAX_ROWS", MAX_ROWS)
     for number, cells in rows:
         cells = [c.strip().replace("\u3000", " ").strip() for c in cells]
@@ -357,12 +357,12 @@ def parse(plan: Plan, table: list[tuple[int, list[str]]]) -> None:
         if household is None:
             household = by_key[key] = PlannedHousehold(household_name, address, number)
             plan.households.append(household)
-        for column, value in (("grid", grid or None), ("color", color)):
-            if value is None:
+        for column, planned in (("grid", grid or None), ("color", color)):
+            if planned is None:
                 continue
             if getattr(household, column) is None:
-                setattr(household, column, value)
-            elif getattr(household, column) != value:
+                setattr(household, column, planned)
+            elif getattr(household, column) != planned:
                 wrong(column, _("Row %(row)d of the same household says otherwise.", row=household.row))
         if opening is not None:
             if household.opening_points is None:
@@ -410,6 +410,7 @@ def match(plan: Plan, community: Community) -> None:
         for rid, hid, name, phone in db.session.execute(
                 select(Resident.id, Resident.household_id, Resident.name, Resident.phone)
                 .where(Resident.phone.in_(chunk))):
+            assert phone is not None  # found by phone
             owners[phone] = (rid, hid, name)
     for household in plan.households:
         here = members.get(household.existing_id, []) if household.existing_id else []
@@ -457,7 +458,7 @@ def _match_opening(plan: Plan) -> None:
             .join(Posting, Posting.transaction_id == Transaction.id)
             .join(Account, Account.id == Posting.account_id)
             .where(Transaction.idempotency_key.in_(keys), Posting.amount > 0, Account.code.like("household:%")))
-        posted.update({key: int(amount) for key, amount in rows})
+        posted.update({str(key): int(amount) for key, amount in rows})
     for household in plan.households:
         if household.opening_points is None or household.opening_points == 0:
             continue
@@ -545,13 +546,15 @@ def write(plan: Plan, community: Community, user, *, via: str) -> dict:
         reference = f"import:{plan.sha256[:16]}"
         # One transaction per household (its own idempotency key, its own line in the household's
         # history), written together: one by one cost a round trip per statement, 11 statements each.
-        ledgering.post_many(community.id, [
-            ledger.Request(
+        requests = []
+        for household in opening:
+            assert household.existing_id is not None and household.opening_points is not None  # written above
+            requests.append(ledger.Request(
                 [ledger.Leg(source, -household.opening_points),
                  ledger.Leg(accounts.household_points(household.existing_id), household.opening_points)],
                 kind="opening_balance", memo=f"期初积分 opening balance (household:{household.existing_id})",
-                actor=user.actor, reference=reference, idempotency_key=opening_key(household.existing_id))
-            for household in opening])
+                actor=user.actor, reference=reference, idempotency_key=opening_key(household.existing_id)))
+        ledgering.post_many(community.id, requests)
     record("roster.import", user=user, target=f"community:{community.id}", community_id=community.id,
            via=via, file_sha256=plan.sha256, rows=report["rows"], households_created=report["households_created"],
            residents_created=report["residents_created"], opening_points_posted=report["opening_points_posted"],

@@ -79,7 +79,8 @@ def create_user(username: str, password: str, role: str, community_id: int | Non
     if db.session.execute(select(User.id).where(User.username == username)).first():
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
     person = logins.find_person(phone, resident_id)
-    if resident_id is not None and community_id is not None and person.resident.household.community_id != community_id:
+    if (resident_id is not None and community_id is not None and person.resident is not None
+            and person.resident.household.community_id != community_id):
         raise ValidationFailed(errors={"resident_id": ["The resident lives in another community."]})
     user = User(username=username, password_hash=hash_password(password), role=role,
                 community_id=community_id)

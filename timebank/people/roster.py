@@ -242,6 +242,7 @@ def change_resident(user: User, resident: Resident, changes: dict, reason: str =
     if not done:
         return done
     for login in renamed:
+        assert resident.phone is not None  # a login named by the phone keeps one (checked above)
         login.username = resident.phone
     if "phone" in done:
         # Staff logins linked to this person follow the phone too: the two-person rules name a person
