@@ -30,6 +30,7 @@ SQLite by default; PostgreSQL via TIMEBANK_DATABASE_URL (a dedicated database wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import random
@@ -124,20 +125,6 @@ def grow(engine, world: dict, start: int, end: int, total: int, rng: random.Rand
                         ledger.post(conn, [Leg(accounts.issuance_points(cid, "volunteer"), -50), Leg(wallet, 50)],
                                     kind="claim", category="volunteer", memo=f"claim {n}", actor="bench", now=now)
     return time.perf_counter() - began
-
-
-class _kept:
-    """A folder that outlives the run (``--folder``)."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def __enter__(self) -> str:
-        os.makedirs(self.folder, exist_ok=True)
-        return self.folder
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _transactions(app) -> int:
@@ -269,7 +256,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     total = sizes[-1]
     results = []
-    with (tempfile.TemporaryDirectory() if args.folder is None else _kept(args.folder)) as folder:
+    if args.folder is not None:
+        os.makedirs(args.folder, exist_ok=True)
+    with (tempfile.TemporaryDirectory() if args.folder is None else contextlib.nullcontext(args.folder)) as folder:
         reuse = args.folder is not None and os.path.exists(os.path.join(folder, "timebank.sqlite"))
         instance = benchlib.Instance(folder, args.database_url)
         instance.init_db()

@@ -140,6 +140,30 @@ def clock():
 
 
 @pytest.fixture
+def make_app(db_uri, tmp_path, clock):
+    """A function making more apps on the test's database with config of their own (CSRF on, rate
+    limits on, ...); each gets a fresh instance folder, and the limiter starts from empty counts."""
+    from timebank.core.extensions import db, limiter
+
+    made = []
+
+    def make(**config):
+        app = create_app(base_config(tmp_path / f"app{len(made)}", db_uri) | config)
+        app.extensions["timebank.core.clock"] = clock
+        if config.get("RATELIMIT_ENABLED"):  # one limiter per process: start from empty counts
+            with app.app_context():
+                limiter.reset()
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def app(db_uri, tmp_path, clock):
     app = create_app(base_config(tmp_path, db_uri))
     app.extensions["timebank.core.clock"] = clock

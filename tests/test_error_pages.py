@@ -11,8 +11,6 @@ import re
 
 import pytest
 
-from conftest import base_config
-
 PASSWORD = "secret-pass"
 
 
@@ -28,29 +26,6 @@ def _framed(response) -> bool:
 
 def _chinese(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
-
-
-@pytest.fixture
-def make_app(db_uri, tmp_path, clock):
-    from timebank import create_app
-    from timebank.core.extensions import db, limiter
-
-    made = []
-
-    def make(**config):
-        app = create_app(base_config(tmp_path / f"app{len(made)}", db_uri) | config)
-        app.extensions["timebank.core.clock"] = clock
-        if config.get("RATELIMIT_ENABLED"):
-            with app.app_context():
-                limiter.reset()
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_a_wrong_link_is_a_chinese_page_in_the_frame(client):

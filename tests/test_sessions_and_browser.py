@@ -8,39 +8,9 @@ import re
 
 import pytest
 
-from conftest import World, base_config
+from conftest import World
 
 PASSWORD = "secret-pass"
-
-
-def _make_app(db_uri, tmp_path, clock, **config):
-    from timebank import create_app
-    from timebank.core.extensions import limiter
-
-    app = create_app(base_config(tmp_path / f"app{len(config)}", db_uri) | config)
-    app.extensions["timebank.core.clock"] = clock
-    if config.get("RATELIMIT_ENABLED"):  # one limiter per process: start from empty counts
-        with app.app_context():
-            limiter.reset()
-    return app
-
-
-@pytest.fixture
-def make_app(db_uri, tmp_path, clock):
-    made = []
-
-    def make(**config):
-        app = _make_app(db_uri, tmp_path, clock, **config)
-        made.append(app)
-        return app
-
-    yield make
-    from timebank.core.extensions import db
-
-    for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def _world(app) -> World:

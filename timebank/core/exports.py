@@ -21,13 +21,16 @@ from typing import Any
 
 #: A cell whose text starts with one of these would be read as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The same, as a set of first characters: :func:`safe_cell` and the CSV writer (which inlines the
+#: check: the ledger export writes millions of cells) both test it.
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 
 
 def safe_cell(value: Any, sheet: Any = None) -> Any:
     """The one rule for a cell of an export. Without ``sheet`` (CSV): the value, or formula-like text
     with a leading ``'``. With an openpyxl ``sheet`` (XLSX): the value, or a quote-prefixed text cell
     of that sheet holding the text as it is."""
-    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+    if not isinstance(value, str) or value[:1] not in _FORMULA_FIRST:
         return value
     if sheet is None:
         return "'" + value
@@ -39,9 +42,6 @@ def safe_cell(value: Any, sheet: Any = None) -> Any:
     return cell
 
 
-#: The same rule as :func:`safe_cell` for CSV, as a set of first characters: the ledger export writes
-#: millions of cells, and one set lookup per text cell costs a fifth of a function call.
-_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 
 
 class _SafeWriter:

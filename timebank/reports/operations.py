@@ -100,29 +100,9 @@ def _issuance_points_ids(community_id: int) -> list[int]:
 def earned_by_household(community_id: int, start: datetime, end: datetime) -> dict[int, int]:
     """Net points each household earned in ``[start, end)``: what its wallet received in transactions
     that draw on the community's points issuance accounts (claims and grants), less reversals of them.
-
-    Read from the period's transactions only (the index on ``created_at``), each checked for an
-    issuance posting with ``EXISTS``: the cost follows the period, not the ledger's history."""
-    issuance_ids = _issuance_points_ids(community_id)
-    if not issuance_ids:
-        return {}
-    period = _window(start, end)
-    issuing = select(Posting.id).where(Posting.transaction_id == period.c.id,
-                                       Posting.account_id.in_(issuance_ids)).exists()
-    wallet = Posting.__table__.alias("wallet")
-    rows = db.session.execute(
-        select(accounts.AccountOwner.household_id, func.sum(wallet.c.amount))
-        .select_from(period)
-        .join(wallet, wallet.c.transaction_id == period.c.id)
-        .join(accounts.AccountOwner, accounts.AccountOwner.account_id == wallet.c.account_id)
-        .where(issuing,
-               _not_an_index(accounts.AccountOwner.community_id) == community_id,
-               _not_an_index(accounts.AccountOwner.household_id).isnot(None),
-               _not_an_index(accounts.AccountOwner.resident_id).is_(None),
-               wallet.c.unit == "points")
-        .group_by(accounts.AccountOwner.household_id)
-    ).all()
-    return {hid: int(total) for hid, total in rows if int(total) != 0}
+    Read from the period's transactions only, in the same pass as the monthly report's flows
+    (:func:`_month_flows`)."""
+    return _month_flows(community_id, start, end)[1]
 
 
 def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKING_SIZE,
@@ -181,8 +161,8 @@ _CHEAPER_SIDE: str | None = None
 def _month_flows(cid: int, start: datetime, end: datetime) -> tuple[dict[str, dict[str, tuple[int, int]]],
                                                                     dict[int, int]]:
     """One pass over the month's transactions: account code -> transaction kind -> (credits, debits)
-    of the community's accounts in ``[start, end)``, and what each household earned (the same as
-    :func:`earned_by_household`: its wallet's net in transactions that draw on an issuance account)."""
+    of the community's accounts in ``[start, end)``, and what each household earned (its wallet's net
+    in transactions that draw on an issuance account: :func:`earned_by_household`)."""
     owner = accounts.AccountOwner
     issuance_ids = _issuance_points_ids(cid) or [-1]
     query = select(Transaction.id, Transaction.kind)
