@@ -394,7 +394,7 @@ def reverse_claim(user: User, claim: Claim, reason: str) -> ClaimReversal:
     try:
         tx = ledgering.reverse(
             claim.community_id, claim.transaction_id, kind="claim_reversal",
-            memo=f"reversal of claim {claim.id}: {reason} · {version.title} · {resident.name} (resident:{resident.id})",
+            memo=f"撤销积分：{version.title} · {resident.name}（原因：{reason}）",
             actor=user.actor, reference=f"claim:{claim.id}", idempotency_key=f"claim:{claim.id}:reverse")
     except ledger.AlreadyReversed as exc:
         raise Conflict("This claim was already taken back.", code="already_reversed") from exc

@@ -552,7 +552,7 @@ def write(plan: Plan, community: Community, user, *, via: str) -> dict:
             requests.append(ledger.Request(
                 [ledger.Leg(source, -household.opening_points),
                  ledger.Leg(accounts.household_points(household.existing_id), household.opening_points)],
-                kind="opening_balance", memo=f"期初积分 opening balance (household:{household.existing_id})",
+                kind="opening_balance", memo="期初积分（导入花名册）",
                 actor=user.actor, reference=reference, idempotency_key=opening_key(household.existing_id)))
         ledgering.post_many(community.id, requests)
     record("roster.import", user=user, target=f"community:{community.id}", community_id=community.id,
