@@ -222,6 +222,30 @@ def _to_posted(session: Bind, tx: Row[Any], replayed: bool = False) -> PostedTra
     )
 
 
+def _net_changes(legs: Sequence[Leg], accounts: dict[str, Sequence[Any]]) -> dict[str, int]:
+    """Each account's net change in ``legs``; UnbalancedTransaction unless they sum to zero per unit.
+    ``accounts``: code -> (id, unit, allow_negative, balance)."""
+    net_by_unit: dict[str, int] = {}
+    net_by_account: dict[str, int] = {}
+    for leg in legs:
+        unit = accounts[leg.account][1]
+        net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
+        net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
+    if any(total != 0 for total in net_by_unit.values()):
+        raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
+    return net_by_account
+
+
+def _refuse_overdraft(net_by_account: dict[str, int], accounts: dict[str, Sequence[Any]],
+                      current: dict[str, int]) -> None:
+    """InsufficientFunds when a change would take an account that may not go negative below zero
+    (the database's CHECK refuses it too; this names the account and the amounts)."""
+    for code, change in net_by_account.items():
+        _id, unit, allow_negative = accounts[code][:3]
+        if not allow_negative and current[code] + change < 0:
+            raise InsufficientFunds(code, current[code], change, unit)
+
+
 def post(
     session: Bind,
     legs: Iterable[Leg],
@@ -273,18 +297,8 @@ def post(
             raise UnknownAccount(code)
     head = None if rows[0][5] is None else (rows[0][5], rows[0][6])
 
-    net_by_unit: dict[str, int] = {}
-    net_by_account: dict[str, int] = {}
-    for leg in legs:
-        unit = accounts[leg.account][1]
-        net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
-        net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
-    if any(total != 0 for total in net_by_unit.values()):
-        raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
-    for code, change in net_by_account.items():
-        _id, unit, allow_negative, current = accounts[code]
-        if not allow_negative and current + change < 0:
-            raise InsufficientFunds(code, current, change, unit)
+    net_by_account = _net_changes(legs, accounts)
+    _refuse_overdraft(net_by_account, accounts, {code: row[3] for code, row in accounts.items()})
 
     new_id = 1 if head is None else head[0] + 1
     prev_hash = encoding.GENESIS_HASH if head is None else head[1]
@@ -402,17 +416,8 @@ def post_many(session: Bind, requests: Iterable[Request], *, now: datetime | Non
                 assert replay is not None  # its row was read just now, under the writer lock
                 results.append(replay)
                 continue
-        net_by_unit: dict[str, int] = {}
-        net_by_account: dict[str, int] = {}
-        for leg in r.legs:
-            unit = accounts[leg.account][1]
-            net_by_unit[unit] = net_by_unit.get(unit, 0) + leg.amount
-            net_by_account[leg.account] = net_by_account.get(leg.account, 0) + leg.amount
-        if any(total != 0 for total in net_by_unit.values()):
-            raise UnbalancedTransaction(f"postings do not sum to zero per unit: {net_by_unit}")
-        for code, change in net_by_account.items():
-            if not accounts[code][2] and current[code] + change < 0:
-                raise InsufficientFunds(code, current[code], change, accounts[code][1])
+        net_by_account = _net_changes(r.legs, accounts)
+        _refuse_overdraft(net_by_account, accounts, current)
         new_id = last_id + 1
         leaf = encoding.leaf_bytes(
             id=new_id, created_at=created_at, kind=r.kind, category=r.category, memo=memo, actor=r.actor,

@@ -13,6 +13,7 @@ run; a failure prints the steps (and a ``@reproduce_failure`` blob) that replay 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timezone
 from pathlib import Path
@@ -189,6 +190,20 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def page_login(app, username, password="secret-pass"):
+    """A test client of ``app`` logged in to the pages as ``username``."""
+    client = app.test_client()
+    r = client.post("/login", data={"username": username, "password": password})
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+    return client
+
+
+def main_text(response) -> str:
+    """The words of a page's ``<main>``, tags taken out and spaces folded."""
+    main = response.get_data(as_text=True).split("<main", 1)[-1]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
 
 
 class World:

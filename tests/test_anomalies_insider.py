@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
+from conftest import page_login
 from earning_support import PASSWORD, advance, build_town, claim, rule
 from timebank.core.extensions import db
 from timebank.core.refusals import Refusal
@@ -25,13 +26,6 @@ def flagged(world, kind, user="committee"):
 def refusals(app):
     with app.app_context():
         return db.session.execute(select(Refusal).order_by(Refusal.id)).scalars().all()
-
-
-def page_login(app, username):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    return client
 
 
 # --- pool_concentration --------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 import ledger
 import ledger.core
+from conftest import main_text as text
+from conftest import page_login
 from earning_support import PASSWORD, advance, build_town, claim, rule
 from timebank.core import accounts
 from timebank.core.audit_log import AuditEntry
@@ -46,18 +48,6 @@ def points(world, household_id):
 
 def minutes(world, resident_id):
     return world.balance(accounts.resident_minutes(resident_id))
-
-
-def page_login(app, username):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    return client
-
-
-def text(response) -> str:
-    main = response.get_data(as_text=True).split("<main", 1)[-1]
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
 
 
 def test_a_posted_claim_is_taken_back_by_a_compensating_transaction(app, world, town, runner):

@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+from conftest import main_text as text
+from conftest import page_login
 from earning_support import PASSWORD, build_town, claim, rule
 from timebank.core import accounts
 from timebank.core.extensions import db
@@ -19,18 +21,6 @@ from timebank.core.extensions import db
 @pytest.fixture
 def town(world):
     return build_town(world)
-
-
-def page_login(app, username):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    return client
-
-
-def text(response) -> str:
-    main = response.get_data(as_text=True).split("<main", 1)[-1]
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
 
 
 def _red_family(world, town):

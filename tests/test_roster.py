@@ -11,17 +11,11 @@ import pytest
 from sqlalchemy import select, text
 
 import ledger
+from conftest import page_login
 from earning_support import PASSWORD, build_town, claim, rule
 from timebank.core import accounts
 from timebank.core.audit_log import AuditEntry
 from timebank.core.extensions import db
-
-
-def page_login(app, username, password=PASSWORD):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": password})
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    return client
 
 
 def words(response) -> str:

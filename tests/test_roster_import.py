@@ -14,6 +14,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from conftest import page_login
 from timebank.core import accounts
 
 URL = "/api/v1/imports/households?community_code=hongxing"
@@ -361,13 +362,6 @@ def test_the_import_is_one_audit_entry_with_the_counts_and_the_files_hash(commit
 
 
 # --- the page ------------------------------------------------------------------------------------------
-
-def page_login(app, username, password="secret-pass"):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": password})
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    return client
-
 
 def form_key(response) -> str:
     return re.search(r'name="form_key" value="([^"]+)"', response.get_data(as_text=True)).group(1)
