@@ -23,7 +23,7 @@ from timebank.core.clock import current_month, local_zone, months_before, now, t
 from timebank.core.extensions import db
 from timebank.core.pages import KIND_LABELS, roles_required
 from timebank.people import staff_pages as staff
-from timebank.people.models import Household
+from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import me, refuse_supervisor_writes
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")
@@ -84,11 +84,33 @@ def ledger():
                 .join(Account, Account.id == Posting.account_id)
                 .where(Posting.transaction_id.in_(list(legs))).order_by(Posting.id)):
             legs[r.transaction_id].append(r)
+    names = _owner_names(leg.code for rows_ in legs.values() for leg in rows_)
     kinds = sorted(KIND_LABELS)
     args = {k: v for k, v in filters.items() if v}
     return render_template("committee/ledger.html", rows=rows, legs=legs, filters=filters, household=household,
                            categories=[*CATEGORIES, "time_bank", "shop"], kinds=kinds, args=args,
-                           next_before=rows[-1].id if more else None, verify=None)
+                           next_before=rows[-1].id if more else None, verify=None, names=names)
+
+
+def _owner_names(codes) -> dict:
+    """The names of the households and residents whose wallets these account codes are, for the
+    accounts in words (:func:`timebank.core.pages.account_words`)."""
+    wanted: dict[str, set[int]] = {"household": set(), "resident": set()}
+    for code in codes:
+        owner, _sep, rest = code.partition(":")
+        number = rest.partition(":")[0]
+        if owner in wanted and number.isdigit():
+            wanted[owner].add(int(number))
+    names: dict = {}
+    if wanted["household"]:
+        for id_, name in db.session.execute(select(Household.id, Household.name)
+                                            .where(Household.id.in_(wanted["household"]))):
+            names[("household", id_)] = name
+    if wanted["resident"]:
+        for id_, name in db.session.execute(select(Resident.id, Resident.name)
+                                            .where(Resident.id.in_(wanted["resident"]))):
+            names[("resident", id_)] = name
+    return names
 
 
 @bp.get("/ledger/verify")

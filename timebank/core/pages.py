@@ -289,6 +289,42 @@ HELP_STATUS_LABELS = {
 }
 
 
+UNIT_LABELS = {"points": _l("points"), "minutes": _l("min")}
+
+#: A cap's period as the words "at most 50 points a %(period)s" take it (每户每年最多 50 积分).
+PERIOD_WORDS = {"day": _l("day"), "week": _l("week"), "month": _l("month"), "year": _l("year")}
+
+_ACCOUNT = re.compile(r"(household|resident):(\d+):(points|minutes)|community:\d+:(.+)")
+
+
+def account_words(code: str, names: dict | None = None) -> str:
+    """A ledger account in words: ``household:7:points`` -> 张家 的积分, ``community:1:issuance:red`` ->
+    发放：红色积分. ``names`` maps ``("household"|"resident", id)`` to a name. An account this does not
+    know keeps its code (then a test of the pages in Chinese names it)."""
+    m = _ACCOUNT.fullmatch(code or "")
+    if m is None:
+        return code
+    if m.group(1):
+        owner, number = m.group(1), int(m.group(2))
+        name = (names or {}).get((owner, number)) or f"#{number}"
+        if owner == "household":
+            return _("%(name)s's points", name=name)
+        return _("%(name)s's time", name=name)
+    rest = m.group(4)
+    words = {
+        "issuance:minutes": _("Time given out by the community"),
+        "issuance:opening": _("Opening balances carried over"),
+        "pool:minutes": _("The community's time pool"),
+        "expired:points": _("Expired points"),
+        "supermarket:points": _("Points spent at the love supermarket"),
+    }
+    if rest in words:
+        return words[rest]
+    if rest.startswith("issuance:") and rest[len("issuance:"):] in CATEGORY_LABELS:
+        return _("Given out: %(category)s", category=CATEGORY_LABELS[rest[len("issuance:"):]])
+    return code
+
+
 def label(table: dict, key: str | None) -> str:
     if key is None:
         return ""
@@ -333,6 +369,9 @@ def register_filters(app) -> None:
     app.jinja_env.globals.setdefault("CLAIM_STATUS_LABELS", CLAIM_STATUS_LABELS)
     app.jinja_env.globals.setdefault("HELP_STATUS_LABELS", HELP_STATUS_LABELS)
     app.jinja_env.globals.setdefault("label", label)
+    app.jinja_env.globals.setdefault("account_words", account_words)
+    app.jinja_env.globals.setdefault("UNIT_LABELS", UNIT_LABELS)
+    app.jinja_env.globals.setdefault("PERIOD_WORDS", PERIOD_WORDS)
     app.jinja_env.globals.setdefault("new_form_key", new_form_key)
 
 
