@@ -440,15 +440,20 @@ def close_publicity(moment: datetime | None = None, run: JobRun | None = None) -
     return posted
 
 
+def filter_status(query, status: str | None):
+    """Claims in a status as people see it: a posted claim that was taken back is "reversed"."""
+    if status == "reversed":
+        return query.where(~not_reversed())
+    if status == "posted":
+        return query.where(Claim.status == status, not_reversed())
+    if status:
+        return query.where(Claim.status == status)
+    return query
+
+
 def claims_query(community_id: int, status: str | None = None, household_id: int | None = None,
                  resident_id: int | None = None):
-    query = select(Claim).where(Claim.community_id == community_id)
-    if status == "reversed":
-        query = query.where(~not_reversed())
-    elif status == "posted":
-        query = query.where(Claim.status == status, not_reversed())
-    elif status:
-        query = query.where(Claim.status == status)
+    query = filter_status(select(Claim).where(Claim.community_id == community_id), status)
     if household_id:
         query = query.where(Claim.household_id == household_id)
     if resident_id:

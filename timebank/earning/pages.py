@@ -17,6 +17,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from timebank.core.clock import local_zone, now, to_local, utc_naive
 from timebank.core.errors import DomainError, ValidationFailed
@@ -27,7 +28,7 @@ from timebank.core.users import User
 from timebank.earning import operations as earning
 from timebank.earning import tasks
 from timebank.earning.api import CapSchema, RuleIn
-from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, Task
+from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, RuleVersion, Task
 from timebank.earning.tasks_api import TaskIn
 from timebank.people import staff_pages as staff
 from timebank.people.models import Household, Resident
@@ -308,3 +309,58 @@ def change_rule(rule_id: int):
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+
+
+# --- searching claims -------------------------------------------------------------------------------
+
+CLAIM_SEARCH_PAGE = 50
+CLAIM_STATUSES = ("pending", "publicized", "posted", "rejected", "reversed")
+
+
+@bp.get("/claims/search")
+@roles_required("committee", "grid_worker", "supervisor")
+def claim_search():
+    """Every claim of the community, found by a resident's or household's name, a card code, a phone
+    number or the item of the points list, by status and by day; newest first, 50 a page."""
+    place = staff.place()
+    args = request.args
+    filters = {k: (args.get(k) or "").strip()[:100] for k in ("q", "status", "since", "until")}
+    query = (select(Claim).join(Resident, Resident.id == Claim.resident_id)
+             .join(Household, Household.id == Claim.household_id)
+             .where(Claim.community_id == place.id))
+    if filters["q"]:
+        text = filters["q"]
+        titles = select(RuleVersion.id).where(RuleVersion.title.contains(text, autoescape=True))
+        query = query.where(or_(Resident.name.contains(text, autoescape=True),
+                                Household.name.contains(text, autoescape=True),
+                                Resident.member_code == text.upper(), Household.member_code == text.upper(),
+                                Resident.phone == text, Claim.rule_version_id.in_(titles)))
+    if filters["status"] in CLAIM_STATUSES:
+        query = earning.filter_status(query, filters["status"])
+    for key, compare in (("since", Claim.created_at.__ge__), ("until", Claim.created_at.__lt__)):
+        day = _search_day(filters[key], plus_one=(key == "until"))
+        if day is not None:
+            query = query.where(compare(day))
+    before = args.get("before", type=int)
+    if before:
+        query = query.where(Claim.id < before)
+    rows = db.session.execute(query.order_by(Claim.id.desc()).limit(CLAIM_SEARCH_PAGE + 1).options(
+        selectinload(Claim.resident), selectinload(Claim.household), selectinload(Claim.rule_version),
+        selectinload(Claim.reversal))).scalars().all()
+    more = len(rows) > CLAIM_SEARCH_PAGE
+    rows = rows[:CLAIM_SEARCH_PAGE]
+    kept = {k: v for k, v in filters.items() if v}
+    return render_template("committee/claim_search.html", rows=rows, filters=filters, args=kept,
+                           statuses=CLAIM_STATUSES,
+                           next_before=rows[-1].id if more else None)
+
+
+def _search_day(text: str, plus_one: bool = False):
+    """A day typed in a search form (YYYY-MM-DD, the community's time zone) as the stored UTC time."""
+    try:
+        day = datetime.fromisoformat(text).replace(tzinfo=local_zone()) if text else None
+    except ValueError:
+        return None
+    if day is None:
+        return None
+    return utc_naive(day + timedelta(days=1) if plus_one else day)

@@ -26,6 +26,7 @@ on the till, with the basket kept.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -33,6 +34,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
+from timebank.core.clock import local_zone, utc_naive
 from timebank.core.errors import DomainError, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.pages import (
@@ -230,14 +232,44 @@ def receipts():
     place = community()
     shop.require_staff_view(me(), place.id)
     before = request.args.get("before", type=int)
-    query = select(Redemption).where(Redemption.community_id == place.id).order_by(Redemption.id.desc()).limit(31)
+    filters = {k: (request.args.get(k) or "").strip()[:100] for k in ("q", "status", "since", "until")}
+    query = _receipt_search(select(Redemption).where(Redemption.community_id == place.id), filters)
+    query = query.order_by(Redemption.id.desc()).limit(31)
     if before:
         query = query.where(Redemption.id < before)
     rows = db.session.execute(query).scalars().all()
     households = {h.id: h for h in db.session.execute(
         select(Household).where(Household.id.in_({r.household_id for r in rows}))).scalars()} if rows else {}
-    return render_template("clerk/receipts.html", receipts=rows[:30], households=households,
+    return render_template("clerk/receipts.html", receipts=rows[:30], households=households, filters=filters,
+                           args={k: v for k, v in filters.items() if v},
                            next_before=rows[29].id if len(rows) > 30 else None, can_sell=can_write(*SELLERS))
+
+
+def _receipt_search(query, filters: dict):
+    """Receipts found by number (``12`` or ``No.12``), by the household's name or card code, by status
+    (voided, with goods returned) and by day (the community's calendar)."""
+    text = filters["q"]
+    if text:
+        number = text.upper().removeprefix("NO.").removeprefix("NO").strip()
+        households = select(Household.id).where(or_(Household.name.contains(text, autoescape=True),
+                                                    Household.member_code == text.upper()))
+        conditions = [Redemption.household_id.in_(households)]
+        if number.isdigit() and len(number) < 12:
+            conditions.append(Redemption.receipt_no == int(number))
+        query = query.where(or_(*conditions))
+    if filters["status"] == "voided":
+        query = query.where(Redemption.status == "voided")
+    elif filters["status"] == "returned":
+        query = query.where(Redemption.returned_points > 0)
+    for key, after in (("since", True), ("until", False)):
+        try:
+            day = datetime.fromisoformat(filters[key]).replace(tzinfo=local_zone()) if filters[key] else None
+        except ValueError:
+            day = None
+        if day is not None:
+            query = query.where(Redemption.created_at >= utc_naive(day) if after
+                                else Redemption.created_at < utc_naive(day + timedelta(days=1)))
+    return query
 
 
 @bp.post("/receipts/<int:redemption_id>/void")
