@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools wrk bench bench-1m bench-roster clean
+.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools axe wrk bench bench-1m bench-roster clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ tools:
 chromium:
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk)
+
+# The accessibility test runs axe-core, from the npm registry, inside Chromium (tools/axe, pinned by its
+# package-lock.json).
+AXE := tools/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE): tools/axe/package.json tools/axe/package-lock.json
+	@command -v npm >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	cd tools/axe && npm ci --no-audit --no-fund --loglevel=error
+	touch $(AXE)
 
 # The HTTP benchmarks drive their load with wrk, Debian's package (a C event loop: the Python client
 # it replaced could not drive /healthz past ~2,500 requests per second).
@@ -50,7 +60,7 @@ lint: install
 	exit $$status
 
 # Everything, as CI runs it: the gates, then every test on SQLite, then every test on PostgreSQL.
-test: install chromium tools
+test: install chromium tools axe
 	$(MAKE) lint
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres-if-up
@@ -59,11 +69,11 @@ test: install chromium tools
 test-fast: install tools
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not browser"
 
-test-sqlite: install tools
+test-sqlite: install tools axe
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # The replica tests read from a streaming replica of the local server on port 5433 (tools/pg-replica).
-test-postgres: install tools
+test-postgres: install tools axe
 	tools/pg-replica up
 	TIMEBANK_TEST_DATABASE_URL=$(PG_TEST_URL) TIMEBANK_TEST_REPLICA_URL=$$(tools/pg-replica url) \
 	  $(BIN)/pytest -q -p no:cacheprovider
