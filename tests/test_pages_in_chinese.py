@@ -30,7 +30,8 @@ TECHNICAL = {"CSV", "XLSX", "Excel", "JSON", "QR", "SKU", "UTC", "Esc", "Enter",
 
 #: Tables whose text the app writes itself (memos, account codes, logs, stored answers): their words
 #: are not "data that people typed".
-APP_WRITTEN = ("ledger_", "audit_log", "idempotency", "refusals", "checkpoint", "month_close", "signing")
+APP_WRITTEN = ("ledger_", "audit_log", "idempotency", "refusals", "checkpoint", "month_close", "signing",
+               "stock_movements")
 #: Columns that hold one of the app's own words (a status, a period, a role), chosen from a list: the
 #: page must show them in words, so they are not data either.
 ENUM_COLUMNS = {"status", "kind", "category", "unit", "role", "color", "review", "reason", "donor_kind", "source",

@@ -495,7 +495,7 @@ def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
         select(RedemptionLine).where(RedemptionLine.redemption_id == redemption.id)
         .order_by(RedemptionLine.id).execution_options(populate_existing=True)).scalars())
     items = _lock_items([line.item_id for line in lines])
-    memo = f"void of receipt {redemption.receipt_no}: {reason}"
+    memo = f"作废小票 {redemption.receipt_no} 号（原因：{reason}）"
     reference = f"redemption:{redemption.id}"
     try:
         if redemption.returned_points == 0:
@@ -512,7 +512,7 @@ def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
         left = line.quantity - line.returned_quantity
         if left:
             movement_id = _move(items[line.item_id], left, "void", user.actor, redemption_id=redemption.id,
-                                note=f"void of receipt {redemption.receipt_no}")
+                                note=f"作废小票 {redemption.receipt_no} 号")
             _give_back_to_lots(redemption.id, line.item_id, movement_id, left)
     redemption.status = "voided"
     redemption.voided_at = utc_naive()
@@ -545,7 +545,7 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
     tx = ledgering.post(redemption.community_id, [
         ledger.Leg(accounts.supermarket_points(redemption.community_id), -points),
         ledger.Leg(accounts.household_points(redemption.household_id), points)],
-        kind="return", memo=f"return against receipt {redemption.receipt_no}: {reason}", actor=user.actor,
+        kind="return", memo=f"小票 {redemption.receipt_no} 号退货（原因：{reason}）", actor=user.actor,
         reference=f"redemption:{redemption.id}")
     returned = RedemptionReturn(redemption_id=redemption.id, points=points, transaction_id=tx.id, reason=reason,
                                 clerk_id=user.id, created_at=utc_naive())
@@ -557,7 +557,7 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
                                             quantity=quantity, points=quantity * line.unit_points))
         line.returned_quantity += quantity
         movement_id = _move(items[item_id], quantity, "return", user.actor, redemption_id=redemption.id,
-                            note=f"return against receipt {redemption.receipt_no}")
+                            note=f"小票 {redemption.receipt_no} 号退货")
         _give_back_to_lots(redemption.id, item_id, movement_id, quantity)
     redemption.returned_points += points
     record("redemption.return", user=user, target=f"redemption:{redemption.id}",

@@ -248,7 +248,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     receipt_id = cursor.fetchone()[0]
     sale_lines = []
     actor = user.actor
-    note = f"receipt {receipt_no}"
+    note = f"小票 {receipt_no} 号"
     integrity_error = driver.integrity_error(db.session)
     for item_id, quantity in wanted.items():
         name, price = goods[item_id].name, goods[item_id].price_points
@@ -269,7 +269,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     try:
         tx = ledgering.post(community_id, [ledger.Leg(wallet, -total),
                                            ledger.Leg(accounts.supermarket_points(community_id), total)],
-                            kind="redemption", memo=f"爱心超市 receipt {receipt_no}", actor=actor,
+                            kind="redemption", memo=f"爱心超市兑换 · 小票 {receipt_no} 号", actor=actor,
                             reference=f"redemption:{receipt_id}", now=moment)
     except ledger.InsufficientFunds as exc:
         raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
