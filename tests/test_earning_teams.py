@@ -289,3 +289,23 @@ def test_two_teams_race_for_the_last_places(town, world, clock, make_app):
     loser = next(r for r in results.values() if r.status_code == 409)
     assert loser.get_json()["error"] == "team_does_not_fit"
     assert world.call("GET", f"/api/v1/tasks/{task['id']}", "committee").get_json()["checked_in"] == 3
+
+
+def test_staff_form_a_team_on_the_committee_page(town, world, clock, app):
+    task = make_task(world, clock)
+    grid = page_login(app, "grid")
+    r = grid.post(f"/committee/tasks/{task['id']}/teams", data={
+        "action": "form", "kind": "household", "card": "13800000002", "form_key": "staff-team-1"})
+    assert r.status_code == 302
+    teams = world.call("GET", f"/api/v1/tasks/{task['id']}/teams", "committee").get_json()["items"]
+    assert len(teams) == 1 and teams[0]["size"] == 3 and teams[0]["leader_resident_id"] == town.r2
+    group = form_team(world, task["id"], town.resident1, kind="group")
+    r = grid.post(f"/committee/tasks/{task['id']}/teams", data={
+        "action": "add", "team_id": group["id"], "card": "13800000011", "form_key": "staff-team-2"})
+    assert r.status_code == 302
+    text = main_text(grid.get("/committee/tasks"))
+    assert "李家" in text and "张小妹" in text
+    # A supervisor reads and changes nothing.
+    supervisor = page_login(app, "super")
+    assert supervisor.post(f"/committee/tasks/{task['id']}/teams", data={
+        "action": "form", "kind": "group", "card": "13800000001", "form_key": "staff-team-3"}).status_code == 403
