@@ -227,7 +227,8 @@ def pages_by_role(t) -> dict[str, list[str]]:
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
     return {
         None: ["/login", "/public/hongxing"],
-        t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop", f"/checkin?token={t.token}",
+        t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",
+                      f"/checkin?token={t.token}",
                       f"/public/hongxing/claims/{t.publicized}/object"],
         t.resident2: ["/me/help"],
         "clerk": clerk,

@@ -302,8 +302,9 @@ def team_view(user: User, team: TaskTeam) -> dict:
             "claim_id": team.claim_id, "leader_resident_id": team.leader_resident_id if open_to_me else None,
             "members": None}
     if open_to_me:
-        view["members"] = [{"resident_id": rid, "name": residents[rid].name, "household_id": residents[rid].household_id,
-                            "leader": rid == team.leader_resident_id, "checked_in": rid in done,
+        view["members"] = [{"resident_id": rid, "name": residents[rid].name,
+                            "household_id": residents[rid].household_id, "leader": rid == team.leader_resident_id,
+                            "checked_in": rid in done,
                             "claim_id": done[rid].claim_id if rid in done else None,
                             "by_team": rid in done and done[rid].team_id == team.id}
                            for rid in ids]
