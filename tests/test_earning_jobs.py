@@ -6,6 +6,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import func
 
 import ledger
 from earning_support import build_town
@@ -189,6 +190,18 @@ def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
         assert {"posted", "rejected"} <= statuses
         assert db.session.query(Rule).filter_by(community_id=community.id).count() >= 12
         assert db.session.query(Task).count() > 0 and db.session.query(CheckIn).count() > 0
+        # A task for teams: households and a group, each checked in by its leader, each earning once.
+        from timebank.earning.models import TaskTeam
+
+        team_task = db.session.query(Task).filter_by(points_per="team").one()
+        done = db.session.query(TaskTeam).filter(TaskTeam.task_id == team_task.id,
+                                                 TaskTeam.checked_in_at.isnot(None)).all()
+        assert {t.kind for t in done} == {"household", "group"} and all(t.claim_id for t in done)
+        via_teams = db.session.query(CheckIn).filter(CheckIn.task_id == team_task.id, CheckIn.team_id.isnot(None))
+        assert via_teams.count() > len(done)
+        coming = db.session.query(Task).filter(Task.starts_at > db.session.query(func.max(Claim.created_at))
+                                               .scalar_subquery()).one()
+        assert db.session.query(TaskTeam).filter_by(task_id=coming.id).count() == 3
         assert db.session.query(HelpRequest).filter_by(status="completed").count() > 0
         claims = db.session.query(Claim).count()
         assert ledger.verify(db.session).ok

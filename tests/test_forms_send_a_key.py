@@ -43,6 +43,7 @@ KEYED = {
     "web_committee.enter_claim",    # a claim entered for a resident (代录)
     "web_committee.claim_action",   # approve, reject, object
     "web_committee.tasks",          # a task with its check-in code
+    "web_committee.task_teams",     # a team formed for a resident, a member added
     "web_committee.rules",          # an item of the points list
     "web_committee.change_rule",    # a new version of an item
     "web_people.households",        # a household and its card
@@ -53,6 +54,7 @@ KEYED = {
     "web_people.deactivate_resident",  # a resident who left: logins closed
     "web_books.month_close",        # a month-close signature
     "web_resident.claims",          # a resident's claim
+    "web_resident.tasks",           # a team formed, joined or left
     "web_resident.help_requests",   # post, accept, complete (minutes move)
     "web_resident.gift",            # minutes given
     "checkin.checkin",              # a check-in (a claim)
@@ -225,7 +227,8 @@ def pages_by_role(t) -> dict[str, list[str]]:
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
     return {
         None: ["/login", "/public/hongxing"],
-        t.resident1: ["/me/", "/me/claims", "/me/help", "/me/gift", "/me/shop", f"/checkin?token={t.token}",
+        t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",
+                      f"/checkin?token={t.token}",
                       f"/public/hongxing/claims/{t.publicized}/object"],
         t.resident2: ["/me/help"],
         "clerk": clerk,

@@ -28,8 +28,8 @@ from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.users import User, person_key_for
 from timebank.earning import operations as earning
-from timebank.earning import tasks
-from timebank.earning.models import Grid, Task
+from timebank.earning import tasks, teams
+from timebank.earning.models import Grid, Task, TaskTeam
 from timebank.hours import operations as hours
 from timebank.people import operations as people
 from timebank.people.models import Community, Household, Resident
@@ -110,6 +110,9 @@ RULES = [
 ]
 TASKS = [("clean_lane", "周六清扫槐树街"), ("clean_lane", "门前三包检查"), ("visit_elderly", "重阳节探访空巢老人"),
          ("vanguard_post", "党员先锋岗值守"), ("garbage_sorting", "垃圾分类宣传日")]
+#: The last Saturday's task is for teams (points per team); tomorrow's takes teams, points per member.
+TEAM_TASK = ("clean_lane", "以户为单位 · 庭院环境整治")
+COMING_TEAM_TASK = ("volunteer_hour", "周日志愿服务 · 欢迎组队")
 HELP = [("陪同去医院复查", 120), ("代买米面油", 60), ("修理水龙头", 60), ("辅导孩子作业", 90), ("打扫卫生", 120),
         ("读报聊天", 60), ("代缴水电费", 30), ("接送孩子放学", 60)]
 
@@ -151,6 +154,7 @@ def build(out=click.echo) -> DemoContext | None:
         _history(context)
         clock.set(end)
         earning.close_publicity()
+        _coming_team_task(context)
         _current.append(context)
         try:
             for extension in list(EXTENSIONS):
@@ -238,7 +242,9 @@ def _history(ctx: DemoContext) -> None:
     hours.fund_pool(committee, community, 100 * 60, "街道拨付的时间银行互助时数")
     day = first_day
     while day <= today:
-        if day.weekday() == 5:  # Saturday morning tasks with QR check-in
+        if day.weekday() == 5 and day + timedelta(days=7) > today:  # the last Saturday: a task for teams
+            _team_task_day(ctx, day, rng)
+        elif day.weekday() == 5:  # Saturday morning tasks with QR check-in
             _task_day(ctx, day, rng)
         # Residents claim, or a grid worker enters claims for those without phones (代录).
         for moment in _morning(day, rng, rng.randint(3, 9)):
@@ -302,6 +308,60 @@ def _task_day(ctx: DemoContext, day, rng: random.Random) -> None:
         _quietly(tasks.check_in, _login(resident), token)
 
 
+def _households_of_two(ctx: DemoContext, rng: random.Random, count: int) -> list[Household]:
+    families = [h for h in ctx.households if sum(1 for m in h.members if m.active) >= 2]
+    return rng.sample(families, min(count, len(families)))
+
+
+def _team_task_day(ctx: DemoContext, day, rng: random.Random) -> None:
+    """A task for teams (以户为单位, points per team): households go as teams and a group of neighbours
+    forms one; each leader scans the code once for the whole team, and each team earns once."""
+    code, title = TEAM_TASK
+    starts = datetime.combine(day, time(8, 0), local_zone())
+    if starts > ctx.end:
+        return
+    ctx.clock.set(starts - timedelta(minutes=30))
+    task = _quietly(tasks.create_task, ctx.staff["demo_committee"], ctx.community, code, title, starts,
+                    starts + timedelta(hours=2), 30, points_per="team")
+    if task is None:
+        return
+    formed = []
+    for household in _households_of_two(ctx, rng, 3):
+        leader = next(m for m in household.members if m.active)
+        team = _quietly(teams.create_team, _login(leader), task, "household")
+        if team is not None:
+            formed.append(team)
+    free = [r for r in ctx.residents if teams.team_of(task, r.id) is None]
+    leader, *others = rng.sample(free, 4)
+    group = _quietly(teams.create_team, _login(leader), task, "group", "槐树街志愿小队")
+    if group is not None:
+        for resident in others:
+            _quietly(teams.join_team, _login(resident), group)
+        formed.append(group)
+    for number, team in enumerate(formed):
+        ctx.clock.set(starts + timedelta(minutes=5 + number * 4))
+        token = tasks.checkin_code(ctx.staff["demo_grid"], task)["token"]
+        _quietly(teams.check_in_team, _login(team.leader), team, token)
+
+
+def _coming_team_task(ctx: DemoContext) -> None:
+    """Tomorrow's task, points per member, with teams already formed: residents may still join one."""
+    code, title = COMING_TEAM_TASK
+    tomorrow = ctx.end.astimezone(local_zone()).date() + timedelta(days=1)
+    starts = datetime.combine(tomorrow, time(8, 0), local_zone())
+    task = _quietly(tasks.create_task, ctx.staff["demo_committee"], ctx.community, code, title, starts,
+                    starts + timedelta(hours=3), 25)
+    if task is None:
+        return
+    for household in _households_of_two(ctx, ctx.random, 2):
+        _quietly(teams.create_team, _login(next(m for m in household.members if m.active)), task, "household")
+    free = [r for r in ctx.residents if teams.team_of(task, r.id) is None]
+    leader, joiner = ctx.random.sample(free, 2)
+    group = _quietly(teams.create_team, _login(leader), task, "group", "邻里互助队")
+    if group is not None:
+        _quietly(teams.join_team, _login(joiner), group)
+
+
 def _help(ctx: DemoContext, day, rng: random.Random, elderly: list[Resident]) -> None:
     import ledger
     from timebank.core import accounts
@@ -362,6 +422,8 @@ def demo_command(if_empty):
     claims = db.session.query(Claim).filter_by(community_id=context.community.id).count()
     helps = db.session.query(HelpRequest).filter_by(community_id=context.community.id).count()
     task_count = db.session.query(Task).filter_by(community_id=context.community.id).count()
+    team_count = db.session.query(TaskTeam).join(Task).filter(Task.community_id == context.community.id).count()
     click.echo(f"loaded {len(context.households)} households, {len(context.residents)} residents, "
-               f"{len(RULES)} rules, {task_count} tasks, {claims} claims, {helps} help requests")
+               f"{len(RULES)} rules, {task_count} tasks ({team_count} teams), {claims} claims, "
+               f"{helps} help requests")
     _print_logins(click.echo, context)

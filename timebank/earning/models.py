@@ -17,6 +17,11 @@ RULE_CATEGORIES = ("volunteer", "red", "moral", "neighbour_help")
 REVIEW_MODES = ("auto", "review")
 CAP_PERIODS = ("day", "week", "month", "year")
 CLAIM_STATUSES = ("pending", "publicized", "posted", "rejected")
+#: A task's points for a team: each member checked in earns the rule (``member``), or the team earns it
+#: once (``team``), credited to the leader's household (for a household team: the household).
+POINTS_PER = ("member", "team")
+#: A team of a task: a household (以户为单位) or residents who group for it.
+TEAM_KINDS = ("household", "group")
 #: What the API shows: a posted claim that was taken back (:class:`ClaimReversal`) shows ``reversed``.
 SHOWN_CLAIM_STATUSES = (*CLAIM_STATUSES, "reversed")
 
@@ -122,6 +127,7 @@ class Task(db.Model):
     __table_args__ = (
         CheckConstraint("slots > 0", name="slots_positive"),
         CheckConstraint("ends_at > starts_at", name="window"),
+        CheckConstraint("points_per IN ('member', 'team')", name="points_per"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -131,8 +137,10 @@ class Task(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     starts_at: Mapped[datetime] = mapped_column(DateTime)
     ends_at: Mapped[datetime] = mapped_column(DateTime)
-    #: How many residents may check in.
+    #: How many residents may check in (each member of a team takes one).
     slots: Mapped[int] = mapped_column(Integer)
+    #: ``member``: each resident checked in earns the rule; ``team``: a team earns it once (migration 0020).
+    points_per: Mapped[str] = mapped_column(String(8), default="member", server_default="member")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
@@ -241,7 +249,58 @@ class CheckIn(db.Model):
     address: Mapped[str | None] = mapped_column(String(64), index=True)
     #: Device fingerprint of the check-in request: its User-Agent, cut to 300 characters.
     device: Mapped[str | None] = mapped_column(String(300))
+    #: The team whose leader checked this resident in (null: the resident scanned for themselves).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("task_teams.id"))
 
     claim: Mapped[Claim] = relationship()
+
+
+class TaskTeam(db.Model):
+    """A team of a task: a household (``household``: its members only, one team per household and
+    task) or residents who group for it (``group``). The leader checks every member in at once."""
+
+    __tablename__ = "task_teams"
+    __table_args__ = (
+        UniqueConstraint("task_id", "household_id", name="uq_task_teams_task_household"),
+        CheckConstraint("kind IN ('household', 'group')", name="kind"),
+        CheckConstraint("(kind = 'household') = (household_id IS NOT NULL)", name="household_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    #: Shown name: the household's name, or what the group calls itself.
+    name: Mapped[str] = mapped_column(String(100))
+    leader_resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
+    #: The household of a household team (null for a group).
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"))
+    #: For a task whose points go per team: the team's one claim, made at its first check-in.
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: When the leader first checked the team in.
+    checked_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    task: Mapped[Task] = relationship()
+    leader: Mapped[Resident] = relationship()
+    members: Mapped[list[TaskTeamMember]] = relationship(order_by="TaskTeamMember.id", viewonly=True)
+    claim: Mapped[Claim | None] = relationship()
+
+
+class TaskTeamMember(db.Model):
+    """A resident in a team; a resident is in at most one team per task. The leader is a member too."""
+
+    __tablename__ = "task_team_members"
+    __table_args__ = (UniqueConstraint("task_id", "resident_id", name="uq_task_team_members_task_resident"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("task_teams.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    #: Who put them in: themselves, their household team's leader, or staff.
+    added_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    joined_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+    resident: Mapped[Resident] = relationship()
 
 

@@ -223,13 +223,16 @@ def _approve(claim: Claim, user: User | None) -> None:
 
 
 def create_claim(user: User, community: Community, rule_code: str, resident_id: int, note: str = "",
-                 task: Task | None = None) -> Claim:
-    """A resident claims for themselves; committee or grid worker may enter a claim for any resident (代录)."""
+                 task: Task | None = None, team_leader: bool = False) -> Claim:
+    """A resident claims for themselves; committee or grid worker may enter a claim for any resident (代录).
+
+    ``team_leader``: the claim of a team member checked in by the team's leader (the caller,
+    :func:`timebank.earning.teams.check_in_team`, has checked that ``user`` leads the member's team)."""
     resident = db.session.get(Resident, resident_id)
     if resident is None or resident.household.community_id != community.id:
         raise ValidationFailed(errors={"resident_id": ["No such resident in this community."]})
     if user.role == "resident":
-        if user.resident_id != resident.id:
+        if user.resident_id != resident.id and not (team_leader and task is not None):
             raise Forbidden("A resident claims for themselves; staff may enter a claim for them.")
     else:
         require_community(user, community.id, *ENTERING_STAFF)

@@ -26,9 +26,9 @@ from timebank.core.pages import check_form, form_number, qr_svg, roles_required
 from timebank.core.policy import require_community
 from timebank.core.users import User
 from timebank.earning import operations as earning
-from timebank.earning import tasks
+from timebank.earning import tasks, teams
 from timebank.earning.api import CapSchema, RuleIn
-from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, RuleVersion, Task
+from timebank.earning.models import RULE_CATEGORIES, Claim, Rule, RuleVersion, Task, TaskTeam
 from timebank.earning.tasks_api import TaskIn
 from timebank.people import staff_pages as staff
 from timebank.people.models import Household, Resident
@@ -191,7 +191,8 @@ def task_list():
             if starts is None or ends is None or not slots or slots < 1:
                 raise ValidationFailed(errors={"starts_at": [_("Give the start, the end and the places.")]})
             return tasks.create_task(user, place, request.form.get("rule_code", ""),
-                                     (request.form.get("title") or "").strip()[:200] or "?", starts, ends, slots)
+                                     (request.form.get("title") or "").strip()[:200] or "?", starts, ends, slots,
+                                     points_per="team" if request.form.get("points_per") == "team" else "member")
 
         return staff.write_once(act, lambda task: _("Task “%(title)s” created.", title=task.title), url_for(".tasks"))
     rows = db.session.execute(
@@ -202,11 +203,47 @@ def task_list():
     moment = utc_naive()
     rules = [r for r, v in _rules(place.id) if v.active]
     start = to_local(now()).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    team_rows = db.session.execute(select(TaskTeam).where(TaskTeam.task_id.in_([t.id for t in rows]))
+                                   .order_by(TaskTeam.id)).scalars().all() if rows else []
+    task_teams: dict[int, list[dict]] = {}
+    for team in team_rows:
+        task_teams.setdefault(team.task_id, []).append(teams.team_view(user, team))
     return render_template("committee/tasks.html", tasks=rows, counts=counts, moment=moment, rules=rules,
+                           teams=task_teams, can_team=can_write(*teams.TEAM_STAFF),
                            versions={r.id: earning.latest_version(r) for r in rules},
                            default_start=start.strftime("%Y-%m-%dT%H:%M"),
                            default_end=(start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
                            can_create=can_write(*tasks.TASK_WRITERS))
+
+
+@bp.post("/tasks/<int:task_id>/teams")
+@roles_required(*teams.TEAM_STAFF)
+def task_teams(task_id: int):
+    """Staff form a team for a resident (one without a phone, say), by card or phone number, and add
+    members to a team or take them out."""
+    place = staff.place()
+    user = me()
+    action = request.form.get("action")
+
+    def act():
+        task = tasks.visible_task(user, task_id)
+        require_community(user, task.community_id)
+        if action == "form":
+            leader = _resident_from_card(place.id, request.form.get("card") or "")
+            kind = "household" if request.form.get("kind") == "household" else "group"
+            return teams.create_team(user, task, kind, (request.form.get("name") or "").strip()[:100] or None,
+                                     leader.id)
+        team = teams.visible_team(user, request.form.get("team_id", type=int) or 0)
+        if team.task_id != task.id:
+            raise ValidationFailed(errors={"team_id": [_("This team is of another task.")]})
+        if action == "add":
+            return teams.join_team(user, team, _resident_from_card(place.id, request.form.get("card") or "").id)
+        if action == "remove":
+            teams.leave_team(user, team, request.form.get("resident_id", type=int) or 0)
+            return team
+        raise ValidationFailed(errors={"action": [_("Unknown action.")]})
+
+    return staff.write_once(act, lambda team: _("Team “%(name)s” saved.", name=team.name), url_for(".tasks"))
 
 
 def _code(task: Task) -> dict:

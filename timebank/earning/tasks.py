@@ -9,6 +9,10 @@ Check-in rules: one check-in per resident and task (a repeat returns the same cl
 ``slots`` residents (409 ``task_full``); only between ``starts_at`` and ``ends_at`` (409 ``task_closed``);
 an old code gives 410 ``token_expired``, a forged or damaged one 422 ``token_invalid``. The check-in
 makes a claim of the task's rule, which then follows the rule's review and publicity.
+
+Teams (a household, or residents who group for a task) are checked in by their leader at once:
+:mod:`timebank.earning.teams`. On a task whose points go per team (``points_per: team``) a team
+member does not check in alone (409 ``team_member``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, Validation
 from timebank.core.extensions import db
 from timebank.core.policy import require_community, require_member
 from timebank.core.users import User
-from timebank.earning.models import CheckIn, Claim, Task
+from timebank.earning.models import POINTS_PER, CheckIn, Claim, Task, TaskTeamMember
 from timebank.earning.operations import create_claim, rule_by_code, version_at
 from timebank.people.models import Community
 
@@ -39,18 +43,22 @@ def period_seconds() -> int:
 
 
 def create_task(user: User, community: Community, rule_code: str, title: str, starts_at: datetime,
-                ends_at: datetime, slots: int) -> Task:
+                ends_at: datetime, slots: int, points_per: str = "member") -> Task:
+    """A task; ``points_per`` says whether a team's members each earn the rule (``member``) or the team
+    earns it once (``team``)."""
     require_community(user, community.id, *TASK_WRITERS)
     rule = rule_by_code(community.id, rule_code)
     starts, ends = utc_naive(starts_at), utc_naive(ends_at)
     if ends <= starts:
         raise ValidationFailed(errors={"ends_at": ["The task ends after it starts."]})
+    if points_per not in POINTS_PER:
+        raise ValidationFailed(errors={"points_per": ["member or team."]})
     task = Task(community_id=community.id, rule_id=rule.id, title=title, starts_at=starts, ends_at=ends,
-                slots=slots, created_by_user_id=user.id, created_at=utc_naive())
+                slots=slots, points_per=points_per, created_by_user_id=user.id, created_at=utc_naive())
     db.session.add(task)
     db.session.flush()
     record("task.create", user=user, target=f"task:{task.id}", community_id=community.id, rule=rule.code,
-           slots=slots)
+           slots=slots, points_per=points_per)
     return task
 
 
@@ -119,6 +127,10 @@ def check_in(user: User, token: str) -> tuple[Claim, bool]:
         select(CheckIn).where(CheckIn.task_id == task.id, CheckIn.resident_id == resident.id)).scalar_one_or_none()
     if existing is not None:
         return existing.claim, False
+    if task.points_per == "team" and db.session.execute(select(TaskTeamMember.id).where(
+            TaskTeamMember.task_id == task.id, TaskTeamMember.resident_id == resident.id)).first():
+        raise Conflict("Your team's leader checks the whole team in: the team earns this task's points once.",
+                       code="team_member")
     moment = utc_naive()
     if not task.starts_at <= moment < task.ends_at:
         raise Conflict("The task is not open for check-in now.", code="task_closed")

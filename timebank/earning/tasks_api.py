@@ -18,8 +18,9 @@ from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import require_member
 from timebank.earning import tasks as ops
+from timebank.earning import teams
 from timebank.earning.api import ClaimOut
-from timebank.earning.models import Task
+from timebank.earning.models import POINTS_PER, TEAM_KINDS, Task
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks with QR check-in (扫码签到).")
@@ -32,6 +33,8 @@ class TaskIn(Schema):
     starts_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     ends_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     slots = fields.Integer(required=True, validate=validate.Range(1, 10_000))
+    #: Points for a team: each member earns the rule (``member``), or the team earns it once (``team``).
+    points_per = fields.String(load_default="member", validate=validate.OneOf(POINTS_PER))
 
 
 class TaskOut(Schema):
@@ -42,6 +45,7 @@ class TaskOut(Schema):
     starts_at = LocalDateTime()
     ends_at = LocalDateTime()
     slots = fields.Integer()
+    points_per = fields.String()
     checked_in = fields.Function(lambda t: ops.checked_in(t))
 
 
@@ -168,3 +172,140 @@ class Checkins(MethodView):
             raise ValidationFailed(errors={"token": ["Empty."]})
         claim, new = ops.check_in(current_user(), body["token"])
         return {"claim": claim, "new": new}, 201 if new else 200
+
+
+# --- teams (组队) -----------------------------------------------------------------------------------
+
+class TeamIn(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(TEAM_KINDS))
+    name = fields.String(validate=validate.Length(1, 100))
+    #: Staff name the leader; a resident leads the team they form (leave it out).
+    leader_resident_id = fields.Integer(load_default=None)
+    #: A household team: which of the household (default: every member who is free). Staff may name a
+    #: group team's members; residents join a group team themselves.
+    member_ids = fields.List(fields.Integer(), validate=validate.Length(max=200), load_default=None)
+
+
+class TeamMemberOut(Schema):
+    resident_id = fields.Integer()
+    name = fields.String()
+    household_id = fields.Integer()
+    leader = fields.Boolean()
+    checked_in = fields.Boolean()
+    claim_id = fields.Integer(allow_none=True)
+    #: Checked in by this team's leader (false: the member scanned alone before).
+    by_team = fields.Boolean()
+
+
+class TeamOut(Schema):
+    id = fields.Integer()
+    task_id = fields.Integer()
+    kind = fields.String()
+    name = fields.String()
+    household_id = fields.Integer(allow_none=True)
+    size = fields.Integer()
+    checked_in = fields.Integer()
+    checked_in_at = LocalDateTime(allow_none=True)
+    #: On a task whose points go per team: the team's one claim.
+    claim_id = fields.Integer(allow_none=True)
+    #: Shown to staff and to the team's own members (null to other residents), as ``members``.
+    leader_resident_id = fields.Integer(allow_none=True)
+    members = fields.List(fields.Nested(TeamMemberOut), allow_none=True)
+
+
+class TeamList(Schema):
+    items = fields.List(fields.Nested(TeamOut))
+
+
+class TeamMemberIn(Schema):
+    #: Whom to put in or take out: yourself when left out.
+    resident_id = fields.Integer(load_default=None)
+
+
+class TeamLeaveOut(Schema):
+    team = fields.Nested(TeamOut, allow_none=True)
+    #: The leader left last: the team is no more.
+    ended = fields.Boolean()
+
+
+class TeamCheckinOut(Schema):
+    team = fields.Nested(TeamOut)
+    #: Residents checked in by this request (empty on a repeat).
+    checked_in = fields.List(fields.Integer())
+    claims = fields.List(fields.Nested(ClaimOut))
+    new = fields.Boolean()
+
+
+@blp.route("/tasks/<int:task_id>/teams")
+class TaskTeams(MethodView):
+    @blp.response(200, TeamList)
+    def get(self, task_id):
+        """The teams of a task (anyone of the community). Members' names are shown to staff and to each
+        team's own members."""
+        user = current_user()
+        task = ops.visible_task(user, task_id)
+        return {"items": [teams.team_view(user, team) for team in teams.teams_of(task)]}
+
+    @blp.arguments(TeamIn)
+    @blp.response(201, TeamOut)
+    @blp.alt_response(409, description="team_exists, already_in_team, already_checked_in, other_household, "
+                                       "resident_inactive, task_closed")
+    def post(self, body, task_id):
+        """Form a team: a household (``kind: household``, 以户为单位) or a group. A resident leads the team
+        they form; committee and grid workers form one for a resident (``leader_resident_id``)."""
+        user = current_user()
+        task = ops.visible_task(user, task_id)
+        team = teams.create_team(user, task, body["kind"], body.get("name"), body["leader_resident_id"],
+                                 body["member_ids"])
+        return teams.team_view(user, team)
+
+
+@blp.route("/teams/<int:team_id>/join")
+class TeamJoin(MethodView):
+    @blp.arguments(TeamMemberIn)
+    @blp.response(200, TeamOut)
+    @blp.alt_response(409, description="already_in_team, already_checked_in, other_household, resident_inactive, "
+                                       "task_closed")
+    def post(self, body, team_id):
+        """Join a team (yourself); a household team's leader adds kin; staff add anyone of the community."""
+        user = current_user()
+        team = teams.join_team(user, teams.visible_team(user, team_id), body["resident_id"])
+        return teams.team_view(user, team)
+
+
+@blp.route("/teams/<int:team_id>/leave")
+class TeamLeave(MethodView):
+    @blp.arguments(TeamMemberIn)
+    @blp.response(200, TeamLeaveOut)
+    @blp.alt_response(409, description="not_in_team, already_checked_in, team_has_members")
+    def post(self, body, team_id):
+        """Leave a team (yourself), or take a member out (the leader, staff). The leader leaves last, which
+        ends the team. Nobody leaves once checked in."""
+        user = current_user()
+        team = teams.leave_team(user, teams.visible_team(user, team_id), body["resident_id"])
+        return {"team": teams.team_view(user, team) if team is not None else None, "ended": team is None}
+
+
+@blp.route("/teams/<int:team_id>/checkin")
+class TeamCheckin(MethodView):
+    decorators = [limiter.limit(lambda: ops.checkin_rate_limit(), key_func=_checkin_rate_key, methods=["POST"])]
+
+    @blp.arguments(CheckinIn)
+    @idempotent  # outside @blp.response, so it stores the serialized response
+    @blp.response(201, TeamCheckinOut)
+    @blp.alt_response(200, schema=TeamCheckinOut, description="every member had checked in already: nothing new")
+    @blp.alt_response(410, description="token_expired")
+    @blp.alt_response(422, description="token_invalid")
+    @blp.alt_response(409, description="task_full, team_does_not_fit, task_closed, cap_exceeded, resident_inactive")
+    @blp.alt_response(429, description="rate_limited: too many check-in attempts by this user")
+    def post(self, body, team_id):
+        """The team's leader checks the team in with the scanned code: each member not yet checked in is
+        checked in once (201 with the new claims), or nothing is (200 on a repeat). Each member takes a place;
+        a team that does not fit is refused whole (409 ``team_does_not_fit``)."""
+        if not body["token"].strip():
+            raise ValidationFailed(errors={"token": ["Empty."]})
+        user = current_user()
+        team = teams.visible_team(user, team_id)
+        claims, newcomers = teams.check_in_team(user, team, body["token"])
+        return ({"team": teams.team_view(user, team), "checked_in": newcomers, "claims": claims,
+                 "new": bool(newcomers)}, 201 if newcomers else 200)

@@ -2,6 +2,7 @@
 
 Home (household points, own hours), history of postings with reasons, the printed card's QR code, a
 live pay code that refreshes itself before it expires, claims from the points list and their status,
+the tasks of the community with their teams (form a household team or a group, join, leave),
 neighbour help (post, accept, confirm), gifts of minutes to kin or the pool, and the supermarket's goods.
 
 Every page works for the logged-in resident's own household only; the rules are the operations'
@@ -18,7 +19,7 @@ from sqlalchemy import or_, select
 import ledger
 from ledger.models import Account, Posting, Transaction
 from timebank.core import accounts
-from timebank.core.clock import now
+from timebank.core.clock import now, utc_naive
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import (
@@ -33,7 +34,9 @@ from timebank.core.pages import (
     take_form_key,
 )
 from timebank.earning import operations as earning
-from timebank.earning.models import Claim, ClaimReversal, Rule
+from timebank.earning import tasks as task_ops
+from timebank.earning import teams
+from timebank.earning.models import Claim, ClaimReversal, Rule, Task
 from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
@@ -190,6 +193,63 @@ def claims():
 def _day(moment) -> str:
 
     return local_date(moment)
+
+
+# --- tasks and teams (组队) --------------------------------------------------------------------------
+
+@bp.route("/tasks", methods=["GET", "POST"])
+@resident_required
+def tasks():
+    """The tasks that are open or coming, with their teams: form a household team (以户为单位) or a
+    group, join one, leave it, or (the leader of a household team) add kin."""
+    user, resident, household = _me()
+    back = url_for(".tasks")
+    if request.method == "POST":
+        action = request.form.get("action")
+        try:
+            if not take_form_key():
+                return replay_form(back)
+            if action == "form":
+                task = task_ops.visible_task(user, request.form.get("task_id", type=int) or 0)
+                kind = "household" if request.form.get("kind") == "household" else "group"
+                team = teams.create_team(user, task, kind, (request.form.get("name") or "").strip()[:100] or None)
+                message = _("Team “%(name)s” formed for “%(task)s”.", name=team.name, task=task.title)
+            elif action in ("join", "leave", "add"):
+                team = teams.visible_team(user, request.form.get("team_id", type=int) or 0)
+                name = team.name
+                someone = request.form.get("resident_id", type=int) if action == "add" else None
+                if action == "leave":
+                    teams.leave_team(user, team)
+                    message = _("You left the team “%(name)s”.", name=name)
+                else:
+                    teams.join_team(user, team, someone)
+                    message = _("Added to the team “%(name)s”.", name=name)
+            else:
+                db.session.rollback()
+                return redirect(back)
+        except DomainError as exc:
+            _refused(exc)
+            return redirect(back)
+        return form_done(back, message)
+    moment = utc_naive()
+    listed = db.session.execute(
+        select(Task).where(Task.community_id == household.community_id, Task.ends_at > moment)
+        .order_by(Task.starts_at, Task.id).limit(20)).scalars().all()
+    rows = []
+    for task in listed:
+        task_teams = [teams.team_view(user, team) for team in teams.teams_of(task)]
+        mine = next((t for t in task_teams if t["members"] is not None), None)
+        in_teams = {m["resident_id"] for t in task_teams if t["members"] for m in t["members"]}
+        done = teams.checkins_of(task, [m.id for m in household.members])
+        rows.append({
+            "task": task, "version": earning.version_at(task.rule), "teams": task_teams, "mine": mine,
+            "left": max(0, task.slots - task_ops.checked_in(task)), "checked_in": resident.id in done,
+            "household_team": next((t for t in task_teams if t["household_id"] == household.id), None),
+            # Kin the leader of the household team may add: free and not checked in.
+            "kin": [m for m in household.members if m.active and m.id not in in_teams and m.id not in done],
+        })
+    return render_template("resident/tasks.html", rows=rows, resident=resident, household=household,
+                           moment=moment)
 
 
 # --- neighbour help -------------------------------------------------------------------------------
