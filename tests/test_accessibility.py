@@ -35,7 +35,8 @@ def run_axe(page) -> list[dict]:
     return page.evaluate("""async () => {
       const result = await axe.run(document, {resultTypes: ['violations']});
       return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-        .map(v => ({id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+        .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                    targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
     }""")
 
 
