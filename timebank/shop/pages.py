@@ -252,7 +252,7 @@ def _till_settings(place) -> dict:
             "sending": _("Sending…"),
             "sent": _("Sent: receipt No. %(no)s, %(total)s points; %(balance)s points left.",
                       no="{no}", total="{total}", balance="{balance}"),
-            "refused": _("Refused: %(reason)s", reason="{reason}"),
+            "refused": "{reason}",  # the refusal in words says "没有办成" itself
             "login": _("Log in again to send the waiting sales."),
             "waiting": _("%(n)s sales waiting to be sent.", n="{n}"),
             "charge": _("Charge %(total)s points (kept on this device)", total="{total}"),
