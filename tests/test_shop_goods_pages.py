@@ -3,6 +3,7 @@ goods pages: new goods, changes, price changes with their history, photos, and r
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -172,7 +173,8 @@ def test_new_goods_from_the_page(app, town):
                                              "low_stock_threshold": "3"}, follow_redirects=True)
     assert r.status_code == 200 and "已添加新商品：大米" in main_text(r)
     item = world_item(app, "rice")
-    assert (item.price_points, item.barcode, item.monthly_limit_per_household, item.low_stock_threshold) == (40, "6902", 2, 3)
+    assert (item.price_points, item.barcode, item.monthly_limit_per_household,
+            item.low_stock_threshold) == (40, "6902", 2, 3)
     # The same SKU again, and a price that is no whole number: said in words, nothing added.
     page = committee.get("/clerk/goods").get_data(as_text=True)
     r = committee.post("/clerk/goods", data={"form_key": _form_key(page, "new-goods-form"), "name": "米",
@@ -241,7 +243,7 @@ def test_photos_of_goods(app, town, world):
     page = clerk.get(f"/clerk/goods/{soap}").get_data(as_text=True)
     picture = png_bytes(40, 30)
     r = clerk.post(f"/clerk/goods/{soap}/photo", data={
-        "form_key": _form_key(page, "photo-form"), "photo": (__import__("io").BytesIO(picture), "香皂.png")},
+        "form_key": _form_key(page, "photo-form"), "photo": (io.BytesIO(picture), "香皂.png")},
         content_type="multipart/form-data", follow_redirects=True)
     assert "照片已保存" in main_text(r)
     url = re.search(r'id="item-photo" src="([^"]+)"', r.get_data(as_text=True)).group(1)
@@ -263,14 +265,14 @@ def test_photos_of_goods(app, town, world):
     for data, name in ((b"%PDF-1.4 not a picture", "photo.png"), (b"<script>alert(1)</script>", "x.jpg")):
         page = clerk.get(f"/clerk/goods/{soap}").get_data(as_text=True)
         r = clerk.post(f"/clerk/goods/{soap}/photo", data={
-            "form_key": _form_key(page, "photo-form"), "photo": (__import__("io").BytesIO(data), name)},
+            "form_key": _form_key(page, "photo-form"), "photo": (io.BytesIO(data), name)},
             content_type="multipart/form-data", follow_redirects=True)
         assert "没有办成" in main_text(r)
         assert clerk.get(url).get_data() == picture
     app.config["TIMEBANK_PHOTO_MAX_BYTES"] = 100
     page = clerk.get(f"/clerk/goods/{soap}").get_data(as_text=True)
     r = clerk.post(f"/clerk/goods/{soap}/photo", data={
-        "form_key": _form_key(page, "photo-form"), "photo": (__import__("io").BytesIO(png_bytes(60, 60)), "p.png")},
+        "form_key": _form_key(page, "photo-form"), "photo": (io.BytesIO(png_bytes(60, 60)), "p.png")},
         content_type="multipart/form-data")
     assert r.status_code in (302, 413)
     assert clerk.get(url).get_data() == picture
