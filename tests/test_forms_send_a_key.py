@@ -40,6 +40,11 @@ KEYED = {
     "web_clerk.sell",               # a sale at the till: points and stock
     "web_clerk.void",               # a void: points and stock back
     "web_clerk.stock",              # goods in (donations, purchases), corrections, spoilage
+    "web_clerk.goods",              # new goods
+    "web_clerk.change_goods",       # goods changed (name, barcode, limit, on sale)
+    "web_clerk.change_price",       # a new price (its history grows)
+    "web_clerk.goods_photo",        # a photo of goods uploaded or removed
+    "web_clerk.return_goods",       # goods taken back: points and stock back
     "web_committee.enter_claim",    # a claim entered for a resident (代录)
     "web_committee.claim_action",   # approve, reject, object
     "web_committee.tasks",          # a task with its check-in code
@@ -200,6 +205,7 @@ def town(world, clock):
     r = world.call("POST", "/api/v1/redemptions", "clerk", json={
         "member_code": t.card1, "lines": [{"item_id": t.soap, "quantity": 1}]})
     assert r.status_code == 201, r.get_json()
+    t.receipt = r.get_json()["id"]
     # Help: 张三 asks twice; 李四 takes the first one on.
     for title in ("陪我去卫生院", "帮忙修水管"):
         r = world.call("POST", "/api/v1/help-requests", t.resident1,
@@ -224,7 +230,8 @@ def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
              "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
-    clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
+    clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock",
+             "/clerk/goods", f"/clerk/goods/{t.soap}", f"/clerk/receipts/{t.receipt}"]
     return {
         None: ["/login", "/public/hongxing"],
         t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",

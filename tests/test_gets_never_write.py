@@ -107,6 +107,15 @@ def build_world(world, clock) -> dict:
                    headers={"Idempotency-Key": "gets-never-write-1"})
     assert r.status_code == 201, r.get_json()
     ids["redemption"] = r.get_json()["id"]
+    with world.app.app_context():  # a photo of the goods, for its address
+        from shop_support import png_bytes
+        from timebank.core.users import User
+        from timebank.shop import photos
+        from timebank.shop.models import Item
+
+        clerk = db.session.execute(db.select(User).where(User.username == "clerk")).scalar_one()
+        photos.set_photo(db.session.get(Item, ids["item"]), clerk, png_bytes())
+        db.session.commit()
 
     r = world.call("POST", "/api/v1/help-requests", t.resident1,
                    json={"resident_id": t.r1, "title": "陪同去医院", "minutes": 30})

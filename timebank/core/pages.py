@@ -168,9 +168,17 @@ def form_done(location: str, message=None, category: str = "success", **outcome)
 
 def sent_before() -> dict:
     """What the first sending of this form did (``form_done``'s outcome); {} when not known."""
+    return form_outcome(_form_key()) or {}
+
+
+def form_outcome(key: str) -> dict | None:
+    """What the form sent with ``key`` by this user did; None when no form was sent with it (a page
+    that carries its form's key in its address, as the till's basket does, asks this on GET)."""
     record = db.session.execute(select(IdempotencyRecord).where(
-        IdempotencyRecord.scope == _form_scope(), IdempotencyRecord.key == _form_key())).scalar_one_or_none()
-    if record is None or not record.response_body:
+        IdempotencyRecord.scope == _form_scope(), IdempotencyRecord.key == key)).scalar_one_or_none()
+    if record is None:
+        return None
+    if not record.response_body:
         return {}
     try:
         outcome = json.loads(record.response_body)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -49,6 +50,8 @@ REDEMPTION_STATUSES = ("completed", "voided")
 MAX_MOVEMENT_UNITS = 1_000_000
 #: The most units on one shelf: what ``on_hand`` (INTEGER) holds on PostgreSQL.
 MAX_ON_HAND = 2**31 - 1
+#: Image types a photo of goods may have (checked by the file's first bytes, not its name).
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 class Item(db.Model):
@@ -316,3 +319,29 @@ class UsedPayCode(db.Model):
     nonce: Mapped[str] = mapped_column(String(64), unique=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"))
     used_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ItemPhoto(db.Model):
+    """The photo of an item, shown on the till and the goods list: one per item, replaced by a new
+    upload. Kept in the database (not the instance folder), so a backup and a second server hold
+    it too. Not a record of value: it may be replaced or removed; the audit log says who did."""
+
+    __tablename__ = "shop_item_photos"
+    __table_args__ = (
+        CheckConstraint("content_type IN ('image/jpeg', 'image/png', 'image/webp')", name="content_type"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("shop_items.id"), primary_key=True, autoincrement=False)
+    #: ``image/jpeg``, ``image/png`` or ``image/webp``, as the file's first bytes say.
+    content_type: Mapped[str] = mapped_column(String(32))
+    #: The image file as uploaded.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of ``data`` (hex): the photo's address carries part of it, so a new photo is a new address.
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: Who uploaded it (``user:3:name``).
+    actor: Mapped[str | None] = mapped_column(String(128))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime)

@@ -91,6 +91,11 @@
     retry.onclick = function () {
       if (!busy) { charge(action, body); }   // the same fields: the same form_key
     };
+    // When the network comes back, the same sending goes again by itself (same fields, same key).
+    window.addEventListener("online", function again() {
+      window.removeEventListener("online", again);
+      if (!busy && !notice.hidden) { charge(action, body); }
+    });
     retry.focus();
   }
 
@@ -146,6 +151,12 @@
       confirmForm.addEventListener("submit", function (event) {
         event.preventDefault();
         if (confirmForm.dataset.sent) { return; }   // a double click charges once
+        if (!navigator.onLine && navigator.serviceWorker && navigator.serviceWorker.controller) {
+          // Known to be offline before anything was sent: the offline till (same address, same
+          // basket) keeps this sale on the device and sends it later (static/till.js).
+          window.location.replace(window.location.href);
+          return;
+        }
         confirmForm.dataset.sent = "1";
         var button = document.getElementById("confirm");
         if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("sending"); }
