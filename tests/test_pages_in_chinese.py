@@ -26,7 +26,7 @@ from timebank.core.extensions import db
 #: Latin words that a Chinese interface keeps (file formats, units, keys on the keyboard, the language's
 #: own name in the language menu, "No." before a receipt's number as printed Chinese receipts have it).
 TECHNICAL = {"CSV", "XLSX", "Excel", "JSON", "QR", "SKU", "UTC", "Esc", "Enter", "English", "API", "ID", "PDF",
-             "OpenAPI", "Ed25519", "SHA-256", "Merkle", "PIN", "A4", "MB", "KB", "No"}
+             "OpenAPI", "Ed25519", "SHA-256", "Merkle", "PIN", "A4", "MB", "KB", "No", "JPEG", "PNG", "WebP"}
 
 #: Tables whose text the app writes itself (memos, account codes, logs, stored answers): their words
 #: are not "data that people typed".
