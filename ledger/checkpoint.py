@@ -63,6 +63,15 @@ __all__ = [
     "sign_note",
     "verify_note",
     "signed_note_text",
+    "COSIGNATURE_V1_TYPE",
+    "check_key_name",
+    "cosignature_key_id",
+    "cosignature_key_id_bytes",
+    "cosignature_message",
+    "sign_cosignature",
+    "parse_cosignature",
+    "verify_cosignature",
+    "note_signature_line",
 ]
 
 #: Signature type byte for Ed25519 in signed-note key IDs.
@@ -84,6 +93,11 @@ def _check_origin(origin: object) -> str:
     if _CONTROL_RE.search(origin):
         raise ValueError("origin must not contain control characters or newlines")
     return origin
+
+
+def check_key_name(name: object) -> str:
+    """A signed-note key name (a log's origin, a witness's name): non-empty, no spaces, no '+'."""
+    return _check_key_name(name)
 
 
 def _check_key_name(name: object) -> str:
@@ -254,3 +268,80 @@ def signed_note_text(origin: str, body: str, key_id_bytes: bytes, signature: byt
         raise ValueError("signature must be 64 bytes")
     blob = base64.b64encode(key_id_bytes + signature).decode("ascii")
     return f"{body}\n\u2014 {origin} {blob}\n"
+
+
+# --------------------------------------------------------------------------
+# Cosignatures (C2SP tlog-cosignature, Ed25519 "cosignature/v1")
+# --------------------------------------------------------------------------
+#
+# A witness that checked that a checkpoint is consistent with every earlier one it saw signs
+#
+#     "cosignature/v1\n" + "time <POSIX seconds>\n" + <the checkpoint's note body>
+#
+# with its own Ed25519 key. The note signature is base64(key ID || timestamp || signature): a
+# 4-byte key ID, the timestamp as a big-endian u64, and the 64-byte signature (76 bytes). The key ID
+# is SHA-256(<witness name> || 0x0A || 0x04 || public key)[:4] (0x04: the cosignature/v1 type).
+# https://github.com/C2SP/C2SP/blob/main/tlog-cosignature.md
+
+#: Signature type byte of Ed25519 cosignature/v1 key IDs.
+COSIGNATURE_V1_TYPE = b"\x04"
+COSIGNATURE_SIZE = 4 + 8 + ED25519_SIGNATURE_SIZE
+_MAX_TIMESTAMP = 2**63 - 1
+
+
+def cosignature_key_id_bytes(name: str, public_key_raw: bytes) -> bytes:
+    """4-byte key ID of a cosigner: SHA-256(name || 0x0A || 0x04 || pubkey)[:4]."""
+    _check_key_name(name)
+    if not isinstance(public_key_raw, bytes) or len(public_key_raw) != ED25519_PUBLIC_KEY_SIZE:
+        raise ValueError("public key must be 32 raw bytes")
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + COSIGNATURE_V1_TYPE + public_key_raw).digest()[:4]
+
+
+def cosignature_key_id(name: str, public_key_raw: bytes) -> str:
+    """The cosigner's key ID as 8 lowercase hex characters."""
+    return cosignature_key_id_bytes(name, public_key_raw).hex()
+
+
+def cosignature_message(body: str, timestamp: int) -> bytes:
+    """The bytes a cosigner signs: header line, time line, then the whole note body."""
+    if not isinstance(body, str) or not body.endswith("\n"):
+        raise ValueError("note body must end with a newline")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise ValueError("timestamp must be an integer from 0 to 2**63 - 1")
+    return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
+
+
+def sign_cosignature(private_key: Ed25519PrivateKey, name: str, body: str, timestamp: int) -> bytes:
+    """The 76-byte note signature (key ID || timestamp || signature) of a cosignature/v1."""
+    key_id_value = cosignature_key_id_bytes(name, raw_public_key(private_key))
+    signature = private_key.sign(cosignature_message(body, timestamp))
+    return key_id_value + timestamp.to_bytes(8, "big") + signature
+
+
+def parse_cosignature(blob: bytes) -> tuple[bytes, int, bytes]:
+    """``(key ID, timestamp, signature)`` of a note signature blob; ValueError unless well formed."""
+    if not isinstance(blob, bytes) or len(blob) != COSIGNATURE_SIZE:
+        raise ValueError(f"a cosignature is {COSIGNATURE_SIZE} bytes: key ID, timestamp and signature")
+    timestamp = int.from_bytes(blob[4:12], "big")
+    if timestamp > _MAX_TIMESTAMP:
+        raise ValueError("timestamp exceeds 2**63 - 1")
+    return blob[:4], timestamp, blob[12:]
+
+
+def verify_cosignature(public_key_raw: bytes, name: str, body: str, blob: bytes) -> int | None:
+    """The cosignature's timestamp if ``blob`` is a valid cosignature/v1 of ``body`` by this
+    cosigner (name and key), else None. Never raises."""
+    try:
+        key_id_value, timestamp, signature = parse_cosignature(blob)
+        if key_id_value != cosignature_key_id_bytes(name, public_key_raw):
+            return None
+        Ed25519PublicKey.from_public_bytes(public_key_raw).verify(signature, cosignature_message(body, timestamp))
+    except (InvalidSignature, ValueError, UnicodeEncodeError):
+        return None
+    return timestamp
+
+
+def note_signature_line(name: str, blob: bytes) -> str:
+    """One signed-note signature line: ``"\u2014 " + name + " " + base64(blob) + "\n"``."""
+    _check_key_name(name)
+    return f"\u2014 {name} {base64.b64encode(blob).decode('ascii')}\n"

@@ -201,6 +201,9 @@ QUERIES = {
     "web_people.households": lambda ids: ["q=张"],
     "web_people.cards": lambda ids: ["grid=1"],
     "checkin.checkin": lambda ids: [ids["checkin_query"], "token=not-a-token"],
+    "audit.HouseholdStatement": lambda ids: ["month=2026-02", "month=2026-03"],
+    "web_statement.household_statement": lambda ids: ["month=2026-02", "month=2026-03"],
+    "web_statement.my_statement": lambda ids: ["month=2026-02", "month=2026-03"],
     "shop.StockReport": lambda ids: [f"community_code=hongxing&month=2026-03&format={f}" for f in ("json", "csv")],
 }
 #: API list routes answer for a community named in the query.

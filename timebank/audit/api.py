@@ -19,13 +19,15 @@ from ledger import merkle
 from ledger.tree import MerkleTree
 from timebank.audit import checkpoints as ops
 from timebank.audit import month_close as closes
+from timebank.audit import statements
+from timebank.audit import witnesses as witness_ops
 from timebank.audit.models import Checkpoint
 from timebank.core.audit_log import AuditEntry
 from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, decode_cursor, encode_cursor, paginate
-from timebank.core.policy import require_community, require_role
-from timebank.people.models import Community
+from timebank.core.policy import require_community, require_role, visible_household
+from timebank.people.models import Community, Household
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1",
@@ -40,6 +42,14 @@ AUDITORS = ("committee", "supervisor")
 # --------------------------------------------------------------------------------------------
 
 
+class CosignatureOut(Schema):
+    name = fields.String(metadata={"description": "the witness's key name"})
+    key_id = fields.String(metadata={"description": "cosignature/v1 key ID, hex"})
+    timestamp = fields.Integer(metadata={"description": "POSIX seconds, as signed by the witness"})
+    signature = fields.String(metadata={"description": "base64 of key ID || timestamp (u64) || Ed25519 signature"})
+    received_at = LocalDateTime()
+
+
 class CheckpointOut(Schema):
     id = fields.Integer()
     tree_size = fields.Integer()
@@ -48,6 +58,10 @@ class CheckpointOut(Schema):
     note = fields.String(metadata={"description": "the exact signed text (C2SP tlog-checkpoint body)"})
     signature = fields.String(metadata={"description": "base64 Ed25519 signature over the note's bytes"})
     key_id = fields.String()
+    cosignatures = fields.List(fields.Nested(CosignatureOut), metadata={
+        "description": "witnesses' C2SP tlog-cosignatures of this checkpoint"})
+    signed_note = fields.String(metadata={
+        "description": "the C2SP signed note: body, blank line, the log's signature line, one line per cosignature"})
 
 
 class CheckpointPage(Schema):
@@ -175,7 +189,7 @@ class Checkpoints(MethodView):
     def get(self, args):
         """Signed checkpoints, newest first (public: no login needed)."""
         page = paginate(select(Checkpoint), Checkpoint.id, args["limit"], args["cursor"], descending=True)
-        page["items"] = [ops.checkpoint_dict(c) for c in page["items"]]
+        page["items"] = ops.checkpoint_dicts(page["items"])
         return page
 
     @blp.response(201, CheckpointOut)
@@ -229,6 +243,78 @@ class SigningKeys(MethodView):
         """Every key that ever signed (public), so checkpoints made before a rotation still verify."""
         current_id = ops.current_key_id()
         return {"items": [_key_dict(r, current_id) for r in ops.public_keys().values()]}
+
+
+# --------------------------------------------------------------------------------------------
+# Witnesses and their cosignatures (C2SP tlog-cosignature)
+# --------------------------------------------------------------------------------------------
+
+
+class WitnessIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200),
+                         metadata={"description": "the witness's key name, e.g. witness.example.org/w1"})
+    public_key = fields.String(required=True, validate=validate.Length(1, 64),
+                               metadata={"description": "base64 of the raw 32-byte Ed25519 key"})
+
+
+class WitnessOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    public_key = fields.String()
+    key_id = fields.String(metadata={"description": "cosignature/v1 key ID: SHA-256(name || 0x0A || 0x04 || key)[:4]"})
+    created_at = LocalDateTime()
+
+
+class WitnessList(Schema):
+    items = fields.List(fields.Nested(WitnessOut))
+
+
+class CosignatureIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    signature = fields.String(required=True, validate=validate.Length(1, 200), metadata={
+        "description": "base64 of the 76-byte note signature: key ID || timestamp || Ed25519 signature over "
+                       "\"cosignature/v1\\ntime <timestamp>\\n\" + the checkpoint's note"})
+
+
+def _witness_dict(w) -> dict:
+    return {"id": w.id, "name": w.name, "public_key": w.public_key, "key_id": w.key_id, "created_at": w.created_at}
+
+
+@blp.route("/ledger/witnesses")
+class Witnesses(MethodView):
+    @blp.response(200, WitnessList)
+    @blp.doc(security=PUBLIC)
+    def get(self):
+        """The witnesses whose cosignatures this deployment keeps (public)."""
+        return {"items": [_witness_dict(w) for w in witness_ops.witnesses()]}
+
+    @blp.arguments(WitnessIn)
+    @blp.response(201, WitnessOut)
+    @blp.alt_response(403, description="forbidden: admin only")
+    @blp.alt_response(409, description="witness_exists: that name or key is registered already")
+    def post(self, body):
+        """Trust a witness to cosign checkpoints (admin): its key name and Ed25519 public key."""
+        user = current_user()
+        require_role(user)
+        return _witness_dict(witness_ops.register_witness(user, body["name"], body["public_key"]))
+
+
+@blp.route("/ledger/checkpoints/<int:tree_size>/cosignatures")
+class Cosignatures(MethodView):
+    @blp.arguments(CosignatureIn)
+    @blp.response(201, CheckpointOut)
+    @blp.alt_response(200, schema=CheckpointOut, description="this witness had cosigned the checkpoint already")
+    @blp.alt_response(404, description="not_found: no checkpoint of that tree size")
+    @blp.alt_response(422, description="validation_error; witness_unknown: no witness of that name is registered; "
+                                       "cosignature_invalid: malformed, another key, not over this checkpoint, "
+                                       "or dated in the future")
+    @blp.doc(security=PUBLIC)
+    def post(self, body, tree_size):
+        """A registered witness's cosignature of the checkpoint of `tree_size` (no login: the signature is
+        checked against the witness's registered key). Answers the checkpoint with its cosignatures.
+        422 `witness_unknown`, 422 `cosignature_invalid`."""
+        _, cp, created = witness_ops.add_cosignature(tree_size, body["name"], body["signature"])
+        return ops.checkpoint_dict(cp), 201 if created else 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +388,68 @@ class TreeHead(MethodView):
             _size_error("tree_size", tree, size)
         out = {"tree_size": size, "root_hash": merkle.to_hex(tree.root(size))}
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# A household's monthly statement, with inclusion proofs
+# --------------------------------------------------------------------------------------------
+
+
+class StatementArgs(Schema):
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$",
+                                                                  error="Use YYYY-MM, e.g. 2026-03."))
+
+
+class StatementHouseholdOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    member_code = fields.String()
+    address = fields.String(allow_none=True)
+    community_code = fields.String()
+    community_name = fields.String()
+    account = fields.String(metadata={"description": "the ledger account of the household's points"})
+
+
+class StatementEntryOut(Schema):
+    id = fields.Integer(metadata={"description": "transaction id (leaf index + 1)"})
+    created_at = LocalDateTime()
+    kind = fields.String()
+    category = fields.String(allow_none=True)
+    memo = fields.String()
+    amount = fields.Integer(metadata={"description": "points into (+) or out of (-) the household"})
+    leaf = fields.String(metadata={"description": "the exact leaf bytes (UTF-8), docs/ledger-format.md"})
+    leaf_hash = fields.String()
+
+
+class StatementOut(Schema):
+    format = fields.String(metadata={"description": "timebank-statement/v1"})
+    household = fields.Nested(StatementHouseholdOut)
+    month = fields.String()
+    unit = fields.String()
+    opening = fields.Integer()
+    closing = fields.Integer()
+    transactions = fields.List(fields.Nested(StatementEntryOut))
+    checkpoint = fields.Nested(CheckpointOut, allow_none=True, metadata={
+        "description": "the newest signed checkpoint, which the proofs are against (null before the first)"})
+    proofs = fields.List(fields.Nested(InclusionOut), metadata={
+        "description": "one inclusion proof per transaction the checkpoint covers"})
+    complete = fields.Boolean(metadata={"description": "every transaction has its proof"})
+    digest = fields.String(metadata={"description": "SHA-256 of the account, month, balances and leaf hashes"})
+    qr_text = fields.String(metadata={"description": "the printed statement's QR code"})
+
+
+@blp.route("/households/<int:household_id>/statement")
+class HouseholdStatement(MethodView):
+    @blp.arguments(StatementArgs, location="query")
+    @blp.response(200, StatementOut)
+    @blp.alt_response(404, description="not_found: no such household (or not one this login may see)")
+    @blp.alt_response(422, description="validation_error: month is not YYYY-MM, or has not started")
+    def get(self, args, household_id):
+        """A household's points in one month with each transaction's inclusion proof against the newest
+        signed checkpoint (the household's residents, staff of its community, admin). Check it offline
+        with `tools/verify_checkpoint.py statement` (docs/verify.md)."""
+        household = visible_household(current_user(), db.session.get(Household, household_id))
+        return statements.household_statement(household, args["month"])
 
 
 # --------------------------------------------------------------------------------------------

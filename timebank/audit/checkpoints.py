@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger import checkpoint as notes
 from ledger import merkle
 from ledger.tree import MerkleTree, scan
-from timebank.audit.models import Checkpoint, MonthClose, SigningKey
+from timebank.audit.models import Checkpoint, Cosignature, MonthClose, SigningKey, Witness
 from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
@@ -168,9 +168,39 @@ def nightly_checkpoint():
     return {"tree_size": cp.tree_size, "created": created}
 
 
+def cosignatures_of(checkpoint_ids: list[int]) -> dict[int, list[dict]]:
+    """The witnesses' cosignatures of these checkpoints (one query), oldest first."""
+    found: dict[int, list[dict]] = {i: [] for i in checkpoint_ids}
+    if checkpoint_ids:
+        rows = db.session.execute(
+            select(Cosignature, Witness.name, Witness.key_id).join(Witness, Witness.id == Cosignature.witness_id)
+            .where(Cosignature.checkpoint_id.in_(checkpoint_ids)).order_by(Cosignature.id))
+        for cosignature, name, key_id in rows:
+            found[cosignature.checkpoint_id].append({
+                "name": name, "key_id": key_id, "timestamp": cosignature.timestamp,
+                "signature": cosignature.signature, "received_at": cosignature.created_at})
+    return found
+
+
+def signed_note(cp: Checkpoint, cosignatures: list[dict]) -> str:
+    """The checkpoint as a standard C2SP signed note: the body, a blank line, the log's signature
+    line, then one line per witness cosignature."""
+    note_origin = cp.note.split("\n", 1)[0]
+    text = notes.signed_note_text(note_origin, cp.note, bytes.fromhex(cp.key_id), base64.b64decode(cp.signature))
+    return text + "".join(notes.note_signature_line(c["name"], base64.b64decode(c["signature"]))
+                          for c in cosignatures)
+
+
+def checkpoint_dicts(cps: list[Checkpoint]) -> list[dict]:
+    cosignatures = cosignatures_of([cp.id for cp in cps])
+    return [{"id": cp.id, "tree_size": cp.tree_size, "root_hash": cp.root_hash, "timestamp": cp.created_at,
+             "note": cp.note, "signature": cp.signature, "key_id": cp.key_id,
+             "cosignatures": cosignatures[cp.id], "signed_note": signed_note(cp, cosignatures[cp.id])}
+            for cp in cps]
+
+
 def checkpoint_dict(cp: Checkpoint) -> dict:
-    return {"id": cp.id, "tree_size": cp.tree_size, "root_hash": cp.root_hash, "timestamp": cp.created_at,
-            "note": cp.note, "signature": cp.signature, "key_id": cp.key_id}
+    return checkpoint_dicts([cp])[0]
 
 
 # --------------------------------------------------------------------------------------------

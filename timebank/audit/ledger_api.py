@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ledger.models import Account, Posting, Transaction
 from timebank.audit.ledger_browser import ledger_query
 from timebank.audit.verify import verify_everything
-from timebank.core.errors import Forbidden, ValidationFailed
+from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
 from timebank.core.policy import require_role
@@ -21,6 +21,8 @@ from timebank.people.operations import community_by_code
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The append-only ledger and its proofs.")
 
 AUDITORS = ("committee", "supervisor")
+#: Who reads transactions: the auditors, and a resident their own household's (and their own).
+READERS = (*AUDITORS, "resident")
 
 
 class TransactionQuery(ListArgs):
@@ -86,8 +88,30 @@ def with_postings(transactions: list[Transaction]) -> list[dict]:
     return out
 
 
+def _resident_query(args: dict, user):
+    """A resident's own view: the transactions of their household's points and of their own minutes.
+    Naming another household, resident or community is answered as if it did not exist."""
+    resident = user.resident
+    if resident is None:
+        raise Forbidden("This login belongs to no resident.")
+    if args.get("household_id") not in (None, resident.household_id):
+        raise NotFound("No such household.")
+    if args.get("resident_id") not in (None, resident.id):
+        raise NotFound("No such resident.")
+    if args.get("community_code") and community_by_code(args["community_code"]).id != resident.household.community_id:
+        raise NotFound("No such community.")
+    if args.get("since") and args.get("until") and args["since"] > args["until"]:
+        raise ValidationFailed(errors={"until": ["Must not be before since."]})
+    return ledger_query(household_or_resident=(resident.household_id, resident.id),
+                        household_id=args.get("household_id"), resident_id=args.get("resident_id"),
+                        category=args.get("category"), kind=args.get("kind"), since=args.get("since"),
+                        until=args.get("until"))
+
+
 def transaction_query(args: dict, user):
     """The filtered query behind the ledger browser and its exports, scoped to what ``user`` may see."""
+    if user.role == "resident":
+        return _resident_query(args, user)
     community_id = None if user.role == "admin" else user.community_id
     if args.get("community_code"):
         wanted = community_by_code(args["community_code"]).id
@@ -106,9 +130,10 @@ class Transactions(MethodView):
     @blp.arguments(TransactionQuery, location="query")
     @blp.response(200, TransactionPage)
     def get(self, args):
-        """Browse the ledger, newest first. Postings of one transaction sum to zero per unit."""
+        """Browse the ledger, newest first. Postings of one transaction sum to zero per unit. A resident
+        sees the transactions of their household's points and of their own minutes."""
         user = current_user()
-        require_role(user, *AUDITORS)
+        require_role(user, *READERS)
         page = paginate(transaction_query(args, user), Transaction.id, args["limit"], args["cursor"], descending=True)
         page["items"] = with_postings(page["items"])
         return page
@@ -118,14 +143,13 @@ class Transactions(MethodView):
 class TransactionOne(MethodView):
     @blp.response(200, TransactionOut)
     def get(self, transaction_id):
-        """One transaction."""
+        """One transaction (a resident: one of their household's or their own; its inclusion proof is at
+        `/ledger/transactions/{id}/inclusion-proof`)."""
         user = current_user()
-        require_role(user, *AUDITORS)
+        require_role(user, *READERS)
         query = transaction_query({}, user).where(Transaction.id == transaction_id)
         tx = db.session.execute(query).scalar_one_or_none()
         if tx is None:
-            from timebank.core.errors import NotFound
-
             raise NotFound("No such transaction.")
         return with_postings([tx])[0]
 

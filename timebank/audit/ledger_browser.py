@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
@@ -28,8 +28,11 @@ EXPORT_COLUMNS = ("transaction_id", "created_at", "kind", "category", "reference
 
 def ledger_query(*, community_id: int | None = None, household_id: int | None = None,
                  resident_id: int | None = None, category: str | None = None, kind: str | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> Select:
-    """Transactions matching every given filter; ``since`` inclusive, ``until`` exclusive."""
+                 since: datetime | None = None, until: datetime | None = None,
+                 household_or_resident: tuple[int, int] | None = None) -> Select:
+    """Transactions matching every given filter; ``since`` inclusive, ``until`` exclusive.
+    ``household_or_resident`` (a resident's own view): transactions of the household's accounts or
+    of the resident's own."""
     query = select(Transaction)
     # "Has a posting on an account of ..." as EXISTS, checked per transaction through the index on
     # postings.transaction_id: a keyset batch of the export or a page of the browser costs what it
@@ -42,7 +45,11 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
         owned = owned.where(AccountOwner.household_id == household_id, AccountOwner.resident_id.is_(None))
     if resident_id is not None:
         owned = owned.where(AccountOwner.resident_id == resident_id)
-    if (community_id, household_id, resident_id) != (None, None, None):
+    if household_or_resident is not None:
+        household, resident = household_or_resident
+        owned = owned.where(or_(and_(AccountOwner.household_id == household, AccountOwner.resident_id.is_(None)),
+                                AccountOwner.resident_id == resident))
+    if (community_id, household_id, resident_id, household_or_resident) != (None, None, None, None):
         query = query.where(owned.exists())
     if category:
         query = query.where(Transaction.category == category)

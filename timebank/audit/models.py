@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from timebank.core.extensions import db
 
 #: Tables the migration makes append-only.
-APPEND_ONLY_TABLES = ("signing_keys", "ledger_checkpoints", "month_close_signoffs", "month_closes")
+APPEND_ONLY_TABLES = ("signing_keys", "ledger_checkpoints", "month_close_signoffs", "month_closes",
+                      "ledger_witnesses", "checkpoint_cosignatures")
 
 
 class SigningKey(db.Model):
@@ -61,6 +62,48 @@ class Checkpoint(db.Model):
     key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
     #: When it was made (not covered by the signature).
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Witness(db.Model):
+    """A witness trusted to cosign the deployment's checkpoints (C2SP tlog-cosignature, Ed25519).
+
+    Registered by an admin with the name and public key the witness's operator handed over; the key
+    ID is the cosignature/v1 one: SHA-256(name || 0x0A || 0x04 || public key)[:4].
+    """
+
+    __tablename__ = "ledger_witnesses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The witness's key name (a schema-less URL such as ``witness.example.org/w1``).
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: Raw 32-byte Ed25519 public key, base64.
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: cosignature/v1 key ID, hex.
+    key_id: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Who registered it (``user:<id>:<username>``).
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class Cosignature(db.Model):
+    """A witness's cosignature of one checkpoint: it saw that tree head, consistent with every
+    earlier one it saw. The first cosignature of a witness for a checkpoint is kept."""
+
+    __tablename__ = "checkpoint_cosignatures"
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "witness_id", name="uq_checkpoint_cosignatures_checkpoint_witness"),
+        CheckConstraint("timestamp >= 0", name="timestamp_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("ledger_checkpoints.id"), index=True)
+    witness_id: Mapped[int] = mapped_column(ForeignKey("ledger_witnesses.id"))
+    #: The cosignature's own time (POSIX seconds), as signed.
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    #: base64 of the 76-byte note signature: key ID || timestamp (big-endian u64) || Ed25519 signature.
+    signature: Mapped[str] = mapped_column(String(128))
+    #: When it reached the deployment.
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class MonthCloseSignoff(db.Model):

@@ -235,12 +235,20 @@ class PublicDonorOut(Schema):
     last_donation_at = LocalDateTime()
 
 
+class PublicCosignatureOut(Schema):
+    name = fields.String()
+    key_id = fields.String()
+    timestamp = fields.Integer(metadata={"description": "POSIX seconds, as the witness signed it"})
+
+
 class PublicCheckpointOut(Schema):
     tree_size = fields.Integer()
     root_hash = fields.String()
     timestamp = LocalDateTime()
     key_id = fields.String()
     public_key_url = fields.String()
+    cosignatures = fields.List(fields.Nested(PublicCosignatureOut), metadata={
+        "description": "the witnesses who cosigned it"})
 
 
 class PublicBoardOut(Schema):

@@ -561,7 +561,9 @@ def public_board(community: Community) -> dict:
         "donors_since": since,
         "checkpoint": None if latest is None else {
             "tree_size": latest.tree_size, "root_hash": latest.root_hash, "timestamp": latest.created_at,
-            "key_id": latest.key_id},
+            "key_id": latest.key_id,
+            "cosignatures": [{"name": c["name"], "key_id": c["key_id"], "timestamp": c["timestamp"]}
+                             for c in checkpoints.cosignatures_of([latest.id])[latest.id]]},
     }
 
 
