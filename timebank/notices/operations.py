@@ -137,6 +137,13 @@ def notify_staff(community_id: int, roles: tuple[str, ...], event: str, payload:
     return _write(rows, driver.dialect_name(db.session))
 
 
+def told_since(household_id: int, event: str, since: datetime) -> bool:
+    """Whether the household was told of ``event`` since ``since``."""
+    return db.session.execute(
+        select(Notification.id).where(Notification.household_id == household_id, Notification.event == event,
+                                      Notification.created_at >= since).limit(1)).first() is not None
+
+
 # --- a person's own notices --------------------------------------------------------------------------
 
 def mine(user: User):
