@@ -20,7 +20,6 @@ from timebank.core import boundary
 from timebank.core.extensions import db
 from timebank.notices.models import Notification
 
-
 # --- a fake SMS gateway ------------------------------------------------------------------------------
 
 class FakeGateway:
