@@ -449,6 +449,11 @@ def test_a_refusal_by_the_gateway_is_a_dead_letter_at_once_and_may_be_printed(sm
         ("print", "pending")
     listed = w.call("GET", "/api/v1/notifications/print-list?community_code=hongxing", "committee").get_json()
     assert [i["id"] for i in listed["items"]] == [notice.id]
+    # Pressed again on the committee's page (an old tab): refused in words, nothing changed.
+    client = page_login(w.app, "committee")
+    r = client.post(f"/committee/notices/{notice.id}/print", data={"form_key": "an-old-tab-key"},
+                    follow_redirects=True)
+    assert "这条通知不是发送失败的通知" in main_text(r)
 
 
 def test_an_unreachable_gateway_is_tried_again(make_app, clock):

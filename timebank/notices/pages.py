@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import login_required, roles_required
 from timebank.notices import messages
@@ -25,6 +27,25 @@ bp.before_request(refuse_supervisor_writes)
 
 #: Notices shown on one's own page.
 PAGE = 50
+
+
+#: The notices' refusals in words.
+REFUSALS = {
+    "notice_not_dead": _l("this notice is not a dead letter (it was sent again or printed already)."),
+    "notice_not_printable": _l("only a notice to a resident goes on the printed list."),
+    "notice_not_printed": _l("this notice is not on the printed list."),
+}
+
+
+def _in_words(action):
+    """Run ``action``; a refusal of the notices is said in words."""
+    try:
+        return action()
+    except DomainError as exc:
+        words = REFUSALS.get(exc.code)
+        if words is None:
+            raise
+        raise DomainError(str(words), code="notice_refused", status=exc.status) from exc
 
 
 def _back(endpoint: str) -> str:
@@ -90,10 +111,10 @@ def _recipients(notices) -> dict[int, str]:
 def dead_letter_action(notice_id: int, action: str):
     back = _back(".dead_letters")
     if action == "retry":
-        return staff.write_once(lambda: ops.retry(me(), notice_id),
+        return staff.write_once(lambda: _in_words(lambda: ops.retry(me(), notice_id)),
                                 _("Notice %(id)d will be sent again.", id=notice_id), back)
     if action == "print":
-        return staff.write_once(lambda: ops.print_instead(me(), notice_id),
+        return staff.write_once(lambda: _in_words(lambda: ops.print_instead(me(), notice_id)),
                                 _("Notice %(id)d moved to the printed list.", id=notice_id), back)
     flash(_("Not done: %(reason)s", reason=_("it was not found.")), "error")
     return redirect(back)
@@ -126,7 +147,7 @@ def delivered():
     ids = [int(i) for i in request.form.getlist("notice_id") if i.isdigit()]
 
     def act():
-        return [ops.mark_delivered(me(), notice_id) for notice_id in ids]
+        return _in_words(lambda: [ops.mark_delivered(me(), notice_id) for notice_id in ids])
 
     return staff.write_once(act, lambda done: _("Notices marked as handed over: %(num)d", num=len(done)), back)
 
