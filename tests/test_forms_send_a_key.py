@@ -69,6 +69,10 @@ KEYED = {
     "web_logins.reset_login",       # a one-time password for a login
     "web_logins.reset_resident",    # a one-time password (and maybe a login) for a resident
     "web_logins.my_password",       # one's own new password
+    "web_notices.read",             # a notice marked read
+    "web_notices.read_all",         # every notice marked read
+    "web_notices.dead_letter_action",  # a dead letter sent again, or moved to the printed list
+    "web_notices.delivered",        # printed notices handed over
 }
 #: Forms that only change the browser's session: nothing to do twice.
 SESSION_ONLY = {
@@ -223,13 +227,37 @@ def town(world, clock):
     assert r.status_code == 201, r.get_json()
     t.task = r.get_json()["id"]
     t.token = world.call("GET", f"/api/v1/tasks/{t.task}/checkin-code", "grid").get_json()["token"]
+    # Notices: 李四 was told of the approval; a household without a phone gets a printed one; a
+    # text message that failed every try is a dead letter.
+    quiet = world.household(name="赵家", grid="3")
+    world.resident(quiet, "赵奶奶")
+    world.grant(quiet, 10)
+    r = world.call("POST", "/api/v1/redemptions", "clerk", json={
+        "member_code": _card(world.app, quiet), "lines": [{"item_id": t.soap, "quantity": 1}]})
+    assert r.status_code == 201, r.get_json()
+    with world.app.app_context():
+        from timebank.core.extensions import db
+        from timebank.notices.models import Notification
+
+        dead = db.session.execute(select(Notification).where(Notification.resident_id == t.r2)).scalars().first()
+        dead.channel, dead.status, dead.attempts, dead.last_error = "sms", "dead", 5, "gateway answered 503"
+        db.session.commit()
     return t
+
+
+def _card(app, household_id):
+    from timebank.core.extensions import db
+    from timebank.people.models import Household
+
+    with app.app_context():
+        return db.session.get(Household, household_id).member_code
 
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
-             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
+             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/notices",
+             "/grid/notices", "/me/notices"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock",
              "/clerk/goods", f"/clerk/goods/{t.soap}", f"/clerk/receipts/{t.receipt}"]
     return {
@@ -237,10 +265,10 @@ def pages_by_role(t) -> dict[str, list[str]]:
         t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",
                       f"/checkin?token={t.token}",
                       f"/public/hongxing/claims/{t.publicized}/object"],
-        t.resident2: ["/me/help"],
+        t.resident2: ["/me/help", "/me/notices"],
         "clerk": clerk,
         "committee": staff + ["/committee/import"],
-        "grid": ["/committee/claims", "/committee/tasks", "/committee/households",
+        "grid": ["/committee/claims", "/committee/tasks", "/committee/households", "/grid/notices",
                  f"/committee/households/{t.h1}/logins", f"/committee/households/{t.h1}"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk

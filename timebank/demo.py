@@ -52,6 +52,7 @@ HISTORY_DAYS = 90
 #: Functions ``fn(context)`` run at the end of the demo (the supermarket adds goods and redemptions).
 EXTENSIONS: list[Callable[[DemoContext], object]] = [
     lambda context: load_shop_demo(context.community, context.staff.get("demo_clerk")),
+    lambda context: _notices_demo(context),
 ]
 _current: list[DemoContext] = []
 
@@ -387,6 +388,33 @@ def _help(ctx: DemoContext, day, rng: random.Random, elderly: list[Resident]) ->
     held = ledger.balance(db.session, accounts.resident_minutes(requester.id))
     if paid_by_pool or held >= minutes:
         _quietly(hours.complete_help_request, grid, help_request)
+
+
+def _notices_demo(ctx: DemoContext) -> None:
+    """Notices: every approval, rejection, objection, credited claim and sale above told its people.
+    An elderly neighbour without a phone (a claim entered by the grid worker) is told on paper, on
+    the grid worker's printed list; the notes name a resident with unread notices."""
+    from sqlalchemy import func
+
+    from timebank.notices.models import Notification
+
+    community, grid = ctx.community, ctx.staff["demo_grid"]
+    household = people.create_household(community, "孙家", "和平巷9号", "2", "red")
+    elder = people.create_resident(household, "孙桂兰", None, None, 1940)
+    db.session.flush()
+    made = _quietly(earning.create_claim, grid, community, "harmony", elder.id, "网格员代录：调解邻里纠纷")
+    if made is not None:
+        _quietly(earning.approve_claim, ctx.staff["demo_committee"], made)
+    reader = db.session.execute(
+        select(Resident, func.count(Notification.id)).join(Notification, Notification.resident_id == Resident.id)
+        .where(Notification.community_id == community.id, Notification.read_at.is_(None))
+        .group_by(Resident.id).order_by(func.count(Notification.id).desc(), Resident.id).limit(1)).first()
+    total = db.session.execute(select(func.count(Notification.id))
+                               .where(Notification.community_id == community.id)).scalar_one()
+    if reader is not None:
+        resident, unread = reader
+        ctx.notes.append(f"notices: {total} written; {resident.name} ({resident.phone}) has {unread} unread on "
+                         f"/me/notices; {elder.name} (no phone) is on the grid worker's printed list, /grid/notices")
 
 
 def _print_logins(out, context: DemoContext | None) -> None:

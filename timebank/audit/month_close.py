@@ -5,6 +5,8 @@
   (409 ``same_signer``), also when the second sign-off comes from another login of the same person
   (the same ``users.person_key``); a login without a person signs nothing (403 ``person_required``);
   signing a closed month is refused (409 ``already_closed``).
+* The first sign-off tells the community's other committee members (a notice) that the month
+  waits for a second one.
 * Closing produces a statement (totals of the month from the ledger, and stock when the shop's
   tables exist) as canonical JSON, signed with the deployment's Ed25519 key (the checkpoint key),
   and stored with its signature. It also names the ledger's tree size and Merkle root at the close.
@@ -36,6 +38,7 @@ from timebank.core.errors import Conflict, Forbidden
 from timebank.core.extensions import db
 from timebank.core.policy import require_person
 from timebank.core.users import User, same_person
+from timebank.notices.operations import notify_staff
 from timebank.people.models import Community
 
 STATEMENT_TYPE = "timebank.month-close.v1"
@@ -220,6 +223,9 @@ def sign_off(user: User, community: Community, month: str) -> tuple[str, MonthCl
     if not earlier:
         record("month_close.sign", user=user, community_id=community.id, target=f"month:{community.code}:{month}",
                status="pending_second")
+        # The other committee members are told the month waits for one of them.
+        notify_staff(community.id, ("committee",), "month_signoff_waiting",
+                     {"month": month, "signer": user.resident.name if user.resident else user.username}, besides=user)
         return "pending_second", None
 
     first = db.session.get(User, earlier[0].user_id)

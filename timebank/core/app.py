@@ -21,6 +21,7 @@ from timebank.core.config import Defaults, apply_environment, persistent_secret
 #: The feature packages, in dependency order. Each may have ``models`` (its tables) and ``init_app``.
 FEATURES = (
     "timebank.people",
+    "timebank.notices",
     "timebank.earning",
     "timebank.hours",
     "timebank.shop",

@@ -20,6 +20,12 @@ ENVIRONMENT = {
     "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
     "TIMEBANK_LOGIN_RATE_LIMIT": "TIMEBANK_LOGIN_RATE_LIMIT",
     "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT": "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT",
+    # Text messages of the notices (timebank/notices/sms.py).
+    "TIMEBANK_SMS_URL": "TIMEBANK_SMS_URL",
+    "TIMEBANK_SMS_TOKEN": "TIMEBANK_SMS_TOKEN",
+    "TIMEBANK_SMS_GATEWAY": "TIMEBANK_SMS_GATEWAY",
+    "TIMEBANK_SMS_TIMEOUT_S": "TIMEBANK_SMS_TIMEOUT_S",
+    "TIMEBANK_SMS_SIGNATURE": "TIMEBANK_SMS_SIGNATURE",
 }
 
 #: PostgreSQL's timeouts (timebank/core/postgres.py): each variable sets the config key of its name.
@@ -31,7 +37,8 @@ POSTGRES_TIMEOUTS = (
 )
 ENVIRONMENT.update({name: name for name in POSTGRES_TIMEOUTS})
 
-INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS", *POSTGRES_TIMEOUTS}
+INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS", "TIMEBANK_SMS_TIMEOUT_S",
+                *POSTGRES_TIMEOUTS}
 
 
 class Defaults:
@@ -66,6 +73,14 @@ class Defaults:
     TIMEBANK_ORIGIN = "timebank.local/ledger"
     #: Public address used in QR codes; defaults to the address of the request.
     TIMEBANK_BASE_URL = None
+    #: Text messages (timebank/notices/sms.py): the HTTP gateway's address (none: no text messages),
+    #: its bearer token, or a gateway of one's own ("module:factory"); seconds to wait for an answer;
+    #: the sender's name put before each message, e.g. 【幸福里社区】.
+    TIMEBANK_SMS_URL = None
+    TIMEBANK_SMS_TOKEN = None
+    TIMEBANK_SMS_GATEWAY = None
+    TIMEBANK_SMS_TIMEOUT_S = 5
+    TIMEBANK_SMS_SIGNATURE = ""
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     #: Failed logins allowed from one address, and at one account (successful logins do not count).
     TIMEBANK_LOGIN_RATE_LIMIT = "10 per minute"

@@ -13,11 +13,15 @@ Expiry is always a ledger transaction from the household's wallet into the commu
 account (:func:`timebank.core.accounts.expired_points`), never a deletion. The cut-off depends only on the
 local date, and the idempotency key names household, period and the wallet's latest transaction, so
 running the job twice expires once.
+
+Households are warned before (:func:`warn_expiring`, the daily job ``warn_expiring_points``): when
+points of theirs expire within :data:`WARN_DAYS` days, each member gets a notice saying how many and
+by when, once per year under ``annual`` and at most once in :data:`WARN_DAYS` days under ``rolling``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
@@ -28,7 +32,11 @@ from timebank.core import accounts, ledgering
 from timebank.core.clock import local_today, local_zone, utc_naive
 from timebank.core.extensions import db
 from timebank.core.jobs import JobRun
+from timebank.notices.operations import notify_household, told_since
 from timebank.people.models import Community, Household
+
+#: Households are told this many days before their points expire.
+WARN_DAYS = 30
 
 
 def _months_back(day: date, months: int) -> date:
@@ -131,3 +139,55 @@ def _expire_household(community_id: int, household_id: int, before: datetime, pe
     if tx.replayed:
         return None
     return {"household_id": household_id, "points": amount, "transaction_id": tx.id}
+
+
+def warn_expiring(today: date | None = None, run: JobRun | None = None) -> list[dict]:
+    """Tell every household whose points expire within :data:`WARN_DAYS` days: what would expire if
+    the expiry ran on the last of those days, and the day to spend them by. Returns who was told.
+
+    Once per household and period: under ``annual`` once a year (the notice's key names the year),
+    under ``rolling`` not again within :data:`WARN_DAYS` days of the last warning. Each household is
+    one item of ``run``."""
+    today = today or local_today()
+    run = run if run is not None else JobRun("warn_expiring_points")
+    horizon = today + timedelta(days=WARN_DAYS)
+    moment = utc_naive()
+    told = []
+    communities = db.session.execute(
+        select(Community).where(Community.expiry_policy != "none").order_by(Community.id)).scalars().all()
+    for community in communities:
+        limit = cutoff(community, horizon)
+        if limit is None:
+            continue
+        before, period = limit
+        annual = community.expiry_policy == "annual"
+        if annual and before <= moment:  # this year's expiry is behind us, the next one further away
+            continue
+        spend_by = date(horizon.year, 1, 1) - timedelta(days=1) if annual else horizon
+        households = db.session.execute(
+            select(Household.id).where(Household.community_id == community.id).order_by(Household.id)
+        ).scalars().all()
+        for household_id in households:
+            found = None
+            with run.item(f"household:{household_id}") as item:
+                found = _warn_household(community.id, household_id, before, spend_by,
+                                        f"points_expiring:{household_id}:{period if annual else today.isoformat()}",
+                                        None if annual else moment - timedelta(days=WARN_DAYS))
+            if item.done and found is not None:
+                told.append(found)
+    return told
+
+
+def _warn_household(community_id: int, household_id: int, before: datetime, spend_by: date, key: str,
+                    quiet_since: datetime | None) -> dict | None:
+    if quiet_since is not None and told_since(household_id, "points_expiring", quiet_since):
+        return None
+    wallet = accounts.household_points(household_id)
+    amount = min(expiring_amount(wallet, before), ledger.balance(db.session, wallet))
+    if amount <= 0:
+        return None
+    written = notify_household(household_id, community_id, "points_expiring",
+                               {"points": amount, "by": spend_by.isoformat()}, dedupe_key=key)
+    if not written:
+        return None
+    return {"household_id": household_id, "points": amount, "by": spend_by.isoformat()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from timebank.core.jobs import JobRun, job
 from timebank.earning.expiry import expire_points as _expire_points
+from timebank.earning.expiry import warn_expiring as _warn_expiring
 from timebank.earning.operations import close_publicity as _close_publicity
 
 
@@ -21,3 +22,10 @@ def close_publicity():
 def expire_points():
     run = JobRun("expire_points")
     return run.result(expired=_expire_points(run=run))
+
+
+@job("warn_expiring_points", "Tell households whose points expire within 30 days (a notice to each member).",
+     trigger="cron", hour=9, minute=0)
+def warn_expiring_points():
+    run = JobRun("warn_expiring_points")
+    return run.result(told=_warn_expiring(run=run))

@@ -19,6 +19,9 @@ Domain rules, each findable by its word:
   household's points wallet (and minutes from the minutes issuance account to the resident, the
   excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a
   claim can never be posted twice.
+* notices: the claimant is told (:mod:`timebank.notices`, in the same transaction) when a reviewer
+  approves or rejects their claim, when someone objects to it, and when its publicity ends and the
+  points are credited.
 * reversal (撤销): the committee takes back a posted claim with a reason (:func:`reverse_claim`): one
   ``claim_reversal`` ledger transaction negating every posting of the claim's (``reverses_id``; the
   ledger allows one reversal per transaction), and a :class:`ClaimReversal` row (one per claim).
@@ -43,6 +46,7 @@ from timebank.core.policy import in_community, require_community, require_person
 from timebank.core.users import User, same_person
 from timebank.earning.models import Claim, ClaimEvent, ClaimReversal, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
+from timebank.notices.operations import notify_resident
 from timebank.people.models import Community, Household, Resident
 
 #: Who writes the points list.
@@ -161,6 +165,12 @@ def visible_rule(user: User, rule_id: int) -> Rule:
 def _event(claim: Claim, action: str, user: User | None, reason: str | None = None) -> None:
     db.session.add(ClaimEvent(claim_id=claim.id, action=action, user_id=user.id if user else None,
                               reason=reason, created_at=utc_naive()))
+
+
+def _tell(claim: Claim, event: str, **facts) -> None:
+    """Tell the claimant what happened to their claim (a notice, in this transaction)."""
+    notify_resident(claim.resident_id, event, {"claim_id": claim.id, "title": claim.rule_version.title, **facts},
+                    household_id=claim.household_id)
 
 
 def period_bounds(period: str, moment: datetime) -> tuple[datetime, datetime]:
@@ -315,6 +325,8 @@ def approve_claim(user: User, claim: Claim) -> Claim:
         raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
     _event(claim, "approve", user)
     _approve(claim, user)
+    _tell(claim, "claim_approved", points=claim.points, minutes=claim.minutes,
+          publicity_ends_at=claim.publicity_ends_at.isoformat() if claim.status == "publicized" else None)
     record("claim.approve", user=user, target=f"claim:{claim.id}", community_id=claim.community_id,
            points=claim.points, minutes=claim.minutes, status=claim.status)
     return claim
@@ -332,6 +344,7 @@ def reject_claim(user: User, claim: Claim, reason: str) -> Claim:
     claim.reviewed_at = utc_naive()
     _event(claim, "reject", user, reason)
     db.session.flush()
+    _tell(claim, "claim_rejected", reason=reason)
     record("claim.reject", user=user, target=f"claim:{claim.id}", community_id=claim.community_id, reason=reason)
     return claim
 
@@ -353,6 +366,7 @@ def object_claim(user: User, claim_id: int, reason: str) -> Claim:
     claim.reviewed_at = None
     _event(claim, "object", user, reason)
     db.session.flush()
+    _tell(claim, "claim_objected", reason=reason)
     record("claim.object", user=user, target=f"claim:{claim.id}", community_id=claim.community_id, reason=reason)
     return claim
 
@@ -438,6 +452,7 @@ def close_publicity(moment: datetime | None = None, run: JobRun | None = None) -
             due = claim.status == "publicized" and claim.publicity_ends_at <= moment
             if due:
                 post_claim(claim, actor="scheduler")
+                _tell(claim, "publicity_ended", points=claim.points, minutes=claim.minutes)
         if item.done and due:
             posted.append(claim_id)
     return posted

@@ -30,6 +30,7 @@ from timebank.core.exports import csv_writer
 from timebank.core.extensions import db
 from timebank.core.policy import STAFF, require_community, require_person
 from timebank.core.users import User
+from timebank.notices.operations import notify_staff
 from timebank.people.models import Community
 from timebank.shop.models import (
     DONOR_KINDS,
@@ -299,12 +300,23 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
         raise _insufficient_stock(item, -delta)
     if item.on_hand + delta > MAX_ON_HAND:
         raise ValidationFailed(errors={"quantity": [f"A shelf holds at most {MAX_ON_HAND} units."]})
+    before = item.on_hand
     movement = db.session.get(StockMovement, _move(
         item, delta, reason, user.actor, donor=(donor or "").strip() or None,
         donor_kind=(donor_kind or ("other" if reason == "donation" else None)), note=note))
+    tell_low_stock(item.community_id, item.id, item.name, before, before + delta, item.low_stock_threshold)
     record("stock.movement", user=user, target=f"item:{item.id}", community_id=item.community_id,
            movement_id=movement.id, reason=reason, quantity=delta, donor=donor, note=note)
     return movement
+
+
+def tell_low_stock(community_id: int, item_id: int, name: str, before: int, after: int, threshold: int) -> None:
+    """Low stock: when the units on the shelf fall from above the item's ``low_stock_threshold`` to it
+    or below (a sale, spoilage, a correction), the community's clerks get a notice; once per fall,
+    so goods that stay low are not told again until they were restocked above the threshold."""
+    if before > threshold >= after:
+        notify_staff(community_id, ("clerk",), "low_stock",
+                     {"item_id": item_id, "name": name, "on_hand": after, "threshold": threshold})
 
 
 def movements(community_id: int, item_id: int | None = None):

@@ -11,6 +11,9 @@ goods, their stock and prices, monthly limits, the receipt counter, the wallet) 
 :func:`timebank.core.database.take_write_lock` on SQLite (the request may have deferred it, see
 :mod:`timebank.core.database`), ``SELECT ... FOR UPDATE`` on the goods in id order and then the counter
 row and the ledger's writer lock on PostgreSQL -- the order :mod:`timebank.shop.operations` uses.
+
+Notices (:mod:`timebank.notices`), in the same transaction: the household is told its card or pay
+code was used, and the clerks when goods fell to their low-stock threshold.
 """
 
 from __future__ import annotations
@@ -28,8 +31,16 @@ from timebank.core.clock import utc_naive
 from timebank.core.database import take_write_lock
 from timebank.core.errors import Conflict, Forbidden, NotFound
 from timebank.core.extensions import db
+from timebank.notices.operations import notify_household
 from timebank.shop.models import Redemption
-from timebank.shop.operations import SHOP_ROLES, bought_this_month, consume_fifo, next_receipt_no, read_pay_code
+from timebank.shop.operations import (
+    SHOP_ROLES,
+    bought_this_month,
+    consume_fifo,
+    next_receipt_no,
+    read_pay_code,
+    tell_low_stock,
+)
 
 
 class Member(NamedTuple):
@@ -52,6 +63,7 @@ class Goods(NamedTuple):
     monthly_limit: int | None
     on_hand: int
     active: bool
+    low_stock_threshold: int
 
 
 @dataclass
@@ -138,7 +150,7 @@ def _goods_sql(dialect: str, ids: int, barcodes: int) -> str:
         wanted.append(f"id IN ({', '.join(driver.mark(dialect, f'i{n}') for n in range(ids))})")
     if barcodes:
         wanted.append(f"barcode IN ({', '.join(driver.mark(dialect, f'b{n}') for n in range(barcodes))})")
-    sql = (f"SELECT id, barcode, name, price_points, monthly_limit_per_household, on_hand, active"
+    sql = (f"SELECT id, barcode, name, price_points, monthly_limit_per_household, on_hand, active, low_stock_threshold"
            f" FROM shop_items WHERE community_id = {driver.mark(dialect, 'community')}"
            f" AND ({' OR '.join(wanted)}) ORDER BY id")
     return sql + (" FOR UPDATE" if dialect == "postgresql" else "")
@@ -264,6 +276,8 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                                code="insufficient_stock") from exc
             raise
         consume_fifo(item_id, cursor.fetchone()[0], quantity)
+        row = goods[item_id]
+        tell_low_stock(community_id, item_id, name, row.on_hand, row.on_hand - quantity, row.low_stock_threshold)
 
     wallet = accounts.household_points(household_id)
     try:
@@ -279,6 +293,10 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     record("redemption.create", user=user, community_id=community_id, target=f"redemption:{receipt_id}",
            receipt_no=receipt_no, household_id=household_id, total_points=total, transaction_id=tx.id,
            lines={str(i): q for i, q in wanted.items()}, identified_by=identified_by)
+    # The household is told its card or pay code was used (a stolen code shows at once).
+    notify_household(household_id, community_id, "pay_code_used",
+                     {"redemption_id": receipt_id, "receipt_no": receipt_no, "points": total,
+                      "balance": balance_after, "identified_by": identified_by}, moment=moment)
     return Sale(receipt_id, receipt_no, community_id, member.community_code, household_id, member.resident_id,
                 identified_by, total, balance_after, tx.id, moment, sale_lines)
 

@@ -30,6 +30,7 @@ NAV = {
         ("web_resident.history", _l("History")),
         ("web_resident.help_requests", _l("Neighbour help")),
         ("web_resident.goods", _l("Supermarket")),
+        ("web_notices.mine", _l("Notices")),
     ],
     "clerk": [
         ("web.home", _l("Home")),
@@ -37,6 +38,7 @@ NAV = {
         ("web_clerk.receipts", _l("Receipts")),
         ("web_clerk.stock", _l("Stock")),
         ("web_clerk.goods", _l("Goods")),
+        ("web_notices.mine", _l("Notices")),
     ],
     "committee": [
         ("web.home", _l("Home")),
@@ -53,12 +55,17 @@ NAV = {
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
         ("web_clerk.goods", _l("Goods")),
+        ("web_notices.dead_letters", _l("Notices not sent")),
+        ("web_notices.print_list", _l("Printed notices")),
+        ("web_notices.mine", _l("Notices")),
     ],
     "grid_worker": [
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
         ("web_people.households", _l("Households")),
+        ("web_notices.print_list", _l("Printed notices")),
+        ("web_notices.mine", _l("Notices")),
     ],
     "admin": [
         ("web.home", _l("Home")),

@@ -40,6 +40,7 @@ from timebank.earning.models import Claim, ClaimReversal, Rule, Task
 from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
+from timebank.notices import operations as notices
 from timebank.people.models import Resident
 from timebank.shop import operations as shop
 from timebank.shop.models import Item
@@ -72,7 +73,7 @@ def home():
         select(Claim).where(Claim.household_id == household.id, Claim.status.in_(("pending", "publicized")))
         .order_by(Claim.id.desc()).limit(5)).scalars().all()
     return render_template("resident/home.html", resident=resident, household=household, points=points,
-                           minutes=minutes, open_claims=open_claims)
+                           minutes=minutes, open_claims=open_claims, unread=notices.unread_count(user))
 
 
 # --- history --------------------------------------------------------------------------------------
