@@ -7,9 +7,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from timebank.core.errors import Forbidden
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
-from timebank.core.errors import Forbidden
 from timebank.core.policy import require_sight
 from timebank.hours import operations as ops
 from timebank.hours.models import HELP_STATUSES, HelpRequest

@@ -24,9 +24,8 @@ from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.pages import check_form, form_number, qr_svg, roles_required
 from timebank.core.policy import require_community, visible_household, visible_resident
-from timebank.people import memberships
+from timebank.people import memberships, roster
 from timebank.people import operations as people
-from timebank.people import roster
 from timebank.people import staff_pages as staff
 from timebank.people.models import COLORS, Household, Resident
 from timebank.people.roster_api import DeactivateIn, HouseholdListArgs, HouseholdPatch, MoveIn, ResidentPatch

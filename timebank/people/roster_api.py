@@ -12,12 +12,10 @@ from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import can_see_community, require_sight, visible_household, visible_resident
-from timebank.people import memberships
+from timebank.people import memberships, roster
 from timebank.people import operations as ops
-from timebank.people import roster
-from timebank.people.models import GuestMembership
 from timebank.people.api import HouseholdOut, ResidentOut
-from timebank.people.models import COLORS, Household, Resident
+from timebank.people.models import COLORS, GuestMembership, Household, Resident
 
 blp = Blueprint("roster", __name__, url_prefix="/api/v1",
                 description="The roster: lists of households and residents; changing, moving and deactivating.")

@@ -114,7 +114,8 @@ def community_bars(rows: list[tuple[str, list[tuple[str, str, int]], tuple[str, 
                 continue
             w = plot_w * value / peak
             parts.append(f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="20" '
-                         f'fill="{COLORS.get(key, "#555")}"><title>{escape(name)} {escape(label)}: {value}</title></rect>')
+                         f'fill="{COLORS.get(key, "#555")}">'
+                         f"<title>{escape(name)} {escape(label)}: {value}</title></rect>")
             x += w
         total = sum(v for _k, _l, v in stack)
         parts.append(f'<text x="{x + 4:.1f}" y="{y + 20}" fill="#111">{total}</text>')
