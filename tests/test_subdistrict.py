@@ -281,6 +281,10 @@ def test_the_rosters_pages_show_the_membership(world, town, app):
     assert host.status_code == 200 and "张三" in main_text(host) and "向阳社区" in main_text(host)
     home = page_login(app, "xy_committee").get(f"/committee/households/{town.xa}")
     assert home.status_code == 200 and "朝阳社区" in main_text(home)
+    # The person's own home page shows the guest wallet.
+    mine = page_login(app, "13900000001").get("/me/")
+    assert mine.status_code == 200 and 'id="guest-wallets"' in mine.get_data(as_text=True)
+    assert "朝阳社区" in main_text(mine)
 
 
 def test_the_host_committee_takes_a_guest_in_on_the_roster_page(world, town, app):

@@ -37,6 +37,7 @@ from timebank.earning.models import Claim, ClaimReversal, Rule
 from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
+from timebank.people import memberships
 from timebank.people.models import Resident
 from timebank.shop import operations as shop
 from timebank.shop.models import Item
@@ -68,8 +69,10 @@ def home():
     open_claims = db.session.execute(
         select(Claim).where(Claim.household_id == household.id, Claim.status.in_(("pending", "publicized")))
         .order_by(Claim.id.desc()).limit(5)).scalars().all()
+    # Where the person is (or was) a guest (候鸟, 流动党员): each guest wallet and until when.
+    guest_wallets = [(m, memberships.wallet_points(m)) for m in memberships.of_resident(resident.id)]
     return render_template("resident/home.html", resident=resident, household=household, points=points,
-                           minutes=minutes, open_claims=open_claims)
+                           minutes=minutes, open_claims=open_claims, guest_wallets=guest_wallets)
 
 
 # --- history --------------------------------------------------------------------------------------
