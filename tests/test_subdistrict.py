@@ -316,6 +316,11 @@ def test_a_volunteer_helps_in_a_sister_community_under_the_same_subdistrict(worl
     r = world.call("GET", "/api/v1/help-requests?community_code=chaoyang&status=open", "13900000002")
     assert r.status_code == 200 and [i["id"] for i in r.get_json()["items"]] == [hid]
     assert world.call("GET", f"/api/v1/help-requests/{hid}", "13900000002").status_code == 200
+    from conftest import main_text, page_login
+
+    page = page_login(world.app, "13900000002").get("/me/help")
+    assert "修水管" in main_text(page) and "朝阳社区" in main_text(page)
+    assert "修水管" not in main_text(page_login(world.app, "13900000004").get("/me/help"))
     # 赵六 of 红星 (no common sub-district) may not.
     r = world.call("POST", f"/api/v1/help-requests/{hid}/accept", "13900000004", json={"volunteer_id": town.zhao})
     assert r.status_code in (404, 422)

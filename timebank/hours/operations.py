@@ -27,17 +27,19 @@ Insider rules (nobody mints or moves value alone):
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 import ledger
 import ledger.core
 from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
-from timebank.core.clock import utc_naive
+from timebank.core.clock import local_today, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.policy import can_see_community, require_community
 from timebank.core.users import User
 from timebank.hours.models import HelpRequest
-from timebank.people.models import Community, Resident, related
+from timebank.people.models import Community, GuestMembership, Resident, lineage, related, subtree
 
 #: Staff who act for residents in the time bank (enter requests, confirm help on their behalf).
 HELPING_STAFF = ("committee", "grid_worker")
@@ -121,6 +123,16 @@ def visible_help_request(user: User, help_request_id: int) -> HelpRequest:
     if not can_see_community(user, help_request.community_id):
         raise NotFound("No such help request.")
     return help_request
+
+
+def help_communities(resident: Resident) -> list[int]:
+    """The communities whose open requests the resident may take (:func:`may_help_in`): their own, every
+    community of their sub-district's tree (below the top one), and those where they are a guest today."""
+    chain = lineage(resident.household.community_id)
+    ids = [c for c in subtree(chain[-1]) if c != chain[-1]] if len(chain) > 1 else chain[:1]
+    hosts = db.session.execute(select(GuestMembership.community_id).where(
+        GuestMembership.resident_id == resident.id, GuestMembership.until >= local_today())).scalars()
+    return ids + [c for c in hosts if c not in ids]
 
 
 def may_help_in(resident: Resident, community_id: int) -> bool:

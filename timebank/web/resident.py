@@ -240,7 +240,7 @@ def help_requests():
         return form_done(url_for(".help_requests"), message)
     members = [m.id for m in household.members]
     open_requests = db.session.execute(
-        select(HelpRequest).where(HelpRequest.community_id == household.community_id,
+        select(HelpRequest).where(HelpRequest.community_id.in_(hours.help_communities(resident)),
                                   HelpRequest.status == "open", HelpRequest.requester_id.not_in(members))
         .order_by(HelpRequest.id.desc()).limit(30)).scalars().all()
     ours = db.session.execute(
