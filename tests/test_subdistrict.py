@@ -199,7 +199,7 @@ def test_a_guest_earns_into_a_guest_wallet_and_spends_it_at_the_host_supermarket
     wallet = accounts.guest_points(town.zhang, world_community_id(world, "chaoyang"))
     assert m["wallet_account"] == wallet
     c = claim(world, town.zhang, "13900000001", "sweep", "chaoyang")
-    assert c["status"] == "posted" and c["resident_id"] == town.zhang
+    assert c["status"] == "posted" and c["resident_id"] == town.zhang and c["guest"] is True
     assert world.balance(wallet) == 10
     assert world.balance(accounts.household_points(town.xa)) == 0  # not his home household's points
     assert world.balance(accounts.resident_minutes(town.zhang)) == 30  # minutes are the person's

@@ -43,9 +43,11 @@ def require_person(user: User) -> None:
 
 def oversees(user: User, community_id: int) -> bool:
     """Staff of this community or of a community above it (a 街道's staff over its 社区)."""
-    if user.role not in STAFF or user.community_id is None or user.community is None:
+    if user.role not in STAFF or user.community_id is None:
         return False
-    return user.community_id == community_id or user.community.oversees(community_id)
+    if user.community_id == community_id:  # the usual case answers without a query
+        return True
+    return user.community is not None and user.community.oversees(community_id)
 
 
 def can_see_community(user: User, community_id: int) -> bool:

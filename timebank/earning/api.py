@@ -209,6 +209,8 @@ class ClaimOut(Schema):
     category = fields.Function(lambda c: c.rule_version.category)
     resident_id = fields.Integer()
     household_id = fields.Integer()
+    guest = fields.Boolean(metadata={"description": "A guest's claim: its points go to the person's guest wallet "
+                                                     "in the claim's community (docs/subdistrict.md)."})
     points = fields.Integer()
     minutes = fields.Integer()
     note = fields.String()

@@ -244,6 +244,7 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     claim = Claim(community_id=community.id, rule_id=rule.id, rule_version_id=version.id, resident_id=resident.id,
                   household_id=resident.household_id, points=version.points, minutes=version.minutes,
                   status="pending", note=note or "", entered_by_user_id=user.id,
+                  guest=resident.household.community_id != community.id,
                   entered_for_resident=user.role != "resident", task_id=task.id if task else None,
                   created_at=utc_naive())
     db.session.add(claim)
@@ -358,8 +359,8 @@ def object_claim(user: User, claim_id: int, reason: str) -> Claim:
 
 def points_wallet(claim: Claim) -> str:
     """Where a claim's points go: the household's wallet; a guest's claim (the resident's household is of
-    another community) goes to the person's guest wallet in the claim's community."""
-    if claim.resident.household.community_id != claim.community_id:
+    another community, ``claims.guest``) goes to the person's guest wallet in the claim's community."""
+    if claim.guest:
         return accounts.guest_points(claim.resident_id, claim.community_id)
     return accounts.household_points(claim.household_id)
 

@@ -1,5 +1,6 @@
 """across communities: guest memberships (候鸟, 流动党员): a person's membership of a host community
-until a date; the guest wallet is a ledger account, opened when the membership is made
+until a date (the guest wallet is a ledger account, opened when the membership is made); claims.guest:
+a guest's claim, whose points go to the guest wallet
 
 Revision ID: 0022
 Revises: 0018
@@ -17,6 +18,9 @@ depends_on = None
 
 
 def upgrade():
+    # Plain ALTER TABLE ADD COLUMN on both databases (a batch operation would rebuild the table on SQLite).
+    op.add_column('claims', sa.Column('guest', sa.Boolean(), server_default=sa.false(), nullable=False))
+
     op.create_table('guest_memberships',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('resident_id', sa.Integer(), nullable=False),
@@ -43,3 +47,5 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_guest_memberships_resident_id'))
         batch_op.drop_index(batch_op.f('ix_guest_memberships_community_id'))
     op.drop_table('guest_memberships')
+    with op.batch_alter_table('claims', schema=None) as batch_op:
+        batch_op.drop_column('guest')
