@@ -57,6 +57,7 @@ KEYED = {
     "web_people.change_resident",   # a resident's details (a login's username may follow the phone)
     "web_people.move_resident",     # a resident to another household
     "web_people.deactivate_resident",  # a resident who left: logins closed
+    "web_people.guests",            # a guest taken in (a guest wallet opened)
     "web_books.month_close",        # a month-close signature
     "web_resident.claims",          # a resident's claim
     "web_resident.tasks",           # a team formed, joined or left

@@ -15,7 +15,7 @@ from timebank.audit.verify import verify_everything
 from timebank.core.errors import Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
-from timebank.core.policy import require_role
+from timebank.core.policy import can_see_community, require_role
 from timebank.people.operations import community_by_code
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The append-only ledger and its proofs.")
@@ -115,7 +115,7 @@ def transaction_query(args: dict, user):
     community_id = None if user.role == "admin" else user.community_id
     if args.get("community_code"):
         wanted = community_by_code(args["community_code"]).id
-        if community_id is not None and wanted != community_id:
+        if community_id is not None and wanted != community_id and not can_see_community(user, wanted):
             raise Forbidden("This belongs to another community.")
         community_id = wanted
     if args.get("since") and args.get("until") and args["since"] > args["until"]:

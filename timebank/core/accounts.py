@@ -56,6 +56,12 @@ def resident_minutes(resident_id: int) -> str:
     return f"resident:{resident_id}:minutes"
 
 
+def guest_points(resident_id: int, community_id: int) -> str:
+    """A guest's wallet (候鸟, 流动党员) in a host community: the points the person earned there, which
+    its supermarket charges. Owned by the host community and the person (no household)."""
+    return f"guest:{resident_id}:{community_id}:points"
+
+
 def issuance_points(community_id: int, category: str) -> str:
     return f"community:{community_id}:issuance:{category}"
 
@@ -97,6 +103,14 @@ def open_resident(session, resident, community_id: int) -> str:
     code = resident_minutes(resident.id)
     account_id = ledger.open_account(session, code, MINUTES, allow_negative=False, now=utc_naive())
     _own(session, account_id, community_id, household_id=resident.household_id, resident_id=resident.id)
+    return code
+
+
+def open_guest_wallet(session, resident_id: int, community_id: int) -> str:
+    """Open the person's guest wallet in the host community (:func:`guest_points`) if need be."""
+    code = guest_points(resident_id, community_id)
+    account_id = ledger.open_account(session, code, POINTS, allow_negative=False, now=utc_naive())
+    _own(session, account_id, community_id, resident_id=resident_id)
     return code
 
 

@@ -1,8 +1,11 @@
 """Who may see and do what. The API and the pages ask the same functions.
 
 * admin: everything, everywhere.
-* committee, grid_worker, clerk, supervisor: their own community only; supervisor reads only.
-* resident: their own household and themselves only.
+* committee, grid_worker, clerk, supervisor: their own community; supervisor reads only. Staff of a
+  community with communities below it (a 街道 over its 社区) also read those (:func:`can_see_community`,
+  :func:`require_sight`); acting stays with each community's own staff (:func:`require_community`).
+* resident: their own household and themselves only; in a community where they are a guest today
+  (候鸟, 流动党员) they claim, check in and help like its residents (:func:`in_community`).
 """
 
 from __future__ import annotations
@@ -38,16 +41,35 @@ def require_person(user: User) -> None:
                         code="person_required")
 
 
+def oversees(user: User, community_id: int) -> bool:
+    """Staff of this community or of a community above it (a 街道's staff over its 社区)."""
+    if user.role not in STAFF or user.community_id is None:
+        return False
+    if user.community_id == community_id:  # the usual case answers without a query
+        return True
+    return user.community is not None and user.community.oversees(community_id)
+
+
 def can_see_community(user: User, community_id: int) -> bool:
-    return user.role == "admin" or (user.role in STAFF and user.community_id == community_id)
+    return user.role == "admin" or oversees(user, community_id)
+
+
+def require_sight(user: User, community_id: int, *roles: str) -> None:
+    """Staff with one of ``roles`` (or admin) of this community or of one above it, to read. Others get 403."""
+    if user.role == "admin":
+        return
+    if roles and user.role not in roles:
+        raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+    if not oversees(user, community_id):
+        raise Forbidden("This belongs to another community.")
 
 
 def in_community(user: User, community_id: int) -> bool:
-    """Anyone who belongs to the community: its staff, its residents, or an admin."""
+    """Anyone who belongs to the community: its staff, its residents (and its guests today), or an admin."""
     if user.role == "admin":
         return True
     if user.role == "resident":
-        return user.resident is not None and user.resident.household.community_id == community_id
+        return user.resident is not None and user.resident.belongs_to(community_id)
     return user.community_id == community_id
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
-from timebank.core.policy import require_community, require_member
+from timebank.core.policy import require_member, require_sight
 from timebank.earning import operations as ops
 from timebank.earning.models import (
     CAP_PERIODS,
@@ -209,6 +209,8 @@ class ClaimOut(Schema):
     category = fields.Function(lambda c: c.rule_version.category)
     resident_id = fields.Integer()
     household_id = fields.Integer()
+    guest = fields.Boolean(metadata={"description": "A guest's claim: its points go to the person's guest wallet "
+                                                     "in the claim's community (docs/subdistrict.md)."})
     points = fields.Integer()
     minutes = fields.Integer()
     note = fields.String()
@@ -251,7 +253,7 @@ class Claims(MethodView):
             require_member(user, community.id)
             household_id = user.household_id
         else:
-            require_community(user, community.id)
+            require_sight(user, community.id)
         query = ops.claims_query(community.id, args["status"], household_id, args["resident_id"])
         query = query.options(selectinload(Claim.reversal))  # each claim's shown status, in one query
         return paginate(query, Claim.id, args["limit"], args["cursor"], descending=True)

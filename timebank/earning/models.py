@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from timebank.core.clock import utc_naive
@@ -175,6 +175,9 @@ class Claim(db.Model):
     entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: True when staff entered it on the resident's behalf.
     entered_for_resident: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A guest's claim (候鸟, 流动党员: the resident's household is of another community): its points go
+    #: to the person's guest wallet in the claim's community (docs/subdistrict.md).
+    guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Set for claims made by a QR check-in.
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive, index=True)

@@ -16,7 +16,8 @@ Domain rules, each findable by its word:
   The household row is locked while counting (PostgreSQL; SQLite writers are serialised anyway), so
   two approvals at the same moment cannot both pass the cap.
 * posting: one ledger transaction from the community's issuance account of the rule's category to the
-  household's points wallet (and minutes from the minutes issuance account to the resident, the
+  household's points wallet (a guest's claim: the person's guest wallet there, :func:`points_wallet`)
+  (and minutes from the minutes issuance account to the resident, the
   excess over the stored-hours cap to the pool), with the idempotency key ``claim:<id>:post``, so a
   claim can never be posted twice.
 * notices: the claimant is told (:mod:`timebank.notices`, in the same transaction) when a reviewer
@@ -42,7 +43,7 @@ from timebank.core.clock import local_zone, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.jobs import JobRun
-from timebank.core.policy import in_community, require_community, require_person
+from timebank.core.policy import can_see_community, in_community, require_community, require_person
 from timebank.core.users import User, same_person
 from timebank.earning.models import Claim, ClaimEvent, ClaimReversal, Rule, RuleVersion, Task
 from timebank.hours.operations import minute_legs
@@ -239,7 +240,8 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     ``team_leader``: the claim of a team member checked in by the team's leader (the caller,
     :func:`timebank.earning.teams.check_in_team`, has checked that ``user`` leads the member's team)."""
     resident = db.session.get(Resident, resident_id)
-    if resident is None or resident.household.community_id != community.id:
+    # A guest of the community (候鸟, 流动党员) claims here until their membership ends.
+    if resident is None or not resident.belongs_to(community.id):
         raise ValidationFailed(errors={"resident_id": ["No such resident in this community."]})
     if user.role == "resident":
         if user.resident_id != resident.id and not (team_leader and task is not None):
@@ -255,6 +257,7 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     claim = Claim(community_id=community.id, rule_id=rule.id, rule_version_id=version.id, resident_id=resident.id,
                   household_id=resident.household_id, points=version.points, minutes=version.minutes,
                   status="pending", note=note or "", entered_by_user_id=user.id,
+                  guest=resident.household.community_id != community.id,
                   entered_for_resident=user.role != "resident", task_id=task.id if task else None,
                   created_at=utc_naive())
     db.session.add(claim)
@@ -278,7 +281,7 @@ def visible_claim(user: User, claim_id: int) -> Claim:
     if user.role == "resident":
         if user.household_id != claim.household_id:
             raise NotFound("No such claim.")
-    elif user.role != "admin" and user.community_id != claim.community_id:
+    elif not can_see_community(user, claim.community_id):
         raise NotFound("No such claim.")
     return claim
 
@@ -371,6 +374,14 @@ def object_claim(user: User, claim_id: int, reason: str) -> Claim:
     return claim
 
 
+def points_wallet(claim: Claim) -> str:
+    """Where a claim's points go: the household's wallet; a guest's claim (the resident's household is of
+    another community, ``claims.guest``) goes to the person's guest wallet in the claim's community."""
+    if claim.guest:
+        return accounts.guest_points(claim.resident_id, claim.community_id)
+    return accounts.household_points(claim.household_id)
+
+
 def post_claim(claim: Claim, actor: str) -> Claim:
     """Credit the claim: one ledger transaction, at most once (idempotency key ``claim:<id>:post``)."""
     version = claim.rule_version
@@ -378,7 +389,7 @@ def post_claim(claim: Claim, actor: str) -> Claim:
     legs = []
     if claim.points:
         legs += [ledger.Leg(accounts.issuance_points(claim.community_id, version.category), -claim.points),
-                 ledger.Leg(accounts.household_points(claim.household_id), claim.points)]
+                 ledger.Leg(points_wallet(claim), claim.points)]
     if claim.minutes:
         community = db.session.get(Community, claim.community_id)
         legs += minute_legs(resident, community, claim.minutes, accounts.issuance_minutes(claim.community_id))

@@ -119,7 +119,7 @@ def check_in(user: User, token: str) -> tuple[Claim, bool]:
     if user.role != "resident" or user.resident is None:
         raise Forbidden("Residents check in with their own login.")
     resident = user.resident
-    if resident.household.community_id != task.community_id:
+    if not resident.belongs_to(task.community_id):  # its residents, and its guests today
         raise Forbidden("This task belongs to another community.")
     # Lock the task row so slots cannot be overbooked by simultaneous scans (PostgreSQL).
     db.session.refresh(task, with_for_update=True)

@@ -7,9 +7,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
+from timebank.core.errors import Forbidden
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
-from timebank.core.policy import require_community, require_member
+from timebank.core.policy import require_sight
 from timebank.hours import operations as ops
 from timebank.hours.models import HELP_STATUSES, HelpRequest
 from timebank.people.models import Resident
@@ -95,18 +96,20 @@ class HelpRequests(MethodView):
     @blp.arguments(HelpQuery, location="query")
     @blp.response(200, HelpPage)
     def get(self, args):
-        """Help requests of a community, newest first: staff see all; a resident sees open ones (to volunteer)
-        and their own household's."""
+        """Help requests of a community, newest first: staff (and those of a community above it) see all; a
+        resident sees open ones (to volunteer: of their own community, of a community of their own
+        sub-district, or where they are a guest) and their own household's."""
         user = current_user()
         community = community_by_code(args["community_code"])
         query = select(HelpRequest).where(HelpRequest.community_id == community.id)
         if user.role == "resident":
-            require_member(user, community.id)
+            if user.resident is None or not ops.may_help_in(user.resident, community.id):
+                raise Forbidden("This belongs to another community.")
             own = select(Resident.id).where(Resident.household_id == user.household_id)
             query = query.where((HelpRequest.status == "open") | HelpRequest.requester_id.in_(own)
                                 | HelpRequest.volunteer_id.in_(own))
         else:
-            require_community(user, community.id)
+            require_sight(user, community.id)
         if args["status"]:
             query = query.where(HelpRequest.status == args["status"])
         return paginate(query, HelpRequest.id, args["limit"], args["cursor"], descending=True)

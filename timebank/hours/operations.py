@@ -7,6 +7,10 @@
   household is labelled ``red`` is paid for by the community pool. Without enough minutes: 409
   ``insufficient_hours``.
 * Gifts (:func:`transfer`) go to kin in the same household or to the community pool.
+* Minutes are the person's across the deployment: a volunteer helps in any community of their own
+  sub-district (one with a community above both), and where they are a guest (:func:`may_help_in`).
+  The minutes leave the requester's account and reach the volunteer's, whichever community each
+  belongs to; the cap and the pool of the request's community apply.
 
 Insider rules (nobody mints or moves value alone):
 
@@ -23,17 +27,19 @@ Insider rules (nobody mints or moves value alone):
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 import ledger
 import ledger.core
 from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
-from timebank.core.clock import utc_naive
+from timebank.core.clock import local_today, utc_naive
 from timebank.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.policy import require_community
+from timebank.core.policy import can_see_community, require_community
 from timebank.core.users import User
 from timebank.hours.models import HelpRequest
-from timebank.people.models import Community, Resident
+from timebank.people.models import Community, GuestMembership, Resident, lineage, related, subtree
 
 #: Staff who act for residents in the time bank (enter requests, confirm help on their behalf).
 HELPING_STAFF = ("committee", "grid_worker")
@@ -106,16 +112,35 @@ def visible_help_request(user: User, help_request_id: int) -> HelpRequest:
     if help_request is None:
         raise NotFound("No such help request.")
     if user.role == "resident":
-        # Residents see open requests of their community (to volunteer) and their own household's.
+        # Residents see open requests of the communities they may help in (to volunteer) and their own
+        # household's.
         own = user.household_id in (help_request.requester.household_id,
                                     help_request.volunteer.household_id if help_request.volunteer else None)
-        neighbour = user.resident is not None and user.resident.household.community_id == help_request.community_id
+        neighbour = user.resident is not None and may_help_in(user.resident, help_request.community_id)
         if not own and not (help_request.status == "open" and neighbour):
             raise NotFound("No such help request.")
         return help_request
-    if user.role != "admin" and user.community_id != help_request.community_id:
+    if not can_see_community(user, help_request.community_id):
         raise NotFound("No such help request.")
     return help_request
+
+
+def help_communities(resident: Resident) -> list[int]:
+    """The communities whose open requests the resident may take (:func:`may_help_in`): their own, every
+    community of their sub-district's tree (below the top one), and those where they are a guest today."""
+    chain = lineage(resident.household.community_id)
+    ids = [c for c in subtree(chain[-1]) if c != chain[-1]] if len(chain) > 1 else chain[:1]
+    hosts = db.session.execute(select(GuestMembership.community_id).where(
+        GuestMembership.resident_id == resident.id, GuestMembership.until >= local_today())).scalars()
+    return ids + [c for c in hosts if c not in ids]
+
+
+def may_help_in(resident: Resident, community_id: int) -> bool:
+    """Minutes are the person's across the deployment: a resident helps in their own community, in
+    one where they are a guest today, and in any community that shares a community above theirs (two
+    社区 of one 街道)."""
+    home = resident.household.community_id
+    return related(home, community_id) or resident.is_guest_in(community_id)
 
 
 def _locked(help_request: HelpRequest) -> HelpRequest:
@@ -127,8 +152,9 @@ def _locked(help_request: HelpRequest) -> HelpRequest:
 def accept_help_request(user: User, help_request: HelpRequest, volunteer_id: int) -> HelpRequest:
     volunteer = _resident(volunteer_id, "volunteer_id")
     _acts_for(user, volunteer, *HELPING_STAFF)
-    if volunteer.household.community_id != help_request.community_id:
-        raise ValidationFailed(errors={"volunteer_id": ["The volunteer lives in another community."]})
+    if not may_help_in(volunteer, help_request.community_id):
+        raise ValidationFailed(errors={"volunteer_id": ["The volunteer lives in a community outside this one's "
+                                                        "sub-district and is not a guest here."]})
     if volunteer.household_id == help_request.requester.household_id:
         raise Forbidden("The volunteer is never of the requester's household.", code="self_dealing")
     _locked(help_request)

@@ -13,7 +13,7 @@ from timebank.core.errors import ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import current_user
 from timebank.core.openapi import for_any_login
-from timebank.core.policy import require_community, require_role, visible_household, visible_resident
+from timebank.core.policy import require_community, require_role, require_sight, visible_household, visible_resident
 from timebank.people import operations as ops
 from timebank.people.models import COLORS, Household, Resident
 
@@ -97,10 +97,10 @@ class Communities(MethodView):
 class CommunityOne(MethodView):
     @blp.response(200, CommunityOut)
     def get(self, code):
-        """A community (its staff, or admin)."""
+        """A community (its staff, the staff of a community above it, or admin)."""
         user = current_user()
         community = ops.community_by_code(code)
-        require_community(user, community.id)
+        require_sight(user, community.id)
         return community
 
 

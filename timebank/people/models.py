@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    select,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from timebank.core.clock import utc_naive
-from timebank.core.extensions import Model
+from timebank.core.clock import local_today, utc_naive
+from timebank.core.extensions import Model, db
 
 COLORS = ("red", "yellow", "green")
 
@@ -45,6 +56,48 @@ class Community(Model):
     __table_args__ = (
         CheckConstraint("expiry_policy IN ('none', 'annual', 'rolling')", name="expiry_policy"),
     )
+
+    def lineage(self) -> list[int]:
+        """This community's id and those of the communities above it (社区 -> 街道 -> 区), nearest first."""
+        return lineage(self.id)
+
+    def subtree(self) -> list[int]:
+        """This community's id and those of every community below it, parents before children."""
+        return subtree(self.id)
+
+    def oversees(self, community_id: int) -> bool:
+        """Whether ``community_id`` is this community or one below it (a 街道 oversees its 社区)."""
+        return community_id == self.id or self.id in lineage(community_id)
+
+
+def lineage(community_id: int) -> list[int]:
+    """``community_id`` and the ids above it, nearest first. A few rows: one query a level."""
+    chain = [community_id]
+    parent = db.session.execute(select(Community.parent_id).where(Community.id == community_id)).scalar()
+    while parent is not None and parent not in chain:
+        chain.append(parent)
+        parent = db.session.execute(select(Community.parent_id).where(Community.id == parent)).scalar()
+    return chain
+
+
+def subtree(community_id: int) -> list[int]:
+    """``community_id`` and every community below it, level by level (one query a level)."""
+    found = [community_id]
+    level = [community_id]
+    while level:
+        level = [i for i in db.session.execute(
+            select(Community.id).where(Community.parent_id.in_(level)).order_by(Community.id)).scalars()
+            if i not in found]
+        found.extend(level)
+    return found
+
+
+def related(first_id: int, second_id: int) -> bool:
+    """Whether two communities are one, or share a community above them (two 社区 of one 街道)."""
+    if first_id == second_id:
+        return True
+    above = set(lineage(first_id)[1:])
+    return bool(above.intersection(lineage(second_id)[1:]))
 
 
 class Household(Model):
@@ -97,6 +150,51 @@ class Resident(Model):
     @property
     def minutes_account(self) -> str:
         return f"resident:{self.id}:minutes"
+
+    def is_guest_in(self, community_id: int) -> bool:
+        """Whether the person is a guest of ``community_id`` today (:class:`GuestMembership`)."""
+        return self.active and guest_membership(self.id, community_id) is not None
+
+    def belongs_to(self, community_id: int) -> bool:
+        """The person's own community, or one where they are a guest today."""
+        return self.household.community_id == community_id or self.is_guest_in(community_id)
+
+
+class GuestMembership(Model):
+    """A person's membership of a community other than their own (候鸟, 流动党员) until a date.
+
+    Until ``until`` (a local date, its last day included) the person may claim, check in and help in
+    the host community with their own login; points earned there go to their guest wallet in it
+    (:func:`timebank.core.accounts.guest_points`), which its supermarket charges. It ends by itself:
+    every check compares ``until`` with today's date. One row per person and host community; taking
+    the person in again moves ``until`` (the audit log keeps each change)."""
+
+    __tablename__ = "guest_memberships"
+    __table_args__ = (UniqueConstraint("resident_id", "community_id", name="uq_guest_memberships_resident_community"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    #: The host community.
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: The last day of the membership (local date).
+    until: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    resident: Mapped[Resident] = relationship()
+    community: Mapped[Community] = relationship()
+
+    @property
+    def active(self) -> bool:
+        return self.until >= local_today() and self.resident.active
+
+
+def guest_membership(resident_id: int, community_id: int) -> GuestMembership | None:
+    """The person's membership of ``community_id`` if it holds today."""
+    return db.session.execute(
+        select(GuestMembership).where(GuestMembership.resident_id == resident_id,
+                                      GuestMembership.community_id == community_id,
+                                      GuestMembership.until >= local_today())).scalar_one_or_none()
 
 
 

@@ -46,8 +46,12 @@ def create_household(community: Community, name: str, address: str = "", grid: s
 
 def create_resident(household: Household, name: str, phone: str | None = None, password: str | None = None,
                     birth_year: int | None = None) -> Resident:
-    if phone and db.session.execute(select(Resident.id).where(Resident.phone == phone)).first():
-        raise Conflict("A resident with this phone number exists.", code="phone_taken")
+    known = db.session.execute(select(Resident.id).where(Resident.phone == phone)).scalar() if phone else None
+    if known is not None:
+        # One person, one record: a person of another community joins this one as a guest.
+        raise Conflict(f"A resident with this phone number exists (resident {known}). A person of another "
+                       f"community joins this one as a guest: POST /api/v1/residents/{known}/memberships "
+                       "{community_code, until}.", code="phone_taken")
     if password and not phone:
         raise ValidationFailed(errors={"phone": ["A resident who logs in needs a phone number."]})
     resident = Resident(household_id=household.id, name=name, phone=phone or None, birth_year=birth_year)

@@ -9,6 +9,8 @@ one-time ``form_key``.
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -16,13 +18,14 @@ from sqlalchemy import select
 from ledger.models import Account
 from timebank.core import accounts
 from timebank.core.audit_log import record
+from timebank.core.clock import local_today
 from timebank.core.database import reading
 from timebank.core.errors import DomainError, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.pages import check_form, form_number, qr_svg, roles_required
 from timebank.core.policy import require_community, visible_household, visible_resident
+from timebank.people import memberships, roster
 from timebank.people import operations as people
-from timebank.people import roster
 from timebank.people import staff_pages as staff
 from timebank.people.models import COLORS, Household, Resident
 from timebank.people.roster_api import DeactivateIn, HouseholdListArgs, HouseholdPatch, MoveIn, ResidentPatch
@@ -102,11 +105,43 @@ def households():
     except DomainError as exc:
         return _refused(exc)
     filter_args = _links(place, filters)
+    guests = memberships.guests_of(place.id)
     return render_template("committee/households.html", households=rows, filters=filters,
+                           guests=[(m, memberships.wallet_points(m)) for m in guests],
+                           can_host=can_write(*memberships.HOSTS), today=local_today(),
                            grids=roster.grids(place.id), filter_args=filter_args, total=roster.count(query),
                            next_cursor=next_cursor, paged=bool(request.args.get("cursor")),
                            colors=COLORS, balances=roster.balances([h.id for h in rows]),
                            can_register=can_write("committee", "grid_worker"))
+
+
+@bp.post("/guests")
+@roles_required(*READERS)
+def guests():
+    """Take a person of another community in as a guest (候鸟, 流动党员), found by their phone: the
+    committee of this community (``POST /api/v1/residents/{id}/memberships``)."""
+    place = staff.place()
+    back = url_for(".households")
+
+    def act():
+        phone = (request.form.get("phone") or "").strip()[:32]
+        until = _date(request.form.get("until"))
+        person = db.session.execute(select(Resident).where(Resident.phone == phone)).scalar_one_or_none() \
+            if phone else None
+        if person is None:
+            raise ValidationFailed(errors={"phone": [_("Nobody in this deployment has this phone number.")]})
+        membership, _new = memberships.take_in(me(), person, place, until)
+        return membership
+
+    return staff.write_once(act, lambda m: _("%(name)s is a guest here until %(until)s.", name=m.resident.name,
+                                             until=m.until.isoformat()), back)
+
+
+def _date(text: str | None):
+    try:
+        return date.fromisoformat((text or "").strip())
+    except ValueError:
+        raise ValidationFailed(errors={"until": [_("A date, such as 2026-08-31.")]}) from None
 
 
 def _card(household: Household) -> dict:
@@ -221,6 +256,7 @@ def household(household_id: int):
                            minutes={m.id: minutes.get(accounts.resident_minutes(m.id), 0) for m in members},
                            balance=roster.balances([found.id]).get(found.id, 0),
                            history=roster.care_label_history(found.id), colors=COLORS,
+                           away={m.id: memberships.of_resident(m.id) for m in members}, today=local_today(),
                            can_edit=can_write(*roster.EDITORS))
 
 

@@ -7,14 +7,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from timebank.core.errors import ValidationFailed
+from timebank.core.errors import NotFound, ValidationFailed
 from timebank.core.extensions import db
-from timebank.core.http import LocalDateTime, current_user
-from timebank.core.policy import require_community, visible_household, visible_resident
+from timebank.core.http import ListArgs, LocalDateTime, current_user, paginate
+from timebank.core.openapi import for_any_login
+from timebank.core.policy import can_see_community, require_sight, visible_household, visible_resident
+from timebank.people import memberships, roster
 from timebank.people import operations as ops
-from timebank.people import roster
 from timebank.people.api import HouseholdOut, ResidentOut
-from timebank.people.models import COLORS, Household, Resident
+from timebank.people.models import COLORS, GuestMembership, Household, Resident
 
 blp = Blueprint("roster", __name__, url_prefix="/api/v1",
                 description="The roster: lists of households and residents; changing, moving and deactivating.")
@@ -112,14 +113,15 @@ class ResidentState(ResidentOut):
 
 
 def _community(user, code: str | None):
-    """The community a list is for: the one named, or the staff member's own; its readers only."""
+    """The community a list is for: the one named, or the staff member's own; its readers (and those of
+    a community above it) only."""
     if code:
         community = ops.community_by_code(code)
     elif user.role != "admin" and user.community is not None:
         community = user.community
     else:
         raise ValidationFailed(errors={"community_code": ["Name the community."]})
-    require_community(user, community.id, *roster.READERS)
+    require_sight(user, community.id, *roster.READERS)
     return community
 
 
@@ -217,3 +219,96 @@ class ResidentDeactivate(MethodView):
         resident = visible_resident(user, db.session.get(Resident, resident_id))
         return roster.deactivate_resident(user, resident, body["reason"])
 
+
+
+# --- guests (候鸟, 流动党员) ---------------------------------------------------------------------------
+
+class MembershipIn(Schema):
+    community_code = fields.String(required=True, validate=validate.Length(1, 64),
+                                   metadata={"description": "The host community."})
+    until = fields.Date(required=True, metadata={"description": "The membership's last day (local date)."})
+
+
+class MembershipOut(Schema):
+    id = fields.Integer()
+    resident_id = fields.Integer()
+    resident_name = fields.String()
+    community_code = fields.String(metadata={"description": "The host community."})
+    community_name = fields.String()
+    home_community_code = fields.String()
+    home_community_name = fields.String()
+    until = fields.Date()
+    active = fields.Boolean(metadata={"description": "Today is on or before `until` (it ends by itself)."})
+    wallet_account = fields.String(metadata={"description": "The guest wallet in the host community (ledger)."})
+    wallet_points = fields.Integer()
+    created_at = LocalDateTime()
+
+
+class MembershipArgs(ListArgs):
+    community_code = fields.String(required=True, validate=validate.Length(1, 64))
+    active = fields.Boolean(load_default=None, metadata={"description": "Only current (true) or ended (false)."})
+
+
+class MembershipPage(Schema):
+    items = fields.List(fields.Nested(MembershipOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MembershipList(Schema):
+    items = fields.List(fields.Nested(MembershipOut))
+
+
+@blp.route("/residents/<int:resident_id>/memberships")
+class ResidentMemberships(MethodView):
+    @blp.arguments(MembershipIn)
+    @blp.response(201, MembershipOut)
+    @blp.alt_response(200, schema=MembershipOut, description="the person was a guest here already: `until` moved")
+    @blp.alt_response(403, description="forbidden: not the committee of the host community")
+    @blp.alt_response(404, description="not_found: no such resident")
+    @blp.alt_response(409, description="resident_inactive: the person has left")
+    @blp.alt_response(422, description="validation_error: the person's own community, or `until` in the past")
+    def post(self, body, resident_id):
+        """Take a person of another community in as a guest (候鸟, 流动党员) until a date (committee of
+        the host community): until then they claim, check in and help here with their own login, and
+        what they earn here goes to their guest wallet, which this community's supermarket charges. It
+        ends by itself. Again for the same person: their membership's end is moved (200)."""
+        resident = db.session.get(Resident, resident_id)
+        if resident is None:
+            raise NotFound("No such resident.")
+        community = ops.community_by_code(body["community_code"])
+        membership, new = memberships.take_in(current_user(), resident, community, body["until"])
+        return memberships.describe(membership), 201 if new else 200
+
+    @for_any_login
+    @blp.response(200, MembershipList)
+    @blp.alt_response(404, description="not_found: no such resident, or none of the caller's business")
+    def get(self, resident_id):
+        """A person's guest memberships: for the person, the staff of their community (all of them) and
+        the staff of a host community (its own)."""
+        user = current_user()
+        resident = db.session.get(Resident, resident_id)
+        if resident is None:
+            raise NotFound("No such resident.")
+        rows = memberships.of_resident(resident.id)
+        if user.role == "resident":
+            if user.resident_id != resident.id:
+                raise NotFound("No such resident.")
+        elif not can_see_community(user, resident.household.community_id):
+            rows = [m for m in rows if can_see_community(user, m.community_id)]
+            if not rows:
+                raise NotFound("No such resident.")
+        return {"items": [memberships.describe(m) for m in rows]}
+
+
+@blp.route("/memberships")
+class Memberships(MethodView):
+    @blp.arguments(MembershipArgs, location="query")
+    @blp.response(200, MembershipPage)
+    def get(self, args):
+        """A community's guest memberships, both ways: its guests, and its own people who are guests
+        elsewhere (the community's roster readers, and those of a community above it)."""
+        community = _community(current_user(), args["community_code"])
+        page = paginate(memberships.memberships_query(community.id, args["active"]), GuestMembership.id,
+                        args["limit"], args["cursor"])
+        page["items"] = [memberships.describe(m) for m in page["items"]]
+        return page

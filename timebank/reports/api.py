@@ -18,7 +18,7 @@ from timebank.core.audit_log import record_export
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.errors import ValidationFailed
 from timebank.core.http import LocalDateTime, current_user
-from timebank.core.policy import require_community, require_role
+from timebank.core.policy import require_role, require_sight
 from timebank.people.operations import community_by_code
 from timebank.reports import anomalies as anomaly_ops
 from timebank.reports import operations as ops
@@ -133,6 +133,20 @@ class MonthlyOut(Schema):
     activity = fields.Dict(metadata={"description": "claims_posted, claims_reversed, receipts"})
     top_households = fields.List(fields.Nested(MonthlyRankOut))
     donations = fields.List(fields.Nested(MonthlyDonationOut))
+    communities = fields.List(fields.Nested(lambda: MonthlyCommunityOut()), metadata={
+        "description": "A community with communities below it (a 街道 over its 社区): the figures of each "
+                       "of them (and its own, when it holds or moved anything), which add up to the report's; "
+                       "empty for a community with none below it"})
+
+
+class MonthlyCommunityOut(Schema):
+    code = fields.String()
+    name = fields.String()
+    parent_code = fields.String(allow_none=True)
+    points = fields.Dict()
+    hours = fields.Dict()
+    participation = fields.Dict()
+    activity = fields.Dict()
 
 
 @blp.route("/reports/monthly")
@@ -143,11 +157,13 @@ class MonthlyReport(MethodView):
     @blp.alt_response(404, description="not_found: no such community")
     @blp.alt_response(422, description="validation_error: month is not YYYY-MM, unknown format")
     def get(self, args):
-        """The month's figures (JSON, CSV with BOM, or XLSX). CSV and XLSX exports are logged as
+        """The month's figures (JSON, CSV with BOM, or XLSX). A community with communities below it (a
+        街道) covers all of them, with `communities`: each one's figures. Its staff (committee,
+        supervisor) read the reports of the communities below it too. CSV and XLSX exports are logged as
         `report.export` on the `timebank.audit.exports` log (a GET writes nothing)."""
         user = current_user()
         community = community_by_code(args["community_code"])
-        require_community(user, community.id, *AUDITORS)
+        require_sight(user, community.id, *AUDITORS)
         report = ops.monthly_report(community, args["month"])
         if args["format"] == "json":
             return report
@@ -197,7 +213,7 @@ class Anomalies(MethodView):
         `[since, until)`; by default the last 30 days."""
         user = current_user()
         community = community_by_code(args["community_code"])
-        require_community(user, community.id, *AUDITORS)
+        require_sight(user, community.id, *AUDITORS)
         start, end = ops.parse_window(args["since"], args["until"])
         return {"community_code": community.code, "since": start, "until": end,
                 "items": anomaly_ops.find_anomalies(community, start, end)}

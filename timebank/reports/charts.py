@@ -85,3 +85,45 @@ def legend(entries: list[tuple[str, str]]) -> Markup:
     items = "".join(f'<li><span class="swatch" style="background:{COLORS.get(k, "#555")}"></span>{escape(label)}</li>'
                     for k, label in entries)
     return Markup(f'<ul class="legend">{items}</ul>')
+
+
+def community_bars(rows: list[tuple[str, list[tuple[str, str, int]], tuple[str, str, int]]], title: str,
+                   width: int = 640) -> Markup:
+    """One row per community: a stacked bar of points issued by category and, under it, a thinner bar
+    of points redeemed. ``rows``: (community name, [(key, label, value)], (key, label, value)).
+
+    Horizontal, so a sub-district of many communities stays readable on a phone: the names sit on
+    the left, the bars grow to the right on one scale."""
+    left, right, top, row_h = 150, 56, 12, 46
+    plot_w = width - left - right
+    height = top * 2 + row_h * max(1, len(rows))
+    peak = _nice_max(max([sum(v for _k, _l, v in stack) for _n, stack, _s in rows]
+                         + [single[2] for _n, _s, single in rows] + [0]))
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+             f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="17">',
+             f"<title>{escape(title)}</title>"]
+    for step in range(5):
+        x = left + plot_w * step / 4
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - top}" stroke="#cfd6de"/>')
+    for i, (name, stack, single) in enumerate(rows):
+        y = top + row_h * i
+        parts.append(f'<text x="{left - 8}" y="{y + 20}" text-anchor="end" fill="#111">{escape(name)}</text>')
+        x = float(left)
+        for key, label, value in stack:
+            if value <= 0:
+                continue
+            w = plot_w * value / peak
+            parts.append(f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="20" '
+                         f'fill="{COLORS.get(key, "#555")}">'
+                         f"<title>{escape(name)} {escape(label)}: {value}</title></rect>")
+            x += w
+        total = sum(v for _k, _l, v in stack)
+        parts.append(f'<text x="{x + 4:.1f}" y="{y + 20}" fill="#111">{total}</text>')
+        key, label, value = single
+        if value > 0:
+            w = plot_w * value / peak
+            parts.append(f'<rect x="{left}" y="{y + 27}" width="{w:.1f}" height="10" fill="{COLORS.get(key, "#555")}">'
+                         f"<title>{escape(name)} {escape(label)}: {value}</title></rect>")
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - top}" stroke="#111"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -66,8 +66,8 @@ def mask_name(name: str | None) -> str:
 
 # --- the monthly report ---------------------------------------------------------------------------
 
-def _issuance_points_codes(community_id: int) -> list[str]:
-    return [accounts.issuance_points(community_id, c) for c in accounts.CATEGORIES]
+def _issuance_points_codes(community_ids: list[int]) -> list[str]:
+    return [accounts.issuance_points(cid, c) for cid in community_ids for c in accounts.CATEGORIES]
 
 
 def _not_an_index(column):
@@ -92,9 +92,9 @@ def _window(lo: datetime | None, hi: datetime | None):
     return query.cte("period").prefix_with("MATERIALIZED")
 
 
-def _issuance_points_ids(community_id: int) -> list[int]:
+def _issuance_points_ids(community_ids: list[int]) -> list[int]:
     return list(db.session.execute(
-        select(Account.id).where(Account.code.in_(_issuance_points_codes(community_id)))).scalars())
+        select(Account.id).where(Account.code.in_(_issuance_points_codes(community_ids)))).scalars())
 
 
 def earned_by_household(community_id: int, start: datetime, end: datetime) -> dict[int, int]:
@@ -102,7 +102,7 @@ def earned_by_household(community_id: int, start: datetime, end: datetime) -> di
     that draw on the community's points issuance accounts (claims and grants), less reversals of them.
     Read from the period's transactions only, in the same pass as the monthly report's flows
     (:func:`_month_flows`)."""
-    return _month_flows(community_id, start, end)[1]
+    return _month_flows([community_id], start, end)[1][community_id]
 
 
 def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKING_SIZE,
@@ -130,13 +130,15 @@ def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKI
     return out
 
 
-def donations(community_id: int, start: datetime, end: datetime) -> list[dict]:
-    """Donations received in ``[start, end)`` by donor: items and quantities (from the stock log)."""
+def donations(community_id: int | list[int], start: datetime, end: datetime) -> list[dict]:
+    """Donations received in ``[start, end)`` by donor: items and quantities (from the stock log), in one
+    community or in several (a sub-district's)."""
+    ids = [community_id] if isinstance(community_id, int) else list(community_id)
     m = StockMovement
     rows = db.session.execute(
         select(m.donor, m.donor_kind, Item.id, Item.name, func.sum(m.quantity), func.max(m.created_at))
         .join(Item, Item.id == m.item_id)
-        .where(m.community_id == community_id, m.reason == "donation", m.created_at >= start, m.created_at < end)
+        .where(m.community_id.in_(ids), m.reason == "donation", m.created_at >= start, m.created_at < end)
         .group_by(m.donor, m.donor_kind, Item.id, Item.name)
         .order_by(m.donor, Item.id)
     ).all()
@@ -158,13 +160,17 @@ _GROUPS = (_HOUSEHOLDS, _RESIDENTS, _POOL)
 _CHEAPER_SIDE: str | None = None
 
 
-def _month_flows(cid: int, start: datetime, end: datetime) -> tuple[dict[str, dict[str, tuple[int, int]]],
-                                                                    dict[int, int]]:
-    """One pass over the month's transactions: account code -> transaction kind -> (credits, debits)
-    of the community's accounts in ``[start, end)``, and what each household earned (its wallet's net
-    in transactions that draw on an issuance account: :func:`earned_by_household`)."""
+Flows = dict[str, dict[str, tuple[int, int]]]
+
+
+def _month_flows(ids: list[int], start: datetime, end: datetime) -> tuple[dict[int, Flows], dict[int, dict[int, int]]]:
+    """One pass over the month's transactions for the communities ``ids``: per community, account code
+    -> transaction kind -> (credits, debits) of its accounts in ``[start, end)``, and what each of its
+    households earned (its wallet's net in transactions that draw on an issuance account:
+    :func:`earned_by_household`). A sub-district's report reads its month once, whatever the number
+    of its communities."""
     owner = accounts.AccountOwner
-    issuance_ids = _issuance_points_ids(cid) or [-1]
+    issuance_ids = _issuance_points_ids(ids) or [-1]
     query = select(Transaction.id, Transaction.kind)
     query = query.where(Transaction.created_at >= start, Transaction.created_at < end)
     issuing = select(Posting.id).where(Posting.transaction_id == Transaction.id,
@@ -172,27 +178,30 @@ def _month_flows(cid: int, start: datetime, end: datetime) -> tuple[dict[str, di
     period = query.add_columns(case((issuing, 1), else_=0).label("issuing")).cte("period").prefix_with(
         "MATERIALIZED")
     rows = db.session.execute(
-        select(Posting.account_id, period.c.kind, period.c.issuing, owner.household_id, owner.resident_id,
+        select(owner.community_id, Posting.account_id, period.c.kind, period.c.issuing, owner.household_id,
+               owner.resident_id,
                func.coalesce(func.sum(case((Posting.amount > 0, Posting.amount), else_=0)), 0),
                func.coalesce(func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)), 0))
         .select_from(period)
         .join(Posting, Posting.transaction_id == period.c.id)
         .join(owner, owner.account_id == Posting.account_id)
-        .where(_not_an_index(owner.community_id) == cid)
-        .group_by(Posting.account_id, period.c.kind, period.c.issuing, owner.household_id, owner.resident_id)
+        .where(_not_an_index(owner.community_id).in_(ids))
+        .group_by(owner.community_id, Posting.account_id, period.c.kind, period.c.issuing, owner.household_id,
+                  owner.resident_id)
     ).all()
-    ids = {account_id for account_id, *_ in rows}
+    account_ids = {account_id for _c, account_id, *_ in rows}
     codes = {i: (code, unit) for i, code, unit in db.session.execute(
-        select(Account.id, Account.code, Account.unit).where(Account.id.in_(ids))).all()} if ids else {}
-    flows: dict[str, dict[str, tuple[int, int]]] = {}
-    earned: dict[int, int] = {}
-    for account_id, kind, issuing, household_id, resident_id, credit, debit in rows:
+        select(Account.id, Account.code, Account.unit).where(Account.id.in_(account_ids))).all()} \
+        if account_ids else {}
+    flows: dict[int, Flows] = {cid: {} for cid in ids}
+    earned: dict[int, dict[int, int]] = {cid: {} for cid in ids}
+    for cid, account_id, kind, issuing, household_id, resident_id, credit, debit in rows:
         code, unit = codes[account_id]
-        was = flows.setdefault(code, {}).get(kind, (0, 0))
-        flows[code][kind] = (was[0] + int(credit), was[1] + int(debit))
+        was = flows[cid].setdefault(code, {}).get(kind, (0, 0))
+        flows[cid][code][kind] = (was[0] + int(credit), was[1] + int(debit))
         if issuing and household_id is not None and resident_id is None and unit == accounts.POINTS:
-            earned[household_id] = earned.get(household_id, 0) + int(credit) - int(debit)
-    return flows, {h: v for h, v in earned.items() if v != 0}
+            earned[cid][household_id] = earned[cid].get(household_id, 0) + int(credit) - int(debit)
+    return flows, {cid: {h: v for h, v in by.items() if v != 0} for cid, by in earned.items()}
 
 
 def _group_of_account():
@@ -202,14 +211,18 @@ def _group_of_account():
     return case(
         (and_(owner.household_id.isnot(None), owner.resident_id.is_(None), Account.unit == accounts.POINTS),
          _HOUSEHOLDS),
+        # A guest's wallet in the community (:func:`timebank.core.accounts.guest_points`): points held there.
+        (and_(owner.resident_id.isnot(None), Account.unit == accounts.POINTS), _HOUSEHOLDS),
         (and_(owner.resident_id.isnot(None), Account.unit == accounts.MINUTES), _RESIDENTS),
         (Account.id.in_(pools), _POOL),
         else_="other")
 
 
-def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = None) -> dict[tuple[int, str], int]:
+def _group_totals(lo: datetime | None, hi: datetime | None,
+                  ids: list[int] | None = None) -> dict[tuple[int, str], int]:
     """(community id, group) -> sum of the postings of transactions with ``lo <= created_at < hi``
-    (either bound may be open) on the households' points, the residents' minutes and the pools."""
+    (either bound may be open) on the households' points (and guests' wallets), the residents' minutes
+    and the pools; of the communities ``ids`` (default: all)."""
     owner = accounts.AccountOwner
     group = _group_of_account()
     period = _window(lo, hi)
@@ -219,20 +232,20 @@ def _group_totals(lo: datetime | None, hi: datetime | None, cid: int | None = No
              .join(Account, Account.id == Posting.account_id)
              .join(owner, owner.account_id == Account.id)
              .group_by(owner.community_id, group))
-    if cid is not None:
-        query = query.where(_not_an_index(owner.community_id) == cid)
+    if ids is not None:
+        query = query.where(_not_an_index(owner.community_id).in_(ids))
     return {(community, name): int(total) for community, name, total in db.session.execute(query).all()}
 
 
-def _current_totals(cid: int) -> dict[str, int]:
+def _current_totals(ids: list[int]) -> dict[tuple[int, str], int]:
     """Today's balances of the groups: the accounts' cached balances (kept by the ledger's trigger)."""
     owner = accounts.AccountOwner
     group = _group_of_account()
     rows = db.session.execute(
-        select(group, func.coalesce(func.sum(Account.balance), 0))
+        select(owner.community_id, group, func.coalesce(func.sum(Account.balance), 0))
         .select_from(Account).join(owner, owner.account_id == Account.id)
-        .where(owner.community_id == cid).group_by(group)).all()
-    return {name: int(value) for name, value in rows}
+        .where(owner.community_id.in_(ids)).group_by(owner.community_id, group)).all()
+    return {(cid, name): int(value) for cid, name, value in rows}
 
 
 def _pick(totals: dict[tuple[int, str], int], cid: int) -> dict[str, int]:
@@ -240,48 +253,64 @@ def _pick(totals: dict[tuple[int, str], int], cid: int) -> dict[str, int]:
 
 
 def _balances_at(cid: int, end: datetime) -> dict[str, int]:
-    """The households' points, the residents' minutes and the pool's minutes at ``end``.
+    """The households' points, the residents' minutes and the pool's minutes of one community at ``end``
+    (:func:`_balances_of`)."""
+    return _balances_of([cid], end)[cid]
+
+
+def _balances_of(ids: list[int], end: datetime) -> dict[int, dict[str, int]]:
+    """Per community of ``ids``: the households' points, the residents' minutes and the pool's minutes
+    at ``end``.
 
     Read from the nearest anchor in time, plus or minus what was posted between it and ``end``:
 
     * ``start``: nothing before the first transaction;
     * ``now``: today's balances (each account's cached balance, checked by ``verify``);
     * ``before`` / ``after``: the stored totals at the end of an ended month (:class:`MonthTotals`,
-      kept by the ``month_totals`` job), the latest one not after ``end`` and the first not before.
+      kept by the ``month_totals`` job), the latest one not after ``end`` and the first not before,
+      among the month-ends stored for every community of ``ids``.
 
     Every window filters on ``created_at``, so the figures are exact whatever order the rows were
-    written in; the report of any month reads about one month of transactions once the job has run
-    (docs/performance.md has the figures)."""
+    written in; the report of any month reads about one month of transactions once the job has run,
+    for one community or for all the communities of a sub-district at once (docs/performance.md has
+    the figures)."""
     # Two queries: each is one step down the index on created_at (together they would scan it).
     first = db.session.execute(select(func.min(Transaction.created_at))).scalar_one()
     last = db.session.execute(select(func.max(Transaction.created_at))).scalar_one()
     if first is None:
-        return dict.fromkeys(_GROUPS, 0)
-    before = db.session.execute(
-        select(MonthTotals).where(MonthTotals.community_id == cid, MonthTotals.ends_at <= end)
-        .order_by(MonthTotals.ends_at.desc()).limit(1)).scalar_one_or_none()
-    after = db.session.execute(
-        select(MonthTotals).where(MonthTotals.community_id == cid, MonthTotals.ends_at >= end)
-        .order_by(MonthTotals.ends_at).limit(1)).scalar_one_or_none()
+        return {cid: dict.fromkeys(_GROUPS, 0) for cid in ids}
+
+    def stored_end(condition, order):
+        return db.session.execute(
+            select(MonthTotals.ends_at).where(MonthTotals.community_id.in_(ids), condition)
+            .group_by(MonthTotals.ends_at).having(func.count() == len(ids)).order_by(order).limit(1)).scalar()
+
+    before = stored_end(MonthTotals.ends_at <= end, MonthTotals.ends_at.desc())
+    after = stored_end(MonthTotals.ends_at >= end, MonthTotals.ends_at)
     distance = {"start": max(end - first, timedelta(0)), "now": max(last - end, timedelta(0))}
     if before is not None:
-        distance["before"] = end - before.ends_at
+        distance["before"] = end - before
     if after is not None:
-        distance["after"] = after.ends_at - end
+        distance["after"] = after - end
     anchor = _CHEAPER_SIDE if _CHEAPER_SIDE in distance else min(distance, key=lambda k: (distance[k], k))
     if anchor == "start":
-        return _pick(_group_totals(None, end, cid), cid)
+        totals = _group_totals(None, end, ids)
+        return {cid: _pick(totals, cid) for cid in ids}
     if anchor == "now":
-        current = _current_totals(cid)
-        later = _pick(_group_totals(end, None, cid), cid)
-        return {name: current.get(name, 0) - later[name] for name in _GROUPS}
-    stored = before if anchor == "before" else after
-    base = {_HOUSEHOLDS: stored.households_points, _RESIDENTS: stored.residents_minutes, _POOL: stored.pool_minutes}
+        current = _current_totals(ids)
+        later = _group_totals(end, None, ids)
+        return {cid: {name: current.get((cid, name), 0) - later.get((cid, name), 0) for name in _GROUPS}
+                for cid in ids}
+    moment = before if anchor == "before" else after
+    base = {r.community_id: {_HOUSEHOLDS: r.households_points, _RESIDENTS: r.residents_minutes,
+                             _POOL: r.pool_minutes}
+            for r in db.session.execute(select(MonthTotals).where(MonthTotals.community_id.in_(ids),
+                                                                  MonthTotals.ends_at == moment)).scalars()}
     if anchor == "before":
-        between = _pick(_group_totals(stored.ends_at, end, cid), cid)
-        return {name: base[name] + between[name] for name in _GROUPS}
-    between = _pick(_group_totals(end, stored.ends_at, cid), cid)
-    return {name: base[name] - between[name] for name in _GROUPS}
+        between = _group_totals(moment, end, ids)
+        return {cid: {name: base[cid][name] + between.get((cid, name), 0) for name in _GROUPS} for cid in ids}
+    between = _group_totals(end, moment, ids)
+    return {cid: {name: base[cid][name] - between.get((cid, name), 0) for name in _GROUPS} for cid in ids}
 
 
 def _ended_months(first: datetime, moment: datetime) -> list[str]:
@@ -365,22 +394,43 @@ def verify_month_totals(result: dict) -> None:
 
 
 def monthly_report(community: Community, month: str) -> dict:
-    """The month's figures for one community (definitions in docs/reports.md), read on the read
-    replica when the deployment has one (``TIMEBANK_READ_DATABASE_URL``).
+    """The month's figures for one community and every community below it (a 街道 over its 社区;
+    definitions in docs/reports.md), read on the read replica when the deployment has one
+    (``TIMEBANK_READ_DATABASE_URL``). ``communities`` breaks the figures down by community.
 
-    Its cost follows the month's transactions and the community's accounts, not the ledger's
-    history (:func:`_month_flows`, :func:`_balances_at`); docs/performance.md has the figures."""
+    Its cost follows the month's transactions and the communities' accounts, not the ledger's
+    history, nor the number of communities (:func:`_month_flows`, :func:`_balances_of` read them all
+    at once); docs/performance.md has the figures."""
     with reading(replica=True):
         return _monthly_report(community, month)
 
 
-def _monthly_report(community: Community, month: str) -> dict:
-    parse_month(month)
-    start, end = month_bounds(month)
-    cid = community.id
-    flows, earned = _month_flows(cid, start, end)
-    at_end = _balances_at(cid, end)
+def _counts(ids: list[int], start: datetime, end: datetime) -> dict[int, dict[str, int]]:
+    """Per community: its households made before ``end``, and its receipts, claims posted and claims
+    taken back in ``[start, end)``; four grouped queries for any number of communities."""
+    def grouped(query) -> dict[int, int]:
+        return {cid: int(n) for cid, n in db.session.execute(query).all()}
 
+    households = grouped(select(Household.community_id, func.count()).where(
+        Household.community_id.in_(ids), Household.created_at < end).group_by(Household.community_id))
+    receipts = grouped(select(Redemption.community_id, func.count()).where(
+        Redemption.community_id.in_(ids), Redemption.created_at >= start, Redemption.created_at < end)
+        .group_by(Redemption.community_id))
+    # Claims posted in the month, also those taken back later (a month's figures do not change
+    # afterwards); the reversals are counted in the month they were made.
+    posted = grouped(select(Claim.community_id, func.count()).where(
+        Claim.community_id.in_(ids), Claim.status == "posted", Claim.posted_at >= start, Claim.posted_at < end)
+        .group_by(Claim.community_id))
+    reversed_ = grouped(select(Claim.community_id, func.count()).select_from(ClaimReversal)
+                        .join(Claim, Claim.id == ClaimReversal.claim_id)
+                        .where(Claim.community_id.in_(ids), ClaimReversal.created_at >= start,
+                               ClaimReversal.created_at < end).group_by(Claim.community_id))
+    return {cid: {"households": households.get(cid, 0), "receipts": receipts.get(cid, 0),
+                  "claims_posted": posted.get(cid, 0), "claims_reversed": reversed_.get(cid, 0)} for cid in ids}
+
+
+def _figures(cid: int, flows: Flows, earned: dict[int, int], at_end: dict[str, int], counts: dict[str, int]) -> dict:
+    """One community's figures: points, hours, participation, activity."""
     def credit(code, kinds=None):
         return sum(v[0] for k, v in flows.get(code, {}).items() if kinds is None or k in kinds)
 
@@ -392,48 +442,23 @@ def _monthly_report(community: Community, month: str) -> dict:
     shop = accounts.supermarket_points(cid)
     expired = accounts.expired_points(cid)
     residents = [c for c in flows if c.startswith("resident:") and c.endswith(":minutes")]
-    households = [c for c in flows if c.startswith("household:") and c.endswith(":points")]
+    wallets = [c for c in flows if c.startswith(("household:", "guest:")) and c.endswith(":points")]
     pool = accounts.pool_minutes(cid)
-
     earning_households = sum(1 for v in earned.values() if v > 0)
-    total_households = db.session.execute(
-        select(func.count()).select_from(Household)
-        .where(Household.community_id == cid, Household.created_at < end)).scalar_one()
-
-    receipts = db.session.execute(
-        select(func.count()).select_from(Redemption)
-        .where(Redemption.community_id == cid, Redemption.created_at >= start, Redemption.created_at < end)
-    ).scalar_one()
-    # Claims posted in the month, also those taken back later (a month's figures do not change
-    # afterwards); the reversals are counted in the month they were made.
-    claims_posted = db.session.execute(
-        select(func.count()).select_from(Claim)
-        .where(Claim.community_id == cid, Claim.status == "posted", Claim.posted_at >= start, Claim.posted_at < end)
-    ).scalar_one()
-    claims_reversed = db.session.execute(
-        select(func.count()).select_from(ClaimReversal).join(Claim, Claim.id == ClaimReversal.claim_id)
-        .where(Claim.community_id == cid, ClaimReversal.created_at >= start, ClaimReversal.created_at < end)
-    ).scalar_one()
-
+    total_households = counts["households"]
     redeemed = credit(shop)
-    returned_by_void = debit(shop, ("void", "reversal"))
-    returned_by_return = debit(shop, ("return",))
     voided = debit(shop)
     return {
-        "community_code": community.code,
-        "community_name": community.name,
-        "month": month,
-        "period": {"start": to_local(start).isoformat(), "end": to_local(end).isoformat()},
         "points": {
             "issued_by_category": issued,
             "issued_total": sum(issued.values()),
             "redeemed": redeemed,
             "voided": voided,
-            "voided_by_void": returned_by_void,
-            "voided_by_return": returned_by_return,
+            "voided_by_void": debit(shop, ("void", "reversal")),
+            "voided_by_return": debit(shop, ("return",)),
             "redeemed_net": redeemed - voided,
             "expired": credit(expired) - debit(expired),
-            "reversed": sum(debit(c, ("claim_reversal",)) - credit(c, ("claim_reversal",)) for c in households),
+            "reversed": sum(debit(c, ("claim_reversal",)) - credit(c, ("claim_reversal",)) for c in wallets),
             "outstanding": at_end[_HOUSEHOLDS],
         },
         "hours": {
@@ -443,40 +468,94 @@ def _monthly_report(community: Community, month: str) -> dict:
             "pool_balance_minutes": at_end[_POOL],
             "outstanding_minutes": at_end[_RESIDENTS],
         },
-        "participation": {
-            "households_earning": earning_households,
-            "households_total": int(total_households),
-            "rate": round(earning_households / total_households, 4) if total_households else 0.0,
-        },
-        "activity": {"claims_posted": int(claims_posted), "claims_reversed": int(claims_reversed),
-                     "receipts": int(receipts)},
-        "top_households": ranking(cid, start, end, earned=earned),
-        "donations": [dict(d, last_donation_at=to_local(d["last_donation_at"]).isoformat()) for d in
-                      donations(cid, start, end)],
+        "participation": _participation(earning_households, total_households),
+        "activity": {"claims_posted": counts["claims_posted"], "claims_reversed": counts["claims_reversed"],
+                     "receipts": counts["receipts"]},
     }
+
+
+def _participation(earning: int, total: int) -> dict:
+    return {"households_earning": earning, "households_total": total,
+            "rate": round(earning / total, 4) if total else 0.0}
+
+
+def _add_up(parts: list[dict]) -> dict:
+    """The figures of several communities together (every figure is a sum; the rate is recomputed)."""
+    points = {"issued_by_category": {cat: sum(p["points"]["issued_by_category"][cat] for p in parts)
+                                     for cat in accounts.CATEGORIES}}
+    points.update({key: sum(p["points"][key] for p in parts) for key in parts[0]["points"]
+                   if key != "issued_by_category"})
+    return {
+        "points": points,
+        "hours": {key: sum(p["hours"][key] for p in parts) for key in parts[0]["hours"]},
+        "participation": _participation(sum(p["participation"]["households_earning"] for p in parts),
+                                        sum(p["participation"]["households_total"] for p in parts)),
+        "activity": {key: sum(p["activity"][key] for p in parts) for key in parts[0]["activity"]},
+    }
+
+
+def _is_empty(figures) -> bool:
+    if isinstance(figures, dict):
+        return all(_is_empty(v) for v in figures.values())
+    return not figures
+
+
+def _monthly_report(community: Community, month: str) -> dict:
+    parse_month(month)
+    start, end = month_bounds(month)
+    ids = community.subtree()
+    flows, earned = _month_flows(ids, start, end)
+    at_end = _balances_of(ids, end)
+    counts = _counts(ids, start, end)
+    parts = {cid: _figures(cid, flows[cid], earned[cid], at_end[cid], counts[cid]) for cid in ids}
+    everyone = {household: points for cid in ids for household, points in earned[cid].items()}
+    breakdown = []
+    if len(ids) > 1:
+        places = {c.id: c for c in db.session.execute(select(Community).where(Community.id.in_(ids))).scalars()}
+        codes = {cid: places[cid].code for cid in ids}
+        # The community asked for is listed too when it holds or moved anything itself, so that the
+        # parts always add up to the whole.
+        shown = [cid for cid in ids if cid != community.id or not _is_empty(parts[cid])]
+        breakdown = [{"code": places[cid].code, "name": places[cid].name,
+                      "parent_code": codes.get(places[cid].parent_id), **parts[cid]} for cid in shown]
+    return {
+        "community_code": community.code,
+        "community_name": community.name,
+        "month": month,
+        "period": {"start": to_local(start).isoformat(), "end": to_local(end).isoformat()},
+        **_add_up([parts[cid] for cid in ids]),
+        "top_households": ranking(community.id, start, end, earned=everyone),
+        "donations": [dict(d, last_donation_at=to_local(d["last_donation_at"]).isoformat()) for d in
+                      donations(ids, start, end)],
+        "communities": breakdown,
+    }
+
+
+def _figure_rows(figures: dict) -> list[tuple]:
+    """A community's figures as the CSV and XLSX name them: ``points.issued.volunteer``, ``hours.help_minutes``..."""
+    rows = [(f"points.issued.{cat}", value) for cat, value in figures["points"]["issued_by_category"].items()]
+    rows += [(f"points.{key}", value) for key, value in figures["points"].items() if key != "issued_by_category"]
+    for section in ("hours", "participation", "activity"):
+        rows += [(f"{section}.{key}", value) for key, value in figures[section].items()]
+    return rows
 
 
 def _summary_rows(report: dict) -> list[tuple]:
     rows = [("community", report["community_code"]), ("community_name", report["community_name"]),
             ("month", report["month"]), ("period_start", report["period"]["start"]),
             ("period_end", report["period"]["end"])]
-    points = report["points"]
-    for cat, value in points["issued_by_category"].items():
-        rows.append((f"points.issued.{cat}", value))
-    for key in ("issued_total", "redeemed", "voided", "voided_by_void", "voided_by_return", "redeemed_net",
-                "expired", "reversed", "outstanding"):
-        rows.append((f"points.{key}", points[key]))
-    for key, value in report["hours"].items():
-        rows.append((f"hours.{key}", value))
-    for key, value in report["participation"].items():
-        rows.append((f"participation.{key}", value))
-    for key, value in report["activity"].items():
-        rows.append((f"activity.{key}", value))
-    return rows
+    return rows + _figure_rows(report)
+
+
+def _community_rows(report: dict) -> list[tuple]:
+    """The per-community breakdown of a sub-district's report: (code, name, figure, value) rows."""
+    return [(c["code"], c["name"], name, value) for c in report.get("communities", [])
+            for name, value in _figure_rows(c)]
 
 
 def monthly_report_csv(report: dict) -> str:
-    """CSV (without the BOM): ``section,name,value,detail`` rows for figures, ranking and donations."""
+    """CSV (without the BOM): ``section,name,value,detail`` rows for figures, ranking, donations and, for a
+    sub-district, each community's figures (``community``, ``<code>:<figure>``, value, the community's name)."""
     buffer = io.StringIO()
     writer = csv_writer(buffer)
     writer.writerow(("section", "name", "value", "detail"))
@@ -487,17 +566,19 @@ def monthly_report_csv(report: dict) -> str:
     for donor in report["donations"]:
         for item in donor["items"]:
             writer.writerow(("donation", donor["donor"], item["quantity"], item["name"]))
+    for code, name, figure, value in _community_rows(report):
+        writer.writerow(("community", f"{code}:{figure}", value, name))
     return buffer.getvalue()
 
 
 def monthly_report_rows(report: dict) -> int:
     """How many data rows the CSV and the XLSX of ``report`` hold (headers not counted)."""
     return (len(list(_summary_rows(report))) + len(report["top_households"])
-            + sum(len(d["items"]) for d in report["donations"]))
+            + sum(len(d["items"]) for d in report["donations"]) + len(_community_rows(report)))
 
 
 def monthly_report_xlsx(report: dict) -> bytes:
-    """XLSX: sheets ``figures``, ``ranking`` and ``donations``."""
+    """XLSX: sheets ``figures``, ``ranking`` and ``donations``; and ``communities`` for a sub-district."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -515,6 +596,11 @@ def monthly_report_xlsx(report: dict) -> bytes:
     for d in report["donations"]:
         for item in d["items"]:
             append_row(sheet, [d["donor"], d["donor_kind"], item["name"], item["quantity"]])
+    if report.get("communities"):
+        sheet = workbook.create_sheet("communities")
+        append_row(sheet, ["code", "name", "figure", "value"])
+        for row in _community_rows(report):
+            append_row(sheet, list(row))
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

@@ -16,7 +16,7 @@ from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_today, local_zone, months_before, parse_month, utc_naive
 from timebank.core.errors import DomainError
 from timebank.core.pages import CATEGORY_LABELS, label, roles_required
-from timebank.core.policy import require_community
+from timebank.core.policy import require_community, require_sight
 from timebank.people import staff_pages as staff
 from timebank.people.models import Community
 from timebank.people.operations import community_by_code
@@ -93,10 +93,24 @@ def _month_arg() -> str:
     return month
 
 
+def _report_place() -> Community:
+    """The community the report is for: the user's own, or one below it named by ``community_code`` (a
+    街道's staff open each of its communities' reports)."""
+    code = request.args.get("community_code")
+    if not code:
+        return staff.place()
+    place = _community_or_404(code)
+    try:
+        require_sight(current_user._get_current_object(), place.id, *READERS)
+    except DomainError:
+        abort(403)
+    return place
+
+
 @bp.get("/committee/reports", endpoint="reports")
 @roles_required(*READERS)
 def report():
-    place = staff.place()
+    place = _report_place()
     month = _month_arg()
     months = months_before(month, CHART_MONTHS)
     monthly = [reports.monthly_report(place, m) for m in months]
@@ -106,8 +120,15 @@ def report():
     redeemed = ("redeemed", _("Redeemed (after voids and returns)"), [r["points"]["redeemed_net"] for r in monthly])
     chart = charts.month_bars(months, stacks, redeemed, _("Points issued by category and redeemed, by month"))
     key = charts.legend([(k, lbl) for k, lbl, _v in stacks] + [(redeemed[0], redeemed[1])])
+    # A sub-district (街道): each of its communities this month, on one scale.
+    by_community = charts.community_bars(
+        [(c["name"], [(cat, str(label(CATEGORY_LABELS, cat)), c["points"]["issued_by_category"].get(cat, 0))
+                      for cat in CATEGORIES], ("redeemed", redeemed[1], c["points"]["redeemed_net"]))
+         for c in current["communities"]],
+        _("Points issued by category and redeemed, by community")) if current["communities"] else None
     return render_template("committee/reports.html", place=place, month=month, report=current, chart=chart,
                            legend=key, monthly=list(zip(months, monthly, strict=True)),
+                           community_chart=by_community, own=place.id == staff.community().id,
                            previous=months_before(month, 2)[0],
                            following=None if month >= current_month() else _next(month))
 
@@ -120,7 +141,7 @@ def _next(month: str) -> str:
 @bp.get("/committee/reports/<month>.<fmt>")
 @roles_required(*READERS)
 def report_export(month: str, fmt: str):
-    place = staff.place()
+    place = _report_place()
     try:
         parse_month(month)
     except DomainError:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 import ledger
 from ledger import driver
+from ledger.models import Account, Posting
 from timebank.core import accounts, clock, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
@@ -492,6 +493,15 @@ def _lock_redemption(redemption_id: int, user: User) -> Redemption:
     return redemption
 
 
+def charged_wallet(redemption: Redemption) -> str:
+    """The account the sale charged: the household's wallet, or a guest's wallet in the community
+    (:mod:`timebank.people.memberships`). Read from the sale's own transaction."""
+    code = db.session.execute(
+        select(Account.code).join(Posting, Posting.account_id == Account.id)
+        .where(Posting.transaction_id == redemption.transaction_id, Posting.amount < 0)).scalar()
+    return code or accounts.household_points(redemption.household_id)
+
+
 def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
     """Cancel a receipt: points and stock back, as compensating entries.
 
@@ -516,7 +526,7 @@ def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
         else:
             tx = ledgering.post(redemption.community_id, [
                 ledger.Leg(accounts.supermarket_points(redemption.community_id), -remaining_points),
-                ledger.Leg(accounts.household_points(redemption.household_id), remaining_points)],
+                ledger.Leg(charged_wallet(redemption), remaining_points)],
                 kind="void", memo=memo, actor=user.actor, reference=reference)
     except ledger.AlreadyReversed as exc:
         raise Conflict("This receipt is already voided.", code="already_voided") from exc
@@ -556,7 +566,7 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
     points = sum(by_item[i].unit_points * q for i, q in wanted.items())
     tx = ledgering.post(redemption.community_id, [
         ledger.Leg(accounts.supermarket_points(redemption.community_id), -points),
-        ledger.Leg(accounts.household_points(redemption.household_id), points)],
+        ledger.Leg(charged_wallet(redemption), points)],
         kind="return", memo=f"小票 {redemption.receipt_no} 号退货（原因：{reason}）", actor=user.actor,
         reference=f"redemption:{redemption.id}")
     returned = RedemptionReturn(redemption_id=redemption.id, points=points, transaction_id=tx.id, reason=reason,

@@ -63,6 +63,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
+import ledger
 from timebank.core.clock import local_zone, now, utc_naive
 from timebank.core.errors import DomainError, NotFound, ValidationFailed
 from timebank.core.extensions import db
@@ -78,6 +79,7 @@ from timebank.core.pages import (
     sent_before,
     take_form_key,
 )
+from timebank.people.memberships import guest_wallet
 from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 from timebank.shop import operations as shop
@@ -138,9 +140,19 @@ def _identify(code: str):
             resident = db.session.execute(select(Resident).where(Resident.member_code == code)).scalar_one_or_none()
             household = resident.household if resident else None
     user = me()
-    if household is None or (user.role != "admin" and household.community_id != user.community_id):
+    if household is not None and user.role != "admin" and household.community_id != user.community_id \
+            and (resident is None or guest_wallet(resident.id, user.community_id) is None):
+        household = None  # another community's card; a guest (候鸟) pays with their own card or pay code
+    if household is None:
         raise NotFound("No household with this card or code here.", code="unknown_member")
     return household, resident
+
+
+def _guest_wallet(place, household, resident) -> str | None:
+    """The guest wallet the sale would charge, when the buyer is a guest of this community."""
+    if resident is None or household.community_id == place.id:
+        return None
+    return guest_wallet(resident.id, place.id)
 
 
 def _basket(community_id: int, ids: list[int]) -> list[dict]:
@@ -194,12 +206,13 @@ def _find_goods(community_id: int, text: str) -> tuple[Item | None, list[Item]]:
 
 def _render_pos(place, member: str | None, ids: list[int], *, error: str | None = None, status: int = 200,
                 query: str = "", results=None, searched: bool = False):
-    household = resident = None
+    household = resident = guest = None
     balance = None
     if member:
         try:
             household, resident = _identify(member)
-            balance = shop.household_balance(household.id)
+            guest = _guest_wallet(place, household, resident)
+            balance = ledger.balance(db.session, guest) if guest else shop.household_balance(household.id)
         except DomainError as exc:
             if error is None:
                 error, status = message(exc), exc.status
@@ -221,6 +234,7 @@ def _render_pos(place, member: str | None, ids: list[int], *, error: str | None 
     # The page's script swaps the answer in; a refusal is shown in words, not as a failed request.
     return render_template(
         "clerk/pos.html", place=place, member=member, household=household, resident=resident, balance=balance,
+        guest=guest,
         lines=lines, total=total, ids=ids, error=error, query=query, results=results or [], searched=searched,
         done=done, done_household=db.session.get(Household, done.household_id) if done else None, recent=recent,
         photo_urls=photo_urls, again=request.args.get("again") == "1", stale=request.args.get("stale") == "1",

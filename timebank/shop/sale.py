@@ -32,6 +32,7 @@ from timebank.core.database import take_write_lock
 from timebank.core.errors import Conflict, Forbidden, NotFound
 from timebank.core.extensions import db
 from timebank.notices.operations import notify_household
+from timebank.people.memberships import guest_wallet
 from timebank.shop.models import Redemption
 from timebank.shop.operations import (
     SHOP_ROLES,
@@ -45,12 +46,13 @@ from timebank.shop.operations import (
 
 class Member(NamedTuple):
     """Who is buying: the household, its community, and the resident when a person's card or pay
-    code identified them."""
+    code identified them; ``wallet``: the account charged (the household's, or a guest's wallet)."""
 
     household_id: int
     community_id: int
     community_code: str
     resident_id: int | None
+    wallet: str
 
 
 class Goods(NamedTuple):
@@ -176,10 +178,15 @@ def _find_member(cursor, sql, user, member_code, pay_code) -> tuple[Member, str 
     found = cursor.fetchone()  # a household card first; member codes are unique per kind
     if found is None:
         raise _unknown_member()
-    member = Member(*found)
-    if user.role != "admin" and member.community_id != user.community_id:
-        raise _unknown_member()
-    return member, nonce
+    household_id, community_id, community_code, resident_id = found
+    if user.role != "admin" and community_id != user.community_id:
+        # A guest (候鸟) pays here from their guest wallet, named by their own card or pay code.
+        wallet = guest_wallet(resident_id, user.community_id) if resident_id is not None else None
+        if wallet is None:
+            raise _unknown_member()
+        return Member(household_id, user.community_id, user.community.code, resident_id, wallet), nonce
+    return Member(household_id, community_id, community_code, resident_id,
+                  accounts.household_points(household_id)), nonce
 
 
 def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: datetime) -> None:
@@ -279,14 +286,14 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
         row = goods[item_id]
         tell_low_stock(community_id, item_id, name, row.on_hand, row.on_hand - quantity, row.low_stock_threshold)
 
-    wallet = accounts.household_points(household_id)
+    wallet = member.wallet
     try:
         tx = ledgering.post(community_id, [ledger.Leg(wallet, -total),
                                            ledger.Leg(accounts.supermarket_points(community_id), total)],
                             kind="redemption", memo=f"爱心超市兑换 · 小票 {receipt_no} 号", actor=actor,
                             reference=f"redemption:{receipt_id}", now=moment)
     except ledger.InsufficientFunds as exc:
-        raise Conflict(f"The household holds {exc.balance} points; these goods cost {total}.",
+        raise Conflict(f"The wallet holds {exc.balance} points; these goods cost {total}.",
                        code="insufficient_points") from exc
     balance_after = tx.balances[wallet]
     cursor.execute(sql["settle"], {"balance": balance_after, "tx": tx.id, "receipt": receipt_id})

@@ -41,6 +41,7 @@ from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
 from timebank.notices import operations as notices
+from timebank.people import memberships
 from timebank.people.models import Resident
 from timebank.shop import operations as shop
 from timebank.shop.models import Item
@@ -72,8 +73,11 @@ def home():
     open_claims = db.session.execute(
         select(Claim).where(Claim.household_id == household.id, Claim.status.in_(("pending", "publicized")))
         .order_by(Claim.id.desc()).limit(5)).scalars().all()
+    # Where the person is (or was) a guest (候鸟, 流动党员): each guest wallet and until when.
+    guest_wallets = [(m, memberships.wallet_points(m)) for m in memberships.of_resident(resident.id)]
     return render_template("resident/home.html", resident=resident, household=household, points=points,
-                           minutes=minutes, open_claims=open_claims, unread=notices.unread_count(user))
+                           minutes=minutes, open_claims=open_claims, unread=notices.unread_count(user),
+                           guest_wallets=guest_wallets)
 
 
 # --- history --------------------------------------------------------------------------------------
@@ -298,7 +302,7 @@ def help_requests():
         return form_done(url_for(".help_requests"), message)
     members = [m.id for m in household.members]
     open_requests = db.session.execute(
-        select(HelpRequest).where(HelpRequest.community_id == household.community_id,
+        select(HelpRequest).where(HelpRequest.community_id.in_(hours.help_communities(resident)),
                                   HelpRequest.status == "open", HelpRequest.requester_id.not_in(members))
         .order_by(HelpRequest.id.desc()).limit(30)).scalars().all()
     ours = db.session.execute(
