@@ -25,6 +25,7 @@ FEATURES = (
     "timebank.hours",
     "timebank.shop",
     "timebank.audit",
+    "timebank.federation",
     "timebank.reports",
     "timebank.public",
 )
