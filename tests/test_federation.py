@@ -438,3 +438,54 @@ def test_the_issuer_needs_an_origin_and_a_key_that_are_well_formed(pair):
     r = home.call("POST", "/api/v1/federation/issuers", "admin",
                   json={"origin": HOME, "public_key": home.public_key()})
     _problem(r, 422, "validation_error")  # its own origin
+
+
+def _form_key(page: str, form_id: str) -> str:
+    form = page.split(f'id="{form_id}"', 1)[1].split("</form>", 1)[0]
+    return re.search(r'name="form_key" value="([^"]+)"', form).group(1)
+
+
+def test_staff_issue_a_printable_voucher_and_redeem_one_on_the_pages(pair):
+    from conftest import main_text, page_login
+
+    home, away = pair
+    alice = home.person("张三", ALICE_PHONE, minutes=90)
+    alice_away = away.person("张三", ALICE_PHONE)
+    home.trust(away)
+    away.trust(home)
+    home.user("grid", "grid_worker", community_code="hongxing")
+    away.user("grid", "grid_worker", community_code="qilin")
+
+    staff = page_login(home.app, "grid")
+    page = staff.get("/committee/vouchers")
+    assert page.status_code == 200 and AWAY in page.get_data(as_text=True)
+    form = {"phone": ALICE_PHONE, "minutes": "60", "audience": AWAY, "days": "30",
+            "form_key": _form_key(page.get_data(as_text=True), "voucher-issue-form")}
+    r = staff.post("/committee/vouchers/issue", data=form)
+    assert r.status_code == 302 and "/committee/vouchers/" in r.headers["Location"], r.get_data(as_text=True)[:300]
+    assert staff.post("/committee/vouchers/issue", data=form).status_code == 302  # sent twice: done once
+    assert home.minutes(alice) == 30
+    printable = staff.get(r.headers["Location"])
+    html = printable.get_data(as_text=True)
+    assert printable.status_code == 200 and "<svg" in html and "张三" in main_text(printable)
+    voucher_text = re.search(r'<pre class="hash" id="voucher-text">(.*?)</pre>', html, re.S).group(1)
+    import html as html_module
+
+    voucher_text = html_module.unescape(voucher_text)
+    v = fmt.parse(voucher_text)
+    assert (v.minutes, v.audience, v.expires - v.issued) == (60, AWAY, timedelta(days=30))
+
+    there = page_login(away.app, "grid")
+    page = there.get("/committee/vouchers").get_data(as_text=True)
+    form = {"phone": ALICE_PHONE, "voucher": voucher_text.replace("\n", "\r\n"),
+            "form_key": _form_key(page, "voucher-redeem-form")}
+    r = there.post("/committee/vouchers/redeem", data=form, follow_redirects=True)
+    assert r.status_code == 200 and "已兑换" in main_text(r), main_text(r)[:500]
+    assert away.minutes(alice_away) == 60
+    # the same paper again, with a new form: refused in words
+    form["form_key"] = _form_key(there.get("/committee/vouchers").get_data(as_text=True), "voucher-redeem-form")
+    r = there.post("/committee/vouchers/redeem", data=form, follow_redirects=True)
+    assert away.minutes(alice_away) == 60
+    assert "这张时间券已经兑换过了" in main_text(r)  # in words
+    home.verify()
+    away.verify()

@@ -62,6 +62,8 @@ KEYED = {
     "web_logins.reset_login",       # a one-time password for a login
     "web_logins.reset_resident",    # a one-time password (and maybe a login) for a resident
     "web_logins.my_password",       # one's own new password
+    "web_vouchers.issue",           # an hour voucher: minutes leave the resident
+    "web_vouchers.redeem",          # an hour voucher of another time bank: minutes to the resident
 }
 #: Forms that only change the browser's session: nothing to do twice.
 SESSION_ONLY = {

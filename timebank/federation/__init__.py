@@ -3,4 +3,6 @@
 
 
 def init_app(app) -> None:
-    from timebank.federation import jobs  # noqa: F401  (jobs registers itself)
+    from timebank.federation import jobs, pages  # noqa: F401  (jobs registers itself)
+
+    pages.init_app(app)

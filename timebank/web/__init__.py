@@ -49,6 +49,7 @@ NAV = {
         ("web_books.month_close", _l("Month close")),
         ("web_reports.anomalies", _l("Anomalies")),
         ("web_logins.logins_page", _l("Logins")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
     ],
@@ -57,10 +58,12 @@ NAV = {
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
         ("web_people.households", _l("Households")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
     ],
     "admin": [
         ("web.home", _l("Home")),
         ("web_logins.logins_page", _l("Logins")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
     ],
 }
 #: A supervisor sees what the committee sees, except the till (they sell nothing).
