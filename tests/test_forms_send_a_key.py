@@ -217,13 +217,18 @@ def town(world, clock):
     assert r.status_code == 201, r.get_json()
     t.task = r.get_json()["id"]
     t.token = world.call("GET", f"/api/v1/tasks/{t.task}/checkin-code", "grid").get_json()["token"]
+    # Another time bank this one trusts, so the hour-voucher page offers both of its forms.
+    r = world.call("POST", "/api/v1/federation/issuers", "admin",
+                   json={"origin": "qilin.example.org/timebank",
+                         "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
+    assert r.status_code == 201, r.get_json()
     return t
 
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
-             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
+             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/vouchers"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
     return {
         None: ["/login", "/public/hongxing"],

@@ -308,7 +308,8 @@ def redeem_voucher(user: User, text: str, resident_id: int) -> RedeemedVoucher:
                reference=f"voucher:{voucher.id}", idempotency_key=f"voucher:{voucher.issuer}:{voucher.id}:redeem")
     row = RedeemedVoucher(issuer=voucher.issuer, voucher_id=voucher.id, resident_id=resident.id,
                           community_id=community.id, minutes=voucher.minutes,
-                          issued_at=voucher.issued.replace(tzinfo=None), expires_at=voucher.expires.replace(tzinfo=None),
+                          issued_at=voucher.issued.replace(tzinfo=None),
+                          expires_at=voucher.expires.replace(tzinfo=None),
                           key_id=voucher.key_id.hex(), text=fmt.canonical(voucher), redeemed_at=now,
                           redeemed_by_user_id=user.id, transaction_id=tx.id)
     db.session.add(row)

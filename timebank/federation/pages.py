@@ -43,6 +43,13 @@ def _resident_by_phone(community_id: int, phone: str) -> Resident | None:
         Resident.phone == phone, Household.community_id == community_id)).scalar_one_or_none()
 
 
+def _stop(message: str, back: str):
+    """A form that cannot be done as filled in: nothing is kept (its key neither), say why."""
+    db.session.rollback()
+    flash(message, "error")
+    return redirect(back)
+
+
 def _refused(exc: DomainError) -> None:
     db.session.rollback()
     flash(_("Not done: %(reason)s", reason=_voucher_message(exc)), "error")
@@ -79,19 +86,17 @@ def vouchers():
 def issue():
     place = community()
     back = url_for(".vouchers")
+    if not take_form_key():  # first: a form without its key is refused (400), one sent twice is done once
+        return replay_form(back)
     resident = _resident_by_phone(place.id, request.form.get("phone", ""))
     minutes = form_number(request.form.get("minutes"))
     days = form_number(request.form.get("days"))
     if resident is None:
-        flash(_("No resident with this phone number in this community."), "error")
-        return redirect(back)
+        return _stop(_("No resident with this phone number in this community."), back)
     if not isinstance(minutes, int) or not 1 <= minutes <= 100_000 or not isinstance(days, int) \
             or not 1 <= days <= ops.MAX_DAYS:
-        flash(_("Choose how many minutes, and for how many days."), "error")
-        return redirect(back)
+        return _stop(_("Choose how many minutes, and for how many days."), back)
     try:
-        if not take_form_key():
-            return replay_form(back)
         row = ops.issue_voucher(me(), resident.id, minutes, request.form.get("audience") or None, days)
     except DomainError as exc:
         _refused(exc)
@@ -119,17 +124,15 @@ def voucher(voucher_id: str):
 def redeem():
     place = community()
     back = url_for(".vouchers")
+    if not take_form_key():
+        return replay_form(back)
     resident = _resident_by_phone(place.id, request.form.get("phone", ""))
     text = request.form.get("voucher", "")
     if resident is None:
-        flash(_("No resident with this phone number in this community."), "error")
-        return redirect(back)
+        return _stop(_("No resident with this phone number in this community."), back)
     if not text.strip():
-        flash(_("Paste or scan the voucher."), "error")
-        return redirect(back)
+        return _stop(_("Paste or scan the voucher."), back)
     try:
-        if not take_form_key():
-            return replay_form(back)
         row = ops.redeem_voucher(me(), text, resident.id)
     except DomainError as exc:
         _refused(exc)
