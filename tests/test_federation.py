@@ -244,6 +244,14 @@ class Deployment(World):
         assert result.exit_code == 0, result.output
         return r.get_json()
 
+    def send_statement(self, other):
+        """This deployment's signed statement of the vouchers of ``other`` it redeemed, taken in by ``other``."""
+        r = self.call("GET", "/api/v1/federation/statement", "admin", query_string={"origin": other.origin})
+        assert r.status_code == 200, r.get_json()
+        taken = other.call("POST", "/api/v1/federation/statements", "admin", json=r.get_json())
+        assert taken.status_code == 200, taken.get_json()
+        return taken.get_json()
+
     def run_job(self, name):
         result = self.app.test_cli_runner().invoke(args=["jobs", "run", name])
         assert result.exit_code == 0, result.output
@@ -393,22 +401,38 @@ def test_an_unredeemed_voucher_expires_or_is_cancelled_and_the_minutes_come_back
 
     short = home.issue("committee", alice, 40, expires_in_days=1)
     kept = home.issue("committee", alice, 25, expires_in_days=1)
-    assert home.minutes(alice) == 35
+    used = home.issue("committee", alice, 15, expires_in_days=1)
+    away.redeem(ALICE_PHONE, used["voucher"], alice_away)
+    assert home.minutes(alice) == 20
     later(pair, clock, days=1)
     # The receiver refuses it from its expiry on...
     _problem(away.call("POST", "/api/v1/hours/vouchers/redeem", ALICE_PHONE,
                        json={"voucher": short["voucher"], "resident_id": alice_away}), 410, "voucher_expired")
-    # ...and the issuer gives the minutes back a day later, once.
-    assert "'returned': []" in home.run_job("voucher_expiry")
-    assert home.minutes(alice) == 35
+    # ...and the issuer gives the minutes back once the receiver's statement, dated a day after the
+    # expiry, shows the voucher was not redeemed there; never on its own guess.
     later(pair, clock, days=1)
-    out = home.run_job("voucher_expiry")
-    assert short["voucher_id"] in out and kept["voucher_id"] in out
-    assert home.minutes(alice) == 100
     assert "'returned': []" in home.run_job("voucher_expiry")
-    assert home.minutes(alice) == 100
+    assert home.minutes(alice) == 20
+    early = away.call("GET", "/api/v1/federation/statement", "admin", query_string={"origin": HOME}).get_json()
+    later(pair, clock, hours=1)
+    taken = away.send_statement(home)
+    assert taken["newly_redeemed"] == [used["voucher_id"]] and taken["discrepancies"] == []
+    out = home.run_job("voucher_expiry")
+    assert short["voucher_id"] in out and kept["voucher_id"] in out and used["voucher_id"] not in out
+    assert home.minutes(alice) == 85
+    assert "'returned': []" in home.run_job("voucher_expiry")
+    assert home.minutes(alice) == 85
     r = home.call("GET", f"/api/v1/hours/vouchers/{short['voucher_id']}", ALICE_PHONE)
     assert r.get_json()["status"] == "expired" and r.get_json()["return_transaction_id"]
+    assert home.call("GET", f"/api/v1/hours/vouchers/{used['voucher_id']}", ALICE_PHONE).get_json()["status"] \
+        == "redeemed"
+    # An older statement taken later changes nothing; a changed one is refused.
+    assert home.call("POST", "/api/v1/federation/statements", "admin", json=early).status_code == 200
+    assert home.minutes(alice) == 85
+    forged = early["statement"].replace(f"{used['voucher_id']} 15", f"{used['voucher_id']} 16")
+    _problem(home.call("POST", "/api/v1/federation/statements", "admin", json={"statement": forged}),
+             422, "statement_untrusted")
+    _problem(home.call("POST", "/api/v1/federation/statements", "committee", json=early), 403, "forbidden")
 
     # A cancel (a voucher printed by mistake): the committee, once; not the resident.
     wrong = home.issue(ALICE_PHONE, alice, 60)
@@ -416,12 +440,13 @@ def test_an_unredeemed_voucher_expires_or_is_cancelled_and_the_minutes_come_back
     _problem(home.call("POST", url, ALICE_PHONE, json={"reason": "打印错了"}), 403, "forbidden")
     r = home.call("POST", url, "committee", json={"reason": "打印错了"})
     assert r.status_code == 200 and r.get_json()["status"] == "cancelled", r.get_json()
-    assert home.minutes(alice) == 100
+    assert home.minutes(alice) == 85
     _problem(home.call("POST", url, "committee", json={"reason": "again"}), 409, "voucher_not_outstanding")
 
     cleared = home.clearing()[AWAY]
-    assert (cleared["sent_minutes"], cleared["outstanding_minutes"], cleared["balance_minutes"]) == (0, 0, 0)
-    assert away.clearing()[HOME]["received_minutes"] == 0
+    assert (cleared["sent_minutes"], cleared["outstanding_minutes"], cleared["balance_minutes"]) == (15, 0, 15)
+    assert cleared["confirmed_redeemed_minutes"] == 15 and cleared["statement_as_of"]
+    assert away.clearing()[HOME]["received_minutes"] == 15
     home.verify()
     away.verify()
 

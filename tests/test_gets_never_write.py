@@ -223,6 +223,7 @@ QUERIES = {
     "web_people.cards": lambda ids: ["grid=1"],
     "checkin.checkin": lambda ids: [ids["checkin_query"], "token=not-a-token"],
     "federation.Clearing": lambda ids: ["origin=qilin.example.org/timebank"],
+    "federation.Statement": lambda ids: ["origin=qilin.example.org/timebank"],
     "shop.StockReport": lambda ids: [f"community_code=hongxing&month=2026-03&format={f}" for f in ("json", "csv")],
 }
 #: API list routes answer for a community named in the query.

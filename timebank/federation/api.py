@@ -60,10 +60,12 @@ class VoucherOut(Schema):
     audience = fields.String()
     resident_id = fields.Integer()
     minutes = fields.Integer()
-    status = fields.String(metadata={"description": "issued | expired | cancelled"})
+    status = fields.String(metadata={"description": "issued | redeemed (listed by the audience's statement) | "
+                                                    "expired | cancelled (minutes back)"})
     issued_at = LocalDateTime()
     expires_at = LocalDateTime()
     transaction_id = fields.Integer()
+    redeemed_at = LocalDateTime(allow_none=True, metadata={"description": "as of the statement that listed it"})
     returned_at = LocalDateTime(allow_none=True)
     return_transaction_id = fields.Integer(allow_none=True)
     qr_svg_url = fields.Function(lambda v: f"/api/v1/hours/vouchers/{v.voucher_id}/qr.svg")
@@ -96,6 +98,32 @@ class ClearingQuery(Schema):
     origin = fields.String(load_default=None, validate=ORIGIN)
 
 
+class StatementQuery(Schema):
+    origin = fields.String(required=True, validate=ORIGIN, metadata={"description": "the issuer it is for"})
+
+
+class StatementOut(Schema):
+    statement = fields.String(metadata={"description": "signed text, format in docs/federation.md"})
+
+
+class StatementIn(Schema):
+    statement = fields.String(required=True, validate=validate.Length(1, 2_000_000))
+
+
+class Discrepancy(Schema):
+    voucher_id = fields.String()
+    minutes = fields.Integer()
+    problem = fields.String()
+
+
+class StatementTaken(Schema):
+    origin = fields.String()
+    as_of = LocalDateTime()
+    vouchers = fields.Integer(metadata={"description": "how many it lists"})
+    newly_redeemed = fields.List(fields.String(), metadata={"description": "vouchers now known redeemed"})
+    discrepancies = fields.List(fields.Nested(Discrepancy))
+
+
 class ClearingVoucher(Schema):
     direction = fields.String(metadata={"description": "sent | received"})
     voucher_id = fields.String()
@@ -112,6 +140,8 @@ class ClearingItem(Schema):
     received_minutes = fields.Integer(metadata={"description": "its vouchers redeemed here"})
     net_minutes = fields.Integer(metadata={"description": "received - sent: positive, it owes us"})
     outstanding_minutes = fields.Integer(metadata={"description": "sent and not yet expired"})
+    confirmed_redeemed_minutes = fields.Integer(metadata={"description": "sent and listed by its statements"})
+    statement_as_of = LocalDateTime(allow_none=True, metadata={"description": "its newest statement's time"})
     vouchers_sent = fields.Integer()
     vouchers_received = fields.Integer()
     balance_minutes = fields.Integer(metadata={"description": "the clearing account's balance (= -net)"})
@@ -216,3 +246,27 @@ class Clearing(MethodView):
     def get(self, args):
         """Per counterparty deployment: minutes sent, received and the net (admin)."""
         return ops.clearing_report(current_user(), args["origin"])
+
+
+@blp.route("/federation/statement")
+class Statement(MethodView):
+    @blp.arguments(StatementQuery, location="query")
+    @blp.response(200, StatementOut)
+    @blp.alt_response(403, description="forbidden: admin only")
+    @blp.alt_response(404, description="not_found: not a counterparty, or no signing key yet")
+    def get(self, args):
+        """This deployment's signed statement for an issuer: every voucher of theirs redeemed here, as of
+        now (admin). The issuer's admin posts it to their ``/federation/statements``."""
+        return {"statement": ops.statement_for(current_user(), args["origin"])}
+
+
+@blp.route("/federation/statements")
+class Statements(MethodView):
+    @blp.arguments(StatementIn)
+    @blp.response(200, StatementTaken)
+    @blp.alt_response(403, description="forbidden: admin only")
+    @blp.alt_response(422, description="statement_invalid, statement_untrusted")
+    def post(self, body):
+        """Take a counterparty's signed statement of the vouchers of ours it redeemed (admin): they become
+        ``redeemed``, and expired vouchers it does not list can give their minutes back."""
+        return ops.take_statement(current_user(), body["statement"])

@@ -7,7 +7,8 @@ from timebank.core.jobs import JobRun, job
 from timebank.federation.operations import return_expired
 
 
-@job("voucher_expiry", "Give back the minutes of hour vouchers a day past their expiry (never redeemed).",
+@job("voucher_expiry", "Give back the minutes of expired hour vouchers that the receiver's statement shows "
+                       "unredeemed.",
      trigger="interval", hours=1)
 def voucher_expiry():
     run = JobRun("voucher_expiry")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from timebank.core.clock import utc_naive
 from timebank.core.extensions import db
 
-VOUCHER_STATUSES = ("issued", "expired", "cancelled")
+VOUCHER_STATUSES = ("issued", "redeemed", "expired", "cancelled")
 
 
 class TrustedIssuer(db.Model):
@@ -33,13 +33,16 @@ class TrustedIssuer(db.Model):
 
 class IssuedVoucher(db.Model):
     """The issuer's record of a voucher: the minutes left the resident for the audience's clearing
-    account in ``transaction_id``; an expiry or a cancel brings them back once (``return_transaction_id``)."""
+    account in ``transaction_id``. ``redeemed`` once the audience's signed statement lists it; an expiry
+    (proved unredeemed by a later statement) or a cancel brings the minutes back once
+    (``return_transaction_id``)."""
 
     __tablename__ = "issued_vouchers"
     __table_args__ = (
-        CheckConstraint("status IN ('issued', 'expired', 'cancelled')", name="status"),
+        CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'cancelled')", name="status"),
         CheckConstraint("minutes > 0", name="minutes_positive"),
-        CheckConstraint("(status = 'issued') = (return_transaction_id IS NULL)", name="returned_once"),
+        CheckConstraint("(status IN ('expired', 'cancelled')) = (return_transaction_id IS NOT NULL)",
+                        name="returned_once"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -55,6 +58,8 @@ class IssuedVoucher(db.Model):
     status: Mapped[str] = mapped_column(String(12), index=True)
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+    #: When the audience's statement first listed it (the statement's as-of time).
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime)
     returned_at: Mapped[datetime | None] = mapped_column(DateTime)
     return_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     return_reason: Mapped[str | None] = mapped_column(String(500))
@@ -82,3 +87,22 @@ class RedeemedVoucher(db.Model):
     redeemed_at: Mapped[datetime] = mapped_column(DateTime)
     redeemed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+
+
+class RedemptionStatement(db.Model):
+    """A counterparty's signed list of the vouchers of ours it redeemed, as of a time (docs/federation.md):
+    what lets an expired voucher's minutes go back safely."""
+
+    __tablename__ = "federation_statements"
+    __table_args__ = (UniqueConstraint("origin", "as_of", "text_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(100), index=True)
+    as_of: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str] = mapped_column(String(8))
+    #: SHA-256 (hex) of the text as received, so the same statement is kept once.
+    text_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    vouchers: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    received_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

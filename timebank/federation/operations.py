@@ -8,6 +8,9 @@
   in the text format of :mod:`timebank.federation.voucher`.
 * A voucher is redeemed once: the check is made under the ledger's writer lock, and
   ``redeemed_vouchers`` is unique on (issuer, voucher id).
+* The issuer learns what was redeemed from the receiver's signed statements (:func:`statement_for`,
+  :func:`take_statement`); an expired voucher's minutes go back only when a statement dated a day after
+  its expiry does not list it (:func:`return_expired`).
 * Minutes are personal: a resident issues and redeems only for themselves, committee members and grid
   workers of the resident's community for them (audited).
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import secrets
 from datetime import timedelta
 
@@ -27,8 +31,8 @@ from sqlalchemy import func, select
 import ledger
 import ledger.core
 from ledger import checkpoint as notes
+from timebank.audit.checkpoints import key_path, signing_key
 from timebank.audit.checkpoints import origin as own_origin
-from timebank.audit.checkpoints import signing_key
 from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import utc_naive
@@ -38,7 +42,7 @@ from timebank.core.jobs import JobRun
 from timebank.core.policy import require_community, require_role
 from timebank.core.users import User
 from timebank.federation import voucher as fmt
-from timebank.federation.models import IssuedVoucher, RedeemedVoucher, TrustedIssuer
+from timebank.federation.models import IssuedVoucher, RedeemedVoucher, RedemptionStatement, TrustedIssuer
 from timebank.hours.operations import minute_legs
 from timebank.people.models import Community, Resident
 
@@ -230,7 +234,8 @@ def _locked(row: IssuedVoucher) -> IssuedVoucher:
 
 
 def cancel_voucher(user: User, row: IssuedVoucher, reason: str) -> IssuedVoucher:
-    """The committee (or an admin) takes back a voucher that was not redeemed: the minutes go back at once.
+    """The committee (or an admin) takes back a voucher that was not redeemed: the minutes go back at once
+    (a statement listing it later is reported as a discrepancy).
     Nobody cancels a voucher of their own household (403 ``self_dealing``)."""
     require_community(user, row.community_id, *CANCELLERS)
     resident = db.session.get(Resident, row.resident_id)
@@ -245,25 +250,107 @@ def cancel_voucher(user: User, row: IssuedVoucher, reason: str) -> IssuedVoucher
     return row
 
 
+def _statement_as_of() -> dict[str, object]:
+    """The newest statement's as-of time per counterparty."""
+    return dict(db.session.execute(select(RedemptionStatement.origin, func.max(RedemptionStatement.as_of))
+                                   .group_by(RedemptionStatement.origin)).all())
+
+
 def return_expired(moment=None, run: JobRun | None = None) -> list[str]:
-    """Give back the minutes of every voucher a day past its expiry. Safe to run twice."""
+    """Give back the minutes of every voucher that expired, is not redeemed, and is proved unredeemed: its
+    audience's newest statement is dated at least a day after its expiry (docs/federation.md, "Lost
+    vouchers"). Safe to run twice."""
     moment = utc_naive(moment) if moment is not None else utc_naive()
     run = run if run is not None else JobRun("voucher_expiry")
-    ids = db.session.execute(select(IssuedVoucher.id).where(
+    as_of = _statement_as_of()
+    candidates = db.session.execute(select(IssuedVoucher.id, IssuedVoucher.audience, IssuedVoucher.expires_at).where(
         IssuedVoucher.status == "issued", IssuedVoucher.expires_at <= moment - RETURN_AFTER
-    ).order_by(IssuedVoucher.id)).scalars().all()
+    ).order_by(IssuedVoucher.id)).all()
+    ids = [row_id for row_id, audience, expires in candidates
+           if as_of.get(audience) is not None and as_of[audience] >= expires + RETURN_AFTER]
     returned = []
     for row_id in ids:
         due = False
         with run.item(f"voucher:{row_id}") as item:
             ledger.core.lock_writer(db.session)
             row = _locked(db.session.get(IssuedVoucher, row_id))
-            due = row.status == "issued" and row.expires_at <= moment - RETURN_AFTER
+            due = row.status == "issued"
             if due:
                 _give_back(row, "expired", "scheduler")
         if item.done and due:
             returned.append(row.voucher_id)
     return returned
+
+
+# --- statements: what a receiver redeemed -------------------------------------------------------------
+
+def statement_for(user: User, issuer: str) -> str:
+    """This deployment's signed statement, for ``issuer``, of every voucher of theirs redeemed here, as of
+    now (admin). Reads only: the signing key is read from its file (404 before ``timebank init-db``)."""
+    require_role(user)  # admin only
+    if issuer not in counterparties():
+        raise NotFound("No such counterparty.")
+    path = key_path()
+    if not path.exists():
+        raise NotFound("No signing key has been set up yet (timebank init-db creates it).")
+    rows = db.session.execute(select(RedeemedVoucher.voucher_id, RedeemedVoucher.minutes)
+                              .where(RedeemedVoucher.issuer == issuer)).all()
+    body = fmt.format_statement(_my_origin(), issuer, utc_naive().replace(microsecond=0),
+                                [(r.voucher_id, r.minutes) for r in rows])
+    return fmt.sign_statement(notes.load_private_key(path), body)
+
+
+def take_statement(user: User, text: str) -> dict:
+    """Record a counterparty's signed statement (admin): the vouchers it lists become ``redeemed``; the
+    answer names any discrepancy (a voucher listed that we gave back, or do not know)."""
+    require_role(user)  # admin only
+    try:
+        statement = fmt.parse_statement(text)
+    except fmt.VoucherFormatError as exc:
+        raise ValidationFailed(f"Not a valid statement: {exc}.", code="statement_invalid") from exc
+    if statement.recipient != own_origin():
+        raise ValidationFailed(f"The statement is addressed to {statement.recipient}.", code="statement_invalid")
+    keys = [row for row in db.session.execute(select(TrustedIssuer).where(TrustedIssuer.origin == statement.sender))
+            .scalars() if fmt.statement_verifies(statement, base64.b64decode(row.public_key))]
+    if not keys:
+        raise ValidationFailed(f"No trusted key of {statement.sender} signed this statement.",
+                               code="statement_untrusted")
+    as_of = statement.as_of.replace(tzinfo=None)
+    canonical = statement.body()
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    ledger.core.lock_writer(db.session)
+    found = db.session.execute(select(RedemptionStatement).where(
+        RedemptionStatement.origin == statement.sender, RedemptionStatement.as_of == as_of,
+        RedemptionStatement.text_hash == digest)).scalar_one_or_none()
+    if found is None:
+        found = RedemptionStatement(origin=statement.sender, as_of=as_of, key_id=statement.key_id.hex(),
+                                    text_hash=digest, text=text.strip().replace("\r\n", "\n") + "\n",
+                                    vouchers=len(statement.redeemed), received_at=utc_naive(),
+                                    received_by_user_id=user.id)
+        db.session.add(found)
+    listed = dict(statement.redeemed)
+    rows = {v.voucher_id: v for v in db.session.execute(select(IssuedVoucher).where(
+        IssuedVoucher.voucher_id.in_(list(listed)))).scalars()} if listed else {}
+    newly, discrepancies = [], []
+    for voucher_id, minutes in statement.redeemed:
+        row = rows.get(voucher_id)
+        if row is None or row.audience != statement.sender:
+            discrepancies.append({"voucher_id": voucher_id, "minutes": minutes, "problem": "not issued to them"})
+        elif row.minutes != minutes:
+            discrepancies.append({"voucher_id": voucher_id, "minutes": minutes, "problem": "other minutes"})
+        elif row.status in ("expired", "cancelled"):
+            discrepancies.append({"voucher_id": voucher_id, "minutes": minutes,
+                                  "problem": f"{row.status} here, minutes given back"})
+        elif row.status == "issued":
+            row.status = "redeemed"
+            row.redeemed_at = as_of
+            newly.append(voucher_id)
+    db.session.flush()
+    record("federation.statement", user=user, target=f"federation_statement:{found.id}", origin=statement.sender,
+           as_of=fmt.format_time(as_of), vouchers=len(listed), newly_redeemed=len(newly),
+           discrepancies=len(discrepancies))
+    return {"origin": statement.sender, "as_of": as_of, "vouchers": len(listed), "newly_redeemed": newly,
+            "discrepancies": discrepancies}
 
 
 # --- redeem --------------------------------------------------------------------------------------
@@ -329,10 +416,14 @@ def clearing_report(user: User, origin: str | None = None) -> dict:
     balance (sent - received, from the ledger). With ``origin``: that one, with its vouchers."""
     require_role(user)  # admin only: the clearing is the deployment's
     now = utc_naive()
+    kept = IssuedVoucher.status.in_(("issued", "redeemed"))
     sent = dict(db.session.execute(select(IssuedVoucher.audience, func.sum(IssuedVoucher.minutes))
-                                   .where(IssuedVoucher.status == "issued").group_by(IssuedVoucher.audience)).all())
+                                   .where(kept).group_by(IssuedVoucher.audience)).all())
     sent_n = dict(db.session.execute(select(IssuedVoucher.audience, func.count())
-                                     .where(IssuedVoucher.status == "issued").group_by(IssuedVoucher.audience)).all())
+                                     .where(kept).group_by(IssuedVoucher.audience)).all())
+    confirmed = dict(db.session.execute(select(IssuedVoucher.audience, func.sum(IssuedVoucher.minutes))
+                                        .where(IssuedVoucher.status == "redeemed")
+                                        .group_by(IssuedVoucher.audience)).all())
     open_ = dict(db.session.execute(select(IssuedVoucher.audience, func.sum(IssuedVoucher.minutes))
                                     .where(IssuedVoucher.status == "issued", IssuedVoucher.expires_at > now)
                                     .group_by(IssuedVoucher.audience)).all())
@@ -346,11 +437,14 @@ def clearing_report(user: User, origin: str | None = None) -> dict:
         if not origins:
             raise NotFound("No such counterparty.")
     balances = ledger.balances(db.session, [clearing_account(o) for o in origins])
+    statements = _statement_as_of()
     items = []
     for o in origins:
         s, r = int(sent.get(o) or 0), int(got.get(o) or 0)
         item = {"origin": o, "sent_minutes": s, "received_minutes": r, "net_minutes": r - s,
-                "outstanding_minutes": int(open_.get(o) or 0), "vouchers_sent": int(sent_n.get(o) or 0),
+                "outstanding_minutes": int(open_.get(o) or 0),
+                "confirmed_redeemed_minutes": int(confirmed.get(o) or 0),
+                "statement_as_of": statements.get(o), "vouchers_sent": int(sent_n.get(o) or 0),
                 "vouchers_received": int(got_n.get(o) or 0), "balance_minutes": balances[clearing_account(o)]}
         if origin is not None:
             item["vouchers"] = _vouchers_with(o)
@@ -360,7 +454,8 @@ def clearing_report(user: User, origin: str | None = None) -> dict:
 
 def _vouchers_with(origin: str) -> list[dict]:
     out = [{"direction": "sent", "voucher_id": v.voucher_id, "minutes": v.minutes, "status": v.status,
-            "issued_at": v.issued_at, "expires_at": v.expires_at, "at": v.returned_at or v.issued_at}
+            "issued_at": v.issued_at, "expires_at": v.expires_at,
+            "at": v.returned_at or v.redeemed_at or v.issued_at}
            for v in db.session.execute(select(IssuedVoucher).where(IssuedVoucher.audience == origin)
                                        .order_by(IssuedVoucher.id)).scalars()]
     out += [{"direction": "received", "voucher_id": v.voucher_id, "minutes": v.minutes, "status": "redeemed",

@@ -202,3 +202,105 @@ def verify(voucher: Voucher, public_key_raw: bytes) -> bool:
                                                                             voucher.signature)
     except ValueError:
         return False
+
+
+# --- redemption statements ----------------------------------------------------------------------------
+#
+# What a receiver tells an issuer: every voucher of that issuer it has redeemed, as of a time. A signed
+# note like a voucher, signed by the receiver's key:
+#
+#     timebank-redemptions/v1
+#     from <origin of the receiver, who signs>
+#     to <origin of the issuer>
+#     as-of <YYYY-MM-DDTHH:MM:SSZ>
+#     count <n>
+#     <voucher id> <minutes>          (n lines, in voucher id order)
+#
+# The receiver refuses a voucher from its expiry on, so a statement dated after a voucher's expiry
+# that does not list it proves it was never redeemed there.
+
+STATEMENT_LINE = "timebank-redemptions/v1"
+COUNT_RE = re.compile(r"0|[1-9][0-9]*")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sender: str
+    recipient: str
+    as_of: datetime
+    redeemed: tuple[tuple[str, int], ...]  # (voucher id, minutes), sorted by id
+    key_id: bytes = b""
+    signature: bytes = b""
+
+    def body(self) -> str:
+        return format_statement(self.sender, self.recipient, self.as_of, self.redeemed)
+
+
+def format_statement(sender: str, recipient: str, as_of: datetime, redeemed) -> str:
+    check_origin(sender, "from")
+    check_origin(recipient, "to")
+    rows = sorted((str(i), int(m)) for i, m in redeemed)
+    for voucher_id, minutes in rows:
+        if not ID_RE.fullmatch(voucher_id) or not 1 <= minutes <= MAX_MINUTES:
+            raise VoucherFormatError("a statement line is a voucher id and its minutes")
+    if len({i for i, _m in rows}) != len(rows):
+        raise VoucherFormatError("a voucher is listed twice")
+    return (f"{STATEMENT_LINE}\nfrom {sender}\nto {recipient}\nas-of {format_time(as_of)}\ncount {len(rows)}\n"
+            + "".join(f"{i} {m}\n" for i, m in rows))
+
+
+def parse_statement(text: str) -> Statement:
+    if not isinstance(text, str):
+        raise VoucherFormatError("a statement is text")
+    text = text.strip().replace("\r\n", "\n") + "\n"
+    body, sep, rest = text.partition("\n\n")
+    if not sep:
+        raise VoucherFormatError("no empty line between the body and the signature")
+    body += "\n"
+    lines = body[:-1].split("\n")
+    if len(lines) < 5 or lines[0] != STATEMENT_LINE:
+        raise VoucherFormatError(f"the body must start with {STATEMENT_LINE!r} and four field lines")
+    values = {}
+    for name, line in zip(("from", "to", "as-of", "count"), lines[1:5], strict=True):
+        if not line.startswith(name + " "):
+            raise VoucherFormatError(f"expected the {name!r} line")
+        values[name] = line[len(name) + 1:]
+    if not COUNT_RE.fullmatch(values["count"]) or int(values["count"]) != len(lines) - 5:
+        raise VoucherFormatError("count must be the number of voucher lines")
+    redeemed = []
+    for line in lines[5:]:
+        voucher_id, _, minutes = line.partition(" ")
+        if not MINUTES_RE.fullmatch(minutes):
+            raise VoucherFormatError("a statement line is a voucher id and its minutes")
+        redeemed.append((voucher_id, int(minutes)))
+    statement = Statement(values["from"], values["to"], _parse_time(values["as-of"], "as-of"), tuple(sorted(redeemed)))
+    if statement.body() != body:
+        raise VoucherFormatError("the statement is not in canonical form")
+    line = rest[:-1]
+    if "\n" in line or not line.startswith(SIGNATURE_PREFIX):
+        raise VoucherFormatError("expected exactly one signature line starting with '\u2014 '")
+    name, _, blob = line[len(SIGNATURE_PREFIX):].partition(" ")
+    if name != statement.sender:
+        raise VoucherFormatError("the signature's key name is not the sender")
+    try:
+        raw = base64.b64decode(blob.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise VoucherFormatError("the signature is not base64") from exc
+    if len(raw) != 68 or base64.b64encode(raw).decode("ascii") != blob:
+        raise VoucherFormatError("the signature must be base64 of 4 + 64 bytes")
+    return Statement(**{**statement.__dict__, "key_id": raw[:4], "signature": raw[4:]})
+
+
+def sign_statement(private_key: Ed25519PrivateKey, body: str) -> str:
+    sender = body.split("\n", 2)[1].removeprefix("from ")
+    raw_public = notes.raw_public_key(private_key)
+    return notes.signed_note_text(sender, body, notes.key_id_bytes(sender, raw_public),
+                                  notes.sign_note(private_key, body))
+
+
+def statement_verifies(statement: Statement, public_key_raw: bytes) -> bool:
+    try:
+        return (notes.key_id_bytes(statement.sender, public_key_raw) == statement.key_id
+                and notes.verify_note(public_key_raw, statement.body(), statement.signature))
+    except ValueError:
+        return False

@@ -1,5 +1,6 @@
 """hours between deployments: trusted issuers (federation_issuers), the vouchers issued here
-(issued_vouchers) and the vouchers of others redeemed here (redeemed_vouchers, once per issuer and id)
+(issued_vouchers), the vouchers of others redeemed here (redeemed_vouchers, once per issuer and id), and
+the counterparties' signed statements of what they redeemed (federation_statements)
 
 Revision ID: 0023
 Revises: 0018
@@ -44,11 +45,14 @@ def upgrade():
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('created_by_user_id', sa.Integer(), nullable=True),
     sa.Column('transaction_id', sa.BigInteger(), nullable=False),
+    sa.Column('redeemed_at', sa.DateTime(), nullable=True),
     sa.Column('returned_at', sa.DateTime(), nullable=True),
     sa.Column('return_transaction_id', sa.BigInteger(), nullable=True),
     sa.Column('return_reason', sa.String(length=500), nullable=True),
-    sa.CheckConstraint("(status = 'issued') = (return_transaction_id IS NULL)", name=op.f('ck_issued_vouchers_returned_once')),
-    sa.CheckConstraint("status IN ('issued', 'expired', 'cancelled')", name=op.f('ck_issued_vouchers_status')),
+    sa.CheckConstraint("(status IN ('expired', 'cancelled')) = (return_transaction_id IS NOT NULL)",
+                       name=op.f('ck_issued_vouchers_returned_once')),
+    sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'cancelled')",
+                       name=op.f('ck_issued_vouchers_status')),
     sa.CheckConstraint('minutes > 0', name=op.f('ck_issued_vouchers_minutes_positive')),
     sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_issued_vouchers_community_id_communities')),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_issued_vouchers_created_by_user_id_users')),
@@ -92,16 +96,38 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_redeemed_vouchers_issuer'), ['issuer'], unique=False)
         batch_op.create_index(batch_op.f('ix_redeemed_vouchers_resident_id'), ['resident_id'], unique=False)
 
+    op.create_table('federation_statements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('origin', sa.String(length=100), nullable=False),
+    sa.Column('as_of', sa.DateTime(), nullable=False),
+    sa.Column('key_id', sa.String(length=8), nullable=False),
+    sa.Column('text_hash', sa.String(length=64), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('vouchers', sa.Integer(), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.Column('received_by_user_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['received_by_user_id'], ['users.id'],
+                            name=op.f('fk_federation_statements_received_by_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_federation_statements')),
+    sa.UniqueConstraint('origin', 'as_of', 'text_hash', name=op.f('uq_federation_statements_origin'))
+    )
+    with op.batch_alter_table('federation_statements', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_federation_statements_origin'), ['origin'], unique=False)
+
     # Trust given and vouchers redeemed are kept as the audit log is: the database refuses UPDATE and
     # DELETE (and TRUNCATE). A redemption that could be deleted could be made twice.
     from ledger import schema
 
-    for table in ("federation_issuers", "redeemed_vouchers"):
+    for table in ("federation_issuers", "redeemed_vouchers", "federation_statements"):
         for statement in schema.append_only_guard(op.get_bind().dialect.name, table):
             op.execute(statement)
 
 
 def downgrade():
+    with op.batch_alter_table('federation_statements', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_federation_statements_origin'))
+
+    op.drop_table('federation_statements')
     with op.batch_alter_table('redeemed_vouchers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_redeemed_vouchers_resident_id'))
         batch_op.drop_index(batch_op.f('ix_redeemed_vouchers_issuer'))
