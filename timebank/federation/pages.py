@@ -14,7 +14,6 @@ from sqlalchemy import select
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import (
-    domain_message,
     form_done,
     form_number,
     hours_text,
@@ -27,7 +26,7 @@ from timebank.federation import operations as ops
 from timebank.federation import voucher as fmt
 from timebank.federation.models import IssuedVoucher, RedeemedVoucher
 from timebank.people.models import Household, Resident
-from timebank.people.staff_pages import can_write, community, me, refuse_supervisor_writes
+from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 
 bp = Blueprint("web_vouchers", __name__)
 bp.before_request(refuse_supervisor_writes)
@@ -64,7 +63,7 @@ def _voucher_message(exc: DomainError) -> str:
         "voucher_wrong_person": _("this voucher is made out to another person (phone number)."),
         "voucher_not_outstanding": _("this voucher was given back already."),
     }
-    return messages.get(exc.code) or domain_message(exc)
+    return messages.get(exc.code) or message(exc)
 
 
 @bp.get("/committee/vouchers")
