@@ -80,6 +80,7 @@ def init_app(app) -> None:
     from timebank.audit import ledger_api
     from timebank.earning import api as earning
     from timebank.earning import tasks_api as tasks
+    from timebank.federation import api as federation
     from timebank.hours import api as hours
     from timebank.notices import api as notices
     from timebank.people import api as people
@@ -90,8 +91,8 @@ def init_app(app) -> None:
     from timebank.reports import api as reports
     from timebank.shop import api as shop
 
-    for module in (auth, people, roster, logins, imports, ledger_api, earning, tasks, hours, shop, audit, reports,
-                   notices):
+    for module in (auth, people, roster, logins, imports, ledger_api, earning, tasks, hours, federation, shop, audit,
+                   reports, notices):
         cookie_writes_need_csrf(app, module.blp)  # bearer tokens need no CSRF token; the page cookie does
         api.register_blueprint(module.blp)
 

@@ -74,6 +74,8 @@ KEYED = {
     "web_notices.read_all",         # every notice marked read
     "web_notices.dead_letter_action",  # a dead letter sent again, or moved to the printed list
     "web_notices.delivered",        # printed notices handed over
+    "web_vouchers.issue",           # an hour voucher: minutes leave the resident
+    "web_vouchers.redeem",          # an hour voucher of another time bank: minutes to the resident
 }
 #: Forms that only change the browser's session: nothing to do twice.
 SESSION_ONLY = {
@@ -243,6 +245,11 @@ def town(world, clock):
         dead = db.session.execute(select(Notification).where(Notification.resident_id == t.r2)).scalars().first()
         dead.channel, dead.status, dead.attempts, dead.last_error = "sms", "dead", 5, "gateway answered 503"
         db.session.commit()
+    # Another time bank this one trusts, so the hour-voucher page offers both of its forms.
+    r = world.call("POST", "/api/v1/federation/issuers", "admin",
+                   json={"origin": "qilin.example.org/timebank",
+                         "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
+    assert r.status_code == 201, r.get_json()
     return t
 
 
@@ -258,7 +265,7 @@ def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
              "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/notices",
-             "/grid/notices", "/me/notices"]
+             "/grid/notices", "/me/notices", "/committee/vouchers"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock",
              "/clerk/goods", f"/clerk/goods/{t.soap}", f"/clerk/receipts/{t.receipt}"]
     return {

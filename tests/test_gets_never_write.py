@@ -139,11 +139,40 @@ def add_checkpoint_and_close(world, clock, ids) -> None:
     assert r.get_json()["status"] == "closed", r.get_json()
     for _ in range(40):
         world.grant(ids["town"].h2, 1)
+    add_voucher(world, ids)
     with world.app.app_context():
         from ledger.tree import ledger_size
 
         ids["size"] = ledger_size(db.session)
     assert ids["size"] >= ids["checkpoint_size"] + 40
+
+
+def add_voucher(world, ids) -> None:
+    """An hour voucher to another deployment (docs/federation.md), after the first checkpoint (issuing
+    signs with the deployment's key)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    import ledger
+    from ledger import checkpoint as notes
+    from timebank.core import accounts
+    from timebank.people.operations import community_by_code
+
+    public = base64.b64encode(notes.raw_public_key(Ed25519PrivateKey.generate())).decode()
+    r = world.call("POST", "/api/v1/federation/issuers", "admin",
+                   json={"origin": "qilin.example.org/timebank", "public_key": public})
+    assert r.status_code == 201, r.get_json()
+    with world.app.app_context():
+        community_id = community_by_code("hongxing").id
+        ledger.post(db.session, [ledger.Leg(accounts.issuance_minutes(community_id), -60),
+                                 ledger.Leg(accounts.resident_minutes(ids["resident"]), 60)],
+                    kind="grant", category="time_bank", memo="test set-up", actor="test")
+        db.session.commit()
+    r = world.call("POST", "/api/v1/hours/vouchers", ids["town"].resident1,
+                   json={"resident_id": ids["resident"], "minutes": 30})
+    assert r.status_code == 201, r.get_json()
+    ids["voucher"] = r.get_json()["voucher_id"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,6 +200,7 @@ PATH = {
     "month": lambda ids: ["2026-02", "2026-03"],
     "fmt": lambda ids: ["csv", "xlsx"],
     "filename": lambda ids: ["site.css"],
+    "voucher_id": lambda ids: [ids.get("voucher", "0" * 32)],
 }
 
 
@@ -204,6 +234,8 @@ QUERIES = {
     "audit.HouseholdStatement": lambda ids: ["month=2026-02", "month=2026-03"],
     "web_statement.household_statement": lambda ids: ["month=2026-02", "month=2026-03"],
     "web_statement.my_statement": lambda ids: ["month=2026-02", "month=2026-03"],
+    "federation.Clearing": lambda ids: ["origin=qilin.example.org/timebank"],
+    "federation.Statement": lambda ids: ["origin=qilin.example.org/timebank"],
     "shop.StockReport": lambda ids: [f"community_code=hongxing&month=2026-03&format={f}" for f in ("json", "csv")],
 }
 #: API list routes answer for a community named in the query.

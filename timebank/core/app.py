@@ -26,6 +26,7 @@ FEATURES = (
     "timebank.hours",
     "timebank.shop",
     "timebank.audit",
+    "timebank.federation",
     "timebank.reports",
     "timebank.public",
 )

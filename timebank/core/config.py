@@ -16,6 +16,7 @@ ENVIRONMENT = {
     "TIMEBANK_RATELIMIT_STORAGE_URL": "RATELIMIT_STORAGE_URI",
     "TIMEBANK_ORIGIN": "TIMEBANK_ORIGIN",
     "TIMEBANK_BASE_URL": "TIMEBANK_BASE_URL",
+    "TIMEBANK_VOUCHER_DAYS": "TIMEBANK_VOUCHER_DAYS",
     "TIMEBANK_TOKEN_TTL_SECONDS": "TIMEBANK_TOKEN_TTL_SECONDS",
     "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
     "TIMEBANK_LOGIN_RATE_LIMIT": "TIMEBANK_LOGIN_RATE_LIMIT",
@@ -37,7 +38,8 @@ POSTGRES_TIMEOUTS = (
 )
 ENVIRONMENT.update({name: name for name in POSTGRES_TIMEOUTS})
 
-INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS", "TIMEBANK_SMS_TIMEOUT_S",
+INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_VOUCHER_DAYS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
+                "TIMEBANK_SMS_TIMEOUT_S",
                 *POSTGRES_TIMEOUTS}
 
 
@@ -69,8 +71,11 @@ class Defaults:
     TIMEBANK_PG_PING_AFTER_IDLE_S = 5
     #: How long ``/healthz`` waits for the database to answer ``SELECT 1`` (PostgreSQL).
     TIMEBANK_HEALTHZ_TIMEOUT_MS = 3_000
-    #: Name of this deployment in signed checkpoints (the C2SP "origin" line).
+    #: Name of this deployment in signed checkpoints (the C2SP "origin" line) and in the hour vouchers
+    #: it issues and accepts (docs/federation.md).
     TIMEBANK_ORIGIN = "timebank.local/ledger"
+    #: How many days an hour voucher is good for, unless its request says (docs/federation.md).
+    TIMEBANK_VOUCHER_DAYS = 90
     #: Public address used in QR codes; defaults to the address of the request.
     TIMEBANK_BASE_URL = None
     #: Text messages (timebank/notices/sms.py): the HTTP gateway's address (none: no text messages),

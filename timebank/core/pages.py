@@ -288,6 +288,9 @@ KIND_LABELS = {
     "reversal": _l("Correction"),
     "claim_reversal": _l("Points taken back"),
     "opening_balance": _l("Opening balance (carried over)"),
+    "voucher_issue": _l("Time sent to another time bank (voucher)"),
+    "voucher_redeem": _l("Time received from another time bank (voucher)"),
+    "voucher_return": _l("Unused voucher, time back"),
 }
 
 CLAIM_STATUS_LABELS = {

@@ -52,6 +52,7 @@ NAV = {
         ("web_books.month_close", _l("Month close")),
         ("web_reports.anomalies", _l("Anomalies")),
         ("web_logins.logins_page", _l("Logins")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
         ("web_clerk.goods", _l("Goods")),
@@ -66,10 +67,12 @@ NAV = {
         ("web_people.households", _l("Households")),
         ("web_notices.print_list", _l("Printed notices")),
         ("web_notices.mine", _l("Notices")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
     ],
     "admin": [
         ("web.home", _l("Home")),
         ("web_logins.logins_page", _l("Logins")),
+        ("web_vouchers.vouchers", _l("Hour vouchers")),
     ],
 }
 #: A supervisor sees what the committee sees, except the till (they sell nothing).

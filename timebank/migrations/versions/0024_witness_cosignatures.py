@@ -2,7 +2,7 @@
 (checkpoint_cosignatures), both append-only
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-10
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0024'
-down_revision = '0022'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
