@@ -98,15 +98,15 @@ class ClearingQuery(Schema):
     origin = fields.String(load_default=None, validate=ORIGIN)
 
 
-class StatementQuery(Schema):
+class RedeemedStatementQuery(Schema):
     origin = fields.String(required=True, validate=ORIGIN, metadata={"description": "the issuer it is for"})
 
 
-class StatementOut(Schema):
+class RedeemedStatementOut(Schema):
     statement = fields.String(metadata={"description": "signed text, format in docs/federation.md"})
 
 
-class StatementIn(Schema):
+class RedeemedStatementIn(Schema):
     statement = fields.String(required=True, validate=validate.Length(1, 2_000_000))
 
 
@@ -116,7 +116,7 @@ class Discrepancy(Schema):
     problem = fields.String()
 
 
-class StatementTaken(Schema):
+class RedeemedStatementTaken(Schema):
     origin = fields.String()
     as_of = LocalDateTime()
     vouchers = fields.Integer(metadata={"description": "how many it lists"})
@@ -250,8 +250,8 @@ class Clearing(MethodView):
 
 @blp.route("/federation/statement")
 class Statement(MethodView):
-    @blp.arguments(StatementQuery, location="query")
-    @blp.response(200, StatementOut)
+    @blp.arguments(RedeemedStatementQuery, location="query")
+    @blp.response(200, RedeemedStatementOut)
     @blp.alt_response(403, description="forbidden: admin only")
     @blp.alt_response(404, description="not_found: not a counterparty, or no signing key yet")
     def get(self, args):
@@ -262,8 +262,8 @@ class Statement(MethodView):
 
 @blp.route("/federation/statements")
 class Statements(MethodView):
-    @blp.arguments(StatementIn)
-    @blp.response(200, StatementTaken)
+    @blp.arguments(RedeemedStatementIn)
+    @blp.response(200, RedeemedStatementTaken)
     @blp.alt_response(403, description="forbidden: admin only")
     @blp.alt_response(422, description="statement_invalid, statement_untrusted")
     def post(self, body):
