@@ -38,7 +38,8 @@ def claims_of(app, **where):
         query = select(Claim)
         for name, value in where.items():
             query = query.where(getattr(Claim, name) == value)
-        return [(c.resident_id, c.entered_by_user_id, c.entered_for_resident) for c in db.session.execute(query).scalars()]
+        return [(c.resident_id, c.entered_by_user_id, c.entered_for_resident)
+                for c in db.session.execute(query).scalars()]
 
 
 def user_id(app, username):

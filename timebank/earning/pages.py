@@ -117,7 +117,8 @@ def enter_claim():
         version = earning.latest_version(rule) if rule is not None else None
         return render_template("committee/choose_member.html", household=household,
                                members=[m for m in household.members if m.active], card=card,
-                               rule_code=request.form.get("rule_code") or "", rule_title=version.title if version else "",
+                               rule_code=request.form.get("rule_code") or "",
+                               rule_title=version.title if version else "",
                                note=(request.form.get("note") or "").strip()[:500], back=back)
     chosen = resident
 

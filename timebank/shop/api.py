@@ -552,8 +552,9 @@ class Redemptions(MethodView):
         """Sell goods for points (clerk or committee of the community).
 
         Identify the household by its card (`member_code`, household or resident card) or by the
-        phone's `pay_code`: the signed code of the QR, or its eight-digit `short_code`. Points leave the household and stock leaves the shelf in one database
-        transaction, or neither does. Send `Idempotency-Key` so a double-click never charges twice.
+        phone's `pay_code`: the signed code of the QR, or its eight-digit `short_code`. Points leave the
+        household and stock leaves the shelf in one database transaction, or neither does. Send
+        `Idempotency-Key` so a double-click never charges twice.
         """
         # The new receipt as written (a Sale shows what RedemptionOut needs; nothing is loaded back).
         return sell(current_user(), lines=body["lines"], member_code=body["member_code"], pay_code=body["pay_code"])
