@@ -122,6 +122,10 @@ def build_world(world, clock) -> dict:
     assert r.status_code == 201, r.get_json()
     ids["help_request"] = r.get_json()["id"]
     ids["household"], ids["resident"] = t.h1, t.r1
+    ids["card"] = card
+    r = world.call("POST", "/api/v1/me/pay-code", t.resident1)
+    assert r.status_code == 201, r.get_json()
+    ids["pay_code"], ids["short_code"] = r.get_json()["id"], r.get_json()["short_code"]
     return ids
 
 
@@ -229,7 +233,11 @@ QUERIES = {
     "web_reports.anomalies": lambda ids: ["since=2026-02-01&until=2026-03-03"],
     "web_committee.claims": lambda ids: ["status=publicized", "status=pending"],
     "web_people.households": lambda ids: ["q=张"],
-    "web_people.cards": lambda ids: ["grid=1"],
+    "web_people.cards": lambda ids: ["grid=1", "grid=1&per=person", "per=person&all=1"],
+    "web_serve.desk": lambda ids: [f"card={ids['card']}", f"card={ids['card']}&resident={ids['resident']}",
+                                   "card=13800000001", "card=NOSUCHCARD"],
+    "web_resident.pay_code_status": lambda ids: [f"id={ids['pay_code']}"],
+    "web_clerk.pos": lambda ids: [f"member={ids['short_code']}", f"member={ids['card']}"],
     "checkin.checkin": lambda ids: [ids["checkin_query"], "token=not-a-token"],
     "audit.HouseholdStatement": lambda ids: ["month=2026-02", "month=2026-03"],
     "web_statement.household_statement": lambda ids: ["month=2026-02", "month=2026-03"],

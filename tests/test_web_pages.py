@@ -69,10 +69,12 @@ def test_wrong_password_is_refused_plainly(app, town):
 
 def test_pages_send_anonymous_visitors_to_login_and_back(app, town):
     client = app.test_client()
-    for path in ("/me/", "/me/history", "/me/card", "/me/pay-code", "/me/pay-code.json", "/me/claims",
+    for path in ("/me/", "/me/history", "/me/card", "/me/pay-code", "/me/pay-code/status.json?id=1", "/me/claims",
                  "/me/help", "/me/gift", "/me/shop", "/"):
         r = client.get(path)
         assert r.status_code == 302 and "/login" in r.headers["Location"], path
+    r = client.post("/me/pay-code.json")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
     r = client.get("/me/history")
     assert "next=/me/history" in r.headers["Location"]
     back = page_login(client, town.resident1, next="/me/history")
@@ -205,10 +207,10 @@ def test_card_shows_the_printed_card_code_as_qr(app, resident, town):
 
 
 def test_pay_code_json_gives_a_code_the_supermarket_accepts(resident, world, town):
-    r = resident.get("/me/pay-code.json")
+    r = resident.post("/me/pay-code.json")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     body = r.get_json()
-    assert body["seconds_left"] == 120 and body["svg"].startswith("<svg")
+    assert body["seconds_left"] == 120 and body["svg"].startswith("<svg") and len(body["short_code"]) == 8
     world.grant(town.h1, 10)
     item = world.call("POST", "/api/v1/items", "clerk", json={
         "community_code": "hongxing", "sku": "tissue", "name": "纸巾", "price_points": 8}).get_json()
@@ -218,7 +220,7 @@ def test_pay_code_json_gives_a_code_the_supermarket_accepts(resident, world, tow
                       json={"pay_code": body["pay_code"], "lines": [{"item_id": item["id"], "quantity": 1}]})
     assert sale.status_code == 201 and sale.get_json()["balance_after"] == 2
     page = resident.get("/me/pay-code")
-    assert "2 积分" in text(page) and 'data-text-left="{s} 秒后自动更新"' in page.get_data(as_text=True)
+    assert "2 积分" in text(page) and 'data-text-left="还有 {s} 秒有效' in page.get_data(as_text=True)
 
 
 def test_claim_from_the_points_list_and_see_its_status(resident, world, town, clock):

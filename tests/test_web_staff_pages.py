@@ -489,10 +489,11 @@ def test_grid_worker_enters_a_claim_for_a_resident_by_card(app, town, world):
     assert len(entered) == 1 and entered[0]["points"] == 10
     # The record keeps who entered it, and the queue says so.
     assert "grid" in text(grid.get("/committee/claims"))
-    # A household card with several members, another community's card, or no card are refused in words.
+    # A household card with several members asks which member (tests/test_paper_path.py goes on from
+    # there); another community's card, or no card, are refused in words.
     r = grid.post("/committee/claims/enter", data={"form_key": "q" * 20, "card": several, "rule_code": "clean"},
                   follow_redirects=True)
-    assert "多位成员" in text(r)
+    assert "是哪一位成员" in text(r) and "张三" in text(r)
     r = grid.post("/committee/claims/enter", data={"form_key": "r" * 20, "card": far_card, "rule_code": "clean"},
                   follow_redirects=True)
     assert "本社区没有" in text(r)

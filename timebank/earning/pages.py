@@ -66,38 +66,76 @@ def claims():
                            can_enter=can_write(*earning.ENTERING_STAFF), rules=_rules(place.id))
 
 
-def _resident_from_card(place_id: int, code: str) -> Resident:
-    """The resident behind a scanned card (resident card, or a one-person household's card) or a phone number."""
+def find_card(place_id: int, code: str) -> tuple[Household | None, Resident | None]:
+    """The household and the resident behind a scanned card or a typed phone number: a resident's
+    own card or phone gives both; a household card gives the household, and its member when it has
+    only one (a household of several asks which member). Neither: a refusal in words."""
     code = code.strip().upper().replace(" ", "").replace("-", "")
     resident = db.session.execute(select(Resident).join(Household).where(
         Household.community_id == place_id, or_(Resident.member_code == code, Resident.phone == code))
-    ).scalar_one_or_none()
-    if resident is None:
-        household = db.session.execute(select(Household).where(
-            Household.community_id == place_id, Household.member_code == code)).scalar_one_or_none()
-        if household is not None and len(household.members) == 1:
-            resident = household.members[0]
-        elif household is not None:
-            raise ValidationFailed(errors={"card": [
-                _("This household card has several members: scan the resident's own card.")]})
-    if resident is None:
+    ).scalar_one_or_none() if code else None
+    if resident is not None:
+        return resident.household, resident
+    household = db.session.execute(select(Household).where(
+        Household.community_id == place_id, Household.member_code == code)).scalar_one_or_none() if code else None
+    if household is None:
         raise ValidationFailed(errors={"card": [_("No resident of this community has this card or phone number.")]})
+    active = [m for m in household.members if m.active]
+    return household, active[0] if len(active) == 1 else None
+
+
+def _resident_from_card(place_id: int, code: str) -> Resident:
+    """One resident from a card or phone number, for forms that name one person (a team's leader or
+    member): a household card of several members is refused in words."""
+    _household, resident = find_card(place_id, code)
+    if resident is None:
+        raise ValidationFailed(errors={"card": [
+            _("This household card has several members: scan the resident's own card.")]})
     return resident
+
+
+def chosen_member(household: Household, resident_id: int | None) -> Resident | None:
+    """The member chosen from a household's card (None when none, or one not of this household)."""
+    return next((m for m in household.members if m.id == resident_id and m.active), None)
 
 
 @bp.post("/claims/enter")
 @roles_required(*earning.ENTERING_STAFF)
 def enter_claim():
     """代录: a grid worker or committee member enters a claim for a resident (an elderly resident with a
-    printed card, say); the claim records who entered it and then follows the usual review."""
+    printed card, say); the claim records who entered it and then follows the usual review.
+
+    A household card of several members asks first which member it is for: a page listing them,
+    whose form sends the same claim again with the member chosen (and a new form key)."""
     place = staff.place()
     user = me()
     back = url_for(".claims", **({"community": request.values["community"]} if request.values.get("community") else {}))
+    card = request.form.get("card") or ""
+    if not 8 <= len((request.form.get("form_key") or "").strip()) <= 64:
+        abort(400)  # as take_form_key: a form without its key is refused before anything else
+    try:
+        household, resident = find_card(place.id, card)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(staff.message(exc), "error")
+        return redirect(back)
+    if resident is None:
+        resident = chosen_member(household, request.form.get("resident_id", type=int))
+    if resident is None:
+        rule = db.session.execute(select(Rule).where(Rule.community_id == place.id,
+                                                     Rule.code == (request.form.get("rule_code") or ""))
+                                  ).scalar_one_or_none()
+        version = earning.latest_version(rule) if rule is not None else None
+        return render_template("committee/choose_member.html", household=household,
+                               members=[m for m in household.members if m.active], card=card,
+                               rule_code=request.form.get("rule_code") or "",
+                               rule_title=version.title if version else "",
+                               note=(request.form.get("note") or "").strip()[:500], back=back)
+    chosen = resident
 
     def act():
-        resident = _resident_from_card(place.id, request.form.get("card") or "")
         note = (request.form.get("note") or "").strip()[:500]
-        return earning.create_claim(user, place, request.form.get("rule_code") or "", resident.id, note)
+        return earning.create_claim(user, place, request.form.get("rule_code") or "", chosen.id, note)
 
     return staff.write_once(act,
                             lambda claim: _("Claim %(id)d entered for %(name)s.", id=claim.id,

@@ -13,7 +13,7 @@ from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ledger.models import Account
 from timebank.core import accounts
@@ -144,24 +144,48 @@ def _date(text: str | None):
         raise ValidationFailed(errors={"until": [_("A date, such as 2026-08-31.")]}) from None
 
 
-def _card(household: Household) -> dict:
-    return {"household": household, "qr": qr_svg(household.member_code, 4),
-            "members": "、".join(m.name for m in household.members if m.active)}
+def _household_card(household: Household) -> dict:
+    return {"household": household, "code": household.member_code, "qr": qr_svg(household.member_code, 4),
+            "title": _("Points card"), "name": household.name,
+            "meta": [household.address + (" · " + _("Grid") + " " + household.grid if household.grid else ""),
+                     "、".join(m.name for m in household.members if m.active)]}
 
 
-def _sheets(query, cursor: str | None, most: int | None):
-    """Sheets of eight cards, read a batch of households at a time (keyset, as the roster pages)."""
+def _person_card(household: Household, member: Resident) -> dict:
+    """A member's own card: their code (``R...``), which the till, the 代录 form, the desk and check-in
+    read as this person (the points still go to and come from the household)."""
+    return {"household": household, "code": member.member_code, "qr": qr_svg(member.member_code, 4),
+            "title": _("Member card"), "name": member.name,
+            "meta": [household.name + (" · " + household.address if household.address else ""),
+                     _("Grid") + " " + household.grid if household.grid else ""]}
+
+
+def _cards_of(household: Household, per_person: bool) -> list[dict]:
+    if not per_person:
+        return [_household_card(household)]
+    return [_person_card(household, m) for m in household.members if m.active]
+
+
+def _sheets(query, cursor: str | None, most: int | None, per_person: bool = False, seen: dict | None = None):
+    """Sheets of eight cards, read a batch of households at a time (keyset, as the roster pages): a
+    card per household, or one per active member. ``most`` counts households; ``seen`` is told the
+    last household read and how many."""
     done = 0
     sheet: list[dict] = []
+    seen = seen if seen is not None else {}
     while most is None or done < most:
         batch = CARDS_PER_SHEET * 25 if most is None else min(CARDS_PER_SHEET * 25, most - done)
         rows, cursor = roster.household_page(query, batch, cursor)
         for household in rows:
-            sheet.append(_card(household))
-            if len(sheet) == CARDS_PER_SHEET:
-                yield sheet
-                sheet = []
+            for card in _cards_of(household, per_person):
+                sheet.append(card)
+                if len(sheet) == CARDS_PER_SHEET:
+                    yield sheet
+                    sheet = []
         done += len(rows)
+        if rows:
+            seen["last"] = [rows[-1].grid or "", rows[-1].name, rows[-1].id]
+        seen["households"] = done
         for household in rows:  # a long print keeps no more than one batch in the session
             for member in household.members:
                 db.session.expunge(member)
@@ -172,11 +196,11 @@ def _sheets(query, cursor: str | None, most: int | None):
         yield sheet
 
 
-def _streamed_sheets(query):
+def _streamed_sheets(query, per_person: bool):
     # Read after the request's commit, in reading transactions: a print of 12,000 cards never holds up
     # the writers (as the ledger export, timebank.audit.ledger_browser).
     with reading():
-        yield from _sheets(query, None, None)
+        yield from _sheets(query, None, None, per_person)
 
 
 def _buffered(chunks, size: int = 64 * 1024):
@@ -192,32 +216,46 @@ def _buffered(chunks, size: int = 64 * 1024):
         yield "".join(parts)
 
 
+def _people_count(query) -> int:
+    """Active members of the households of ``query``: the cards of a print per person."""
+    households = query.order_by(None).with_only_columns(Household.id).subquery()
+    return db.session.execute(select(func.count(Resident.id)).where(
+        Resident.household_id.in_(select(households.c.id)), Resident.active.is_(True))).scalar_one()
+
+
 @bp.get("/households/cards")
 @roles_required(*READERS)
 def cards():
     """A4 sheets of member cards with QR codes, eight a page, for the households of the filter (or the
-    ``id`` chosen): however many. A part of 400 cards at a time with a link to the next part, or with
+    ``id`` chosen): however many. ``per=person`` prints a card for each member (their own code) instead
+    of one per household. A part of 400 households at a time with a link to the next part, or with
     ``all=1`` every card in one document, streamed as it is drawn."""
     place = staff.place()
+    per_person = request.args.get("per") == "person"
     try:
         query, filters = _households(place.id)
-        total = roster.count(query)
+        households = roster.count(query)
         start = max(1, request.args.get("start", 1, type=int) or 1)
         # Plain values only: the streamed document is drawn after the request's commit.
-        context = {"place_name": place.name, "count": total, "filter_args": _links(place, filters),
+        base_args = _links(place, filters)
+        filter_args = dict(base_args)
+        if per_person:
+            filter_args["per"] = "person"
+        context = {"place_name": place.name, "count": _people_count(query) if per_person else households,
+                   "households": households, "per_person": per_person, "filter_args": filter_args,
+                   "base_args": base_args,
                    "ids": request.args.getlist("id", type=int)}
         if request.args.get("all"):
-            chunks = stream_template("committee/cards.html", pages=_streamed_sheets(query), whole=True,
+            chunks = stream_template("committee/cards.html", pages=_streamed_sheets(query, per_person), whole=True,
                                      start=1, next_cursor=None, **context)
             return Response(_buffered(chunks), mimetype="text/html")
         cursor = request.args.get("cursor")
-        pages = list(_sheets(query, cursor, CARDS_PER_PART))
-        shown = sum(len(page) for page in pages)
+        seen: dict = {}
+        pages = list(_sheets(query, cursor, CARDS_PER_PART, per_person, seen))
+        shown = seen.get("households", 0)
         next_cursor = None
-        if shown == CARDS_PER_PART:
-            last = pages[-1][-1]["household"]
-            next_cursor = roster.encode_key([last.grid or "", last.name, last.id]) \
-                if start - 1 + shown < total else None
+        if shown == CARDS_PER_PART and start - 1 + shown < households:
+            next_cursor = roster.encode_key(seen["last"])
     except DomainError as exc:
         return _refused(exc)
     return render_template("committee/cards.html", pages=pages, whole=False, start=start, shown=shown,

@@ -5,15 +5,15 @@ See docs/supermarket.md for the rules.
 
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
 from timebank.core.database import defers_write_lock
-from timebank.core.errors import Forbidden, NotFound, ValidationFailed
-from timebank.core.extensions import db
+from timebank.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from timebank.core.extensions import db, limiter
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import visible_household
@@ -183,6 +183,14 @@ class DonorList(Schema):
 
 class PayCodeOut(Schema):
     pay_code = fields.String()
+    expires_at = LocalDateTime()
+
+
+class ShortPayCodeOut(Schema):
+    id = fields.Integer()
+    pay_code = fields.String()
+    #: Eight digits standing for ``pay_code`` until it expires, for typing at the till.
+    short_code = fields.String()
     expires_at = LocalDateTime()
 
 
@@ -475,18 +483,62 @@ class Donors(MethodView):
 
 # --- pay codes and redemptions ----------------------------------------------------------------
 
+#: Pay code numbers that are no valid code, allowed per login (``TIMEBANK_PAY_CODE_GUESS_LIMIT``).
+GUESS_LIMIT = "10 per 10 minutes"
+
+
+def _guesser() -> str:
+    """Whom the guessing limit counts: the login, or the address before one is known."""
+    try:
+        return f"user:{current_user().id}"
+    except DomainError:
+        return f"addr:{request.remote_addr}"
+
+
+def _no_short_code() -> bool:
+    """Requests that carry no short pay code number are not counted."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        code = body.get("pay_code") if isinstance(body, dict) else None
+    else:
+        code = request.values.get("member")
+    return not (isinstance(code, str) and ops.is_short_pay_code(code))
+
+
+def pay_code_guess_limit(methods: list[str]):
+    """Flask-Limiter's limit on guessing short pay codes (``TIMEBANK_PAY_CODE_GUESS_LIMIT``, per login):
+    only a number that is no valid code counts (a typo at the till, or a guess); once reached,
+    numbers are refused with 429 ``rate_limited`` until the window has passed. Eight digits hold 10^8
+    numbers of which a few are valid at any moment, so guessing a number in use is hopeless."""
+    return limiter.shared_limit(lambda: current_app.config.get("TIMEBANK_PAY_CODE_GUESS_LIMIT", GUESS_LIMIT),
+                                scope="pay-code-guess",
+                                key_func=_guesser, methods=methods, exempt_when=_no_short_code,
+                                deduct_when=lambda response: bool(g.get("pay_code_missed")))
+
+
 @blp.route("/me/pay-code")
 class PayCode(MethodView):
     @blp.response(200, PayCodeOut)
     @blp.alt_response(403, description="forbidden: only residents have pay codes")
     def get(self):
-        """A short-lived (at most 2 minutes), signed, single-use code for the phone screen."""
+        """A short-lived (at most 2 minutes), signed, single-use code for the phone screen. Nothing is
+        stored; `POST` gives a code with a short number to type as well."""
         code, expires = ops.issue_pay_code(current_user())
         return {"pay_code": code, "expires_at": expires}
+
+    @blp.response(201, ShortPayCodeOut)
+    @blp.alt_response(403, description="forbidden: only residents have pay codes")
+    def post(self):
+        """A pay code as `GET` gives it, with `short_code`: eight digits that stand for it until it
+        expires, for the clerk to type at the till when the QR cannot be scanned. No valid code shares
+        its number with another. Either form pays once."""
+        return ops.issue_short_pay_code(current_user())
 
 
 @blp.route("/redemptions")
 class Redemptions(MethodView):
+    decorators = [pay_code_guess_limit(["POST"])]
+
     @defers_write_lock  # the token, key and member are read before the write lock (timebank.core.database)
     @blp.arguments(RedemptionIn())  # an instance: a class would be instantiated on every sale
     @idempotent  # outside @blp.response, so it stores the serialized response
@@ -495,12 +547,14 @@ class Redemptions(MethodView):
     @blp.alt_response(409, description="insufficient_points, insufficient_stock, limit_exceeded, pay_code_used")
     @blp.alt_response(410, description="pay_code_expired")
     @blp.alt_response(422, description="validation_error, pay_code_invalid, idempotency_key_reused")
+    @blp.alt_response(429, description="rate_limited: too many pay code numbers that were no valid code")
     def post(self, body):
         """Sell goods for points (clerk or committee of the community).
 
         Identify the household by its card (`member_code`, household or resident card) or by the
-        phone's `pay_code`. Points leave the household and stock leaves the shelf in one database
-        transaction, or neither does. Send `Idempotency-Key` so a double-click never charges twice.
+        phone's `pay_code`: the signed code of the QR, or its eight-digit `short_code`. Points leave the
+        household and stock leaves the shelf in one database transaction, or neither does. Send
+        `Idempotency-Key` so a double-click never charges twice.
         """
         # The new receipt as written (a Sale shows what RedemptionOut needs; nothing is loaded back).
         return sell(current_user(), lines=body["lines"], member_code=body["member_code"], pay_code=body["pay_code"])

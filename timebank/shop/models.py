@@ -345,3 +345,26 @@ class ItemPhoto(db.Model):
     #: Who uploaded it (``user:3:name``).
     actor: Mapped[str | None] = mapped_column(String(128))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PayCode(db.Model):
+    """A pay code shown on a resident's phone, with its short number for typing at the till.
+
+    The QR code carries the signed token (resident, nonce, expiry); ``short_code`` is eight digits
+    that stand for the same code while it is valid. A short code is unique among the codes that
+    hold it: once a code has expired its number may be given again (the older row's ``short_code``
+    is cleared first), so no two valid codes ever share a number. Spending either form spends the
+    nonce (:class:`UsedPayCode`). Rows older than a day are removed when the resident asks for the
+    next code: they prove nothing that the receipts and the used nonces do not.
+    """
+
+    __tablename__ = "shop_pay_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    #: Eight digits, typed at the till; cleared when the number is given to a later code.
+    short_code: Mapped[str | None] = mapped_column(String(8), unique=True)
+    #: The random nonce inside the signed code (the QR).
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

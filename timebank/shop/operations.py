@@ -15,9 +15,9 @@ import io
 import secrets
 from datetime import date, datetime, timedelta
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import and_, bindparam, case, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 import ledger
@@ -42,6 +42,7 @@ from timebank.shop.models import (
     Item,
     ItemPriceChange,
     LotConsumption,
+    PayCode,
     ReceiptCounter,
     Redemption,
     RedemptionLine,
@@ -49,6 +50,7 @@ from timebank.shop.models import (
     RedemptionReturnLine,
     StockLot,
     StockMovement,
+    UsedPayCode,
 )
 
 #: Roles that work the till and the stock room.
@@ -56,6 +58,8 @@ SHOP_ROLES = ("clerk", "committee")
 #: A pay code lives at most this long (the phone shows a fresh one).
 PAY_CODE_MAX_SECONDS = 120
 _PAY_CODE_SALT = "timebank.shop.pay-code"
+#: Digits of a pay code's short number.
+SHORT_CODE_DIGITS = 8
 
 
 # --- access -----------------------------------------------------------------------------------
@@ -414,27 +418,123 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_PAY_CODE_SALT)
 
 
-def issue_pay_code(user: User) -> tuple[str, datetime]:
-    """A signed code for the resident's phone: resident id, a random nonce and an expiry; works once."""
+def _new_pay_code(user: User) -> tuple[str, str, datetime]:
+    """A signed code for the resident's phone (resident id, a random nonce, the expiry), its nonce
+    and its expiry."""
     if user.resident_id is None:
         raise Forbidden("Pay codes are for residents.")
     ttl = min(int(current_app.config.get("TIMEBANK_PAY_CODE_TTL_SECONDS", PAY_CODE_MAX_SECONDS)),
               PAY_CODE_MAX_SECONDS)
     expires = now() + timedelta(seconds=ttl)
-    code = _serializer().dumps([user.resident_id, secrets.token_urlsafe(12), int(expires.timestamp())])
+    nonce = secrets.token_urlsafe(12)
+    return _serializer().dumps([user.resident_id, nonce, int(expires.timestamp())]), nonce, expires
+
+
+def issue_pay_code(user: User) -> tuple[str, datetime]:
+    """A signed code for the resident's phone: resident id, a random nonce and an expiry; works once.
+    Nothing is stored (``GET /api/v1/me/pay-code``); :func:`issue_short_pay_code` adds a number to type."""
+    code, _nonce, expires = _new_pay_code(user)
     return code, expires
 
 
+def is_short_pay_code(text: str) -> bool:
+    """Whether ``text`` is a pay code's short number (eight digits; spaces and dashes are ignored).
+    Card codes start with a letter, signed codes hold a dot: neither is all digits."""
+    digits = text.replace(" ", "").replace("-", "")
+    return len(digits) == SHORT_CODE_DIGITS and digits.isascii() and digits.isdigit()
+
+
+def _random_short_code() -> str:
+    return f"{secrets.randbelow(10 ** SHORT_CODE_DIGITS):0{SHORT_CODE_DIGITS}d}"
+
+
+def issue_short_pay_code(user: User) -> dict:
+    """A pay code with its short number for typing at the till: the signed code for the QR, and eight
+    random digits that stand for it until it expires (stored: a write, so asked for with POST).
+
+    The number is unique among valid codes: a number still held by a valid code is drawn again; one
+    held by an expired code is taken from it. The unique index is the backstop for two phones that
+    draw the same number at the same moment (the loser draws again, in a savepoint). Rows of this
+    resident that expired more than a day ago are removed."""
+    code, nonce, expires = _new_pay_code(user)
+    moment = utc_naive()
+    expires_naive = utc_naive(expires)
+    db.session.execute(delete(PayCode).where(PayCode.resident_id == user.resident_id,
+                                             PayCode.expires_at < moment - timedelta(days=1)))
+    for _attempt in range(20):
+        short = _random_short_code()
+        holder = db.session.execute(select(PayCode).where(PayCode.short_code == short)).scalar_one_or_none()
+        if holder is not None:
+            if holder.expires_at > moment:
+                continue  # in use: draw again
+            holder.short_code = None  # expired: the number is free again
+            db.session.flush()
+        row = PayCode(resident_id=user.resident_id, short_code=short, nonce=nonce, issued_at=moment,
+                      expires_at=expires_naive)
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+                db.session.flush()
+        except IntegrityError:
+            continue
+        return {"id": row.id, "pay_code": code, "short_code": short, "expires_at": expires}
+    raise Conflict("No free pay code number just now; try again.", code="pay_code_busy")
+
+
+def _unknown_pay_code() -> ValidationFailed:
+    if has_request_context():
+        g.pay_code_missed = True  # counted against guessing (timebank.shop.pay_code_guess_limit)
+    return ValidationFailed("This is not a pay code issued here.", code="pay_code_invalid",
+                            errors={"pay_code": ["Not a valid pay code."]})
+
+
+def _expired() -> Gone:
+    return Gone("The pay code has expired; ask for a fresh one on the phone.", code="pay_code_expired")
+
+
 def read_pay_code(code: str) -> tuple[int, str]:
+    """(resident id, nonce) of a valid pay code: the signed code from the QR, or its short number."""
+    if is_short_pay_code(code):
+        found = db.session.execute(select(PayCode.resident_id, PayCode.nonce, PayCode.expires_at).where(
+            PayCode.short_code == code.replace(" ", "").replace("-", ""))).one_or_none()
+        if found is None:
+            raise _unknown_pay_code()
+        if utc_naive() >= found.expires_at:
+            raise _expired()
+        return found.resident_id, found.nonce
     try:
         resident_id, nonce, expires = _serializer().loads(code)
         resident_id, expires = int(resident_id), int(expires)
     except (BadSignature, ValueError, TypeError):
-        raise ValidationFailed("This is not a pay code issued here.", code="pay_code_invalid",
-                               errors={"pay_code": ["Not a valid pay code."]}) from None
+        raise _unknown_pay_code() from None
     if now().timestamp() > expires:
-        raise Gone("The pay code has expired; ask for a fresh one on the phone.", code="pay_code_expired")
+        raise _expired()
     return resident_id, str(nonce)
+
+
+def pay_code_spent(nonce: str) -> bool:
+    return db.session.execute(select(UsedPayCode.id).where(UsedPayCode.nonce == nonce)).first() is not None
+
+
+def check_pay_code(code: str) -> int:
+    """The resident of a pay code that can still pay: valid, and not spent. The till's scan step asks
+    this, so a spent code is refused when it is scanned, not only when the goods are charged (the
+    sale checks again under its lock)."""
+    resident_id, nonce = read_pay_code(code)
+    if pay_code_spent(nonce):
+        raise Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used")
+    return resident_id
+
+
+def pay_code_state(user: User, code_id: int) -> str:
+    """``valid``, ``spent`` or ``expired``: what became of one of the resident's own pay codes (the
+    phone asks, to show the new balance after a sale). Another resident's code is 404."""
+    row = db.session.get(PayCode, code_id)
+    if row is None or row.resident_id != user.resident_id:
+        raise NotFound("No such pay code.")
+    if pay_code_spent(row.nonce):
+        return "spent"
+    return "expired" if utc_naive() >= row.expires_at else "valid"
 
 
 # --- redemption -------------------------------------------------------------------------------

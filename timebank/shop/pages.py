@@ -84,7 +84,7 @@ from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import can_write, community, me, message, refuse_supervisor_writes
 from timebank.shop import operations as shop
 from timebank.shop import photos, sale
-from timebank.shop.api import ItemIn, ItemPatch, MovementIn, PriceIn, ReturnIn
+from timebank.shop.api import ItemIn, ItemPatch, MovementIn, PriceIn, ReturnIn, pay_code_guess_limit
 from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, ItemPhoto, Redemption
 
 bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
@@ -120,17 +120,19 @@ def _sale_key() -> str:
 
 
 def _is_pay_code(code: str) -> bool:
-    # Card codes are letters and digits; a pay code is a signed token with a dot before its signature.
-    return "." in code
+    # Card codes are a letter and ten symbols; a pay code is a signed token with a dot before its
+    # signature (the QR), or its short number of eight digits (typed).
+    return "." in code or shop.is_short_pay_code(code)
 
 
 def _identify(code: str):
-    """(household, resident or None) for a scanned card or pay code, without using the pay code up.
+    """(household, resident or None) for a scanned card or pay code, without using the pay code up;
+    a pay code already spent, or expired, is refused here, at the scan.
 
     The sale itself (``sale.redeem``) checks the code again and uses a pay code up there.
     """
     if _is_pay_code(code):
-        resident_id, _nonce = shop.read_pay_code(code)
+        resident_id = shop.check_pay_code(code)
         resident = db.session.get(Resident, resident_id)
         household = resident.household if resident else None
     else:
@@ -293,6 +295,7 @@ def _till_settings(place) -> dict:
 
 @bp.get("/pos")
 @roles_required(*VIEWERS)
+@pay_code_guess_limit(["GET"])
 def pos():
     """The till. Every step is this GET form; the sale is the POST below."""
     place = community()
@@ -329,6 +332,7 @@ def pos():
 
 @bp.post("/pos")
 @roles_required(*SELLERS)
+@pay_code_guess_limit(["POST"])
 def sell():
     """Charge the basket: points and stock move together (``sale.redeem``), once per form."""
     place = community()

@@ -43,6 +43,7 @@ NAV = {
     "committee": [
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
+        ("web_serve.desk", _l("Serve a resident")),
         ("web_committee.tasks", _l("Tasks")),
         ("web_committee.rules", _l("Points list")),
         ("web_people.households", _l("Households")),
@@ -63,6 +64,7 @@ NAV = {
     "grid_worker": [
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
+        ("web_serve.desk", _l("Serve a resident")),
         ("web_committee.tasks", _l("Tasks")),
         ("web_people.households", _l("Households")),
         ("web_notices.print_list", _l("Printed notices")),
@@ -150,7 +152,8 @@ def init_app(app) -> None:
     login_manager.login_view = "web_auth.login"
     login_manager.login_message = _l("Please log in first.")
     app.register_blueprint(bp)
-    from timebank.web import auth, resident
+    from timebank.web import auth, resident, serve
 
     auth.init_app(app)
     resident.init_app(app)
+    serve.init_app(app)

@@ -129,25 +129,41 @@ def card():
 
 
 def _pay_code() -> dict:
-    code, expires = shop.issue_pay_code(current_user._get_current_object())
-    seconds_left = max(0, int((expires - now()).total_seconds()))
-    return {"pay_code": code, "expires_at": expires.isoformat(), "seconds_left": seconds_left,
-            "svg": qr_svg(code, 4)}
+    issued = shop.issue_short_pay_code(current_user._get_current_object())
+    seconds_left = max(0, int((issued["expires_at"] - now()).total_seconds()))
+    return {"id": issued["id"], "pay_code": issued["pay_code"], "short_code": issued["short_code"],
+            "expires_at": issued["expires_at"].isoformat(), "seconds_left": seconds_left,
+            "svg": qr_svg(issued["pay_code"], 4)}
 
 
 @bp.get("/pay-code")
 @resident_required
 def pay_code():
+    """The page; its script asks for the code (a write: the short number is stored) and keeps it fresh."""
     user, resident, household = _me()
     points = ledger.balance(db.session, accounts.household_points(household.id))
-    return render_template("resident/paycode.html", code=_pay_code(), household=household, points=points)
+    return render_template("resident/paycode.html", household=household, points=points)
 
 
-@bp.get("/pay-code.json")
+@bp.post("/pay-code.json")
 @resident_required
 def pay_code_json():
-    """A fresh code for the page's timer. GET changes nothing, so it needs no CSRF token."""
-    response = jsonify(_pay_code())
+    """A fresh code with its short number, for the page's script (CSRF token in ``X-CSRFToken``).
+    Nothing moves, so no form key: a second call only gives another code."""
+    user, resident, household = _me()
+    response = jsonify({**_pay_code(), "points": ledger.balance(db.session, accounts.household_points(household.id))})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/pay-code/status.json")
+@resident_required
+def pay_code_status():
+    """What became of the code the phone shows (``?id=``): ``valid``, ``spent`` (a sale used it) or
+    ``expired``, with the household's points now. The page polls it to show the balance after a sale."""
+    user, resident, household = _me()
+    state = shop.pay_code_state(user, request.args.get("id", type=int) or 0)
+    response = jsonify({"state": state, "points": ledger.balance(db.session, accounts.household_points(household.id))})
     response.headers["Cache-Control"] = "no-store"
     return response
 

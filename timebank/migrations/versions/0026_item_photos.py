@@ -1,7 +1,7 @@
 """photos of goods (shop_item_photos): one image per item, shown on the till and the goods list
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-10
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0026'
-down_revision = '0024'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
