@@ -323,6 +323,9 @@ def account_words(code: str, names: dict | None = None) -> str:
     know keeps its code (then a test of the pages in Chinese names it)."""
     m = _ACCOUNT.fullmatch(code or "")
     if m is None:
+        origin, sep, unit = (code or "").removeprefix("federation:").rpartition(":")
+        if code.startswith("federation:") and sep and unit == "minutes":
+            return _("Hours exchanged with %(origin)s", origin=origin)
         return code
     if m.group(1):
         owner, number = m.group(1), int(m.group(2))
@@ -379,7 +382,20 @@ def plain_memo(memo: str | None) -> str:
     return _TECHNICAL.sub("", memo or "").strip()
 
 
+def actor_name(actor: str | None) -> str:
+    """Who did it, as a person reads it: ``user:3:wang`` -> wang, ``system`` -> 系统自动."""
+    if not actor:
+        return ""
+    if actor == "system":
+        return _("automatic")
+    kind, _sep, rest = actor.partition(":")
+    if kind == "user" and ":" in rest:
+        return rest.split(":", 1)[1]
+    return actor
+
+
 def register_filters(app) -> None:
+    app.jinja_env.filters.setdefault("actor_name", actor_name)
     app.jinja_env.filters.setdefault("plain_memo", plain_memo)
     app.jinja_env.filters.setdefault("local_time", local_time)
     app.jinja_env.filters.setdefault("local_date", local_date)
