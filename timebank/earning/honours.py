@@ -263,6 +263,8 @@ def object_award(user: User, award_id: int, reason: str) -> HonourAward:
 def confer(award: HonourAward, actor: str) -> HonourAward:
     """Award the honour: held from now for its term, first review ``review_months`` on; its points,
     if any, credited once (ledger idempotency key ``honour_award:<id>:post``)."""
+    if award.held_from is not None:
+        return award  # awarded already: nothing twice
     moment = utc_naive()
     if award.points:
         tx = ledgering.post(

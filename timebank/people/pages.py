@@ -9,7 +9,7 @@ one-time ``form_key``.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_template, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, stream_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -221,7 +221,18 @@ def household(household_id: int):
                            minutes={m.id: minutes.get(accounts.resident_minutes(m.id), 0) for m in members},
                            balance=roster.balances([found.id]).get(found.id, 0),
                            history=roster.care_label_history(found.id), colors=COLORS,
-                           can_edit=can_write(*roster.EDITORS))
+                           can_edit=can_write(*roster.EDITORS), panels=household_panels(found))
+
+
+#: Where other features add a section to the household's page: functions ``panel(household)`` that
+#: return HTML (``Markup``) or None, registered in ``app.extensions["timebank.household_panels"]``
+#: (the ranking score, honours and deductions: :mod:`timebank.reports.pages`).
+PANELS = "timebank.household_panels"
+
+
+def household_panels(household: Household) -> list:
+    shown = (panel(household) for panel in current_app.extensions.get(PANELS, []))
+    return [html for html in shown if html]
 
 
 @bp.post("/households/<int:household_id>/change")

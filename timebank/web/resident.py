@@ -38,6 +38,7 @@ from timebank.hours import operations as hours
 from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
 from timebank.people.models import Resident
+from timebank.reports.pages import standing_of
 from timebank.shop import operations as shop
 from timebank.shop.models import Item
 
@@ -69,7 +70,7 @@ def home():
         select(Claim).where(Claim.household_id == household.id, Claim.status.in_(("pending", "publicized")))
         .order_by(Claim.id.desc()).limit(5)).scalars().all()
     return render_template("resident/home.html", resident=resident, household=household, points=points,
-                           minutes=minutes, open_claims=open_claims)
+                           minutes=minutes, open_claims=open_claims, **standing_of(household))
 
 
 # --- history --------------------------------------------------------------------------------------
