@@ -57,6 +57,15 @@ KEYED = {
     "web_resident.gift",            # minutes given
     "checkin.checkin",              # a check-in (a claim)
     "web_public.object_form",       # an objection (the claim goes back to review)
+    "web_public.object_honour",     # an objection to an honour award on the notice board
+    "web_public.object_deduction",  # an objection to a deduction on the notice board
+    "web_honours.honours",          # a nomination for an honour
+    "web_honours.new_honour",       # an honour of the list
+    "web_honours.award_action",     # approve (points), reject, object, keep, withdraw an award
+    "web_honours.deductions",       # a deduction entered against a household
+    "web_honours.new_deduction_item",  # a deduction item of the points list
+    "web_honours.deduction_action",  # approve (points taken), reject, object to a deduction
+    "web_honours.ranking_settings",  # whether the public board shows the black list
     "web_logins.logins_page",       # a staff login (and its one-time password)
     "web_logins.deactivate",        # a login deactivated
     "web_logins.reset_login",       # a one-time password for a login
@@ -215,22 +224,39 @@ def town(world, clock):
     assert r.status_code == 201, r.get_json()
     t.task = r.get_json()["id"]
     t.token = world.call("GET", f"/api/v1/tasks/{t.task}/checkin-code", "grid").get_json()["token"]
+    # Honours and deductions: one waiting for the committee, one on the notice board, of each.
+    r = world.call("POST", "/api/v1/honours", "committee", json={
+        "community_code": "hongxing", "code": "civilized", "title": "文明家庭", "points": 20})
+    assert r.status_code == 201, r.get_json()
+    r = world.call("POST", "/api/v1/deduction-items", "committee", json={
+        "community_code": "hongxing", "code": "litter", "title": "乱倒垃圾", "points": -5})
+    assert r.status_code == 201, r.get_json()
+    for kind, body in (("honour-awards", {"honour_code": "civilized"}), ("deductions", {"item_code": "litter"})):
+        made = [world.call("POST", f"/api/v1/{kind}", "grid", json={
+            "community_code": "hongxing", "household_id": household, **body}).get_json()["id"]
+            for household in (t.h2, t.h1)]
+        assert world.call("POST", f"/api/v1/{kind}/{made[1]}/approve", "committee").status_code == 200
+        setattr(t, kind.replace("-", "_"), made[1])
     return t
 
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
+             "/committee/honours", "/committee/deductions",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
              "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
     return {
         None: ["/login", "/public/hongxing"],
         t.resident1: ["/me/", "/me/claims", "/me/help", "/me/gift", "/me/shop", f"/checkin?token={t.token}",
-                      f"/public/hongxing/claims/{t.publicized}/object"],
+                      f"/public/hongxing/claims/{t.publicized}/object",
+                      f"/public/hongxing/honours/{t.honour_awards}/object",
+                      f"/public/hongxing/deductions/{t.deductions}/object"],
         t.resident2: ["/me/help"],
         "clerk": clerk,
         "committee": staff + ["/committee/import"],
-        "grid": ["/committee/claims", "/committee/tasks", "/committee/households",
+        "grid": ["/committee/claims", "/committee/tasks", "/committee/households", "/committee/honours",
+                 "/committee/deductions",
                  f"/committee/households/{t.h1}/logins", f"/committee/households/{t.h1}"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk
