@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from timebank.core.clock import to_local
+from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import check_form, form_number, roles_required
 from timebank.earning import deductions as deduction_ops
@@ -34,6 +36,37 @@ bp.before_request(refuse_supervisor_writes)
 
 READERS = ("committee", "grid_worker", "supervisor")
 WRITERS = ("committee", "grid_worker")
+
+
+#: Refusals of these pages in words (the shared words of some codes speak of claims).
+REFUSALS = {
+    "self_approval": _l("nobody decides an honour or a deduction of their own household, nor one they proposed "
+                        "themselves: another committee member decides."),
+    "honour_already_held": _l("this household already holds this honour, or is nominated for it."),
+    "honour_inactive": _l("this honour is no longer awarded."),
+    "honour_exists": _l("this code is already used by another honour."),
+    "award_not_pending": _l("this nomination was already decided."),
+    "award_not_publicized": _l("objections are taken only while the notice is on the board."),
+    "award_not_under_review": _l("this honour is not under review."),
+    "award_not_held": _l("only an honour that is held can be withdrawn."),
+    "deduction_item_exists": _l("this code is already used by another deduction item."),
+    "deduction_item_inactive": _l("this deduction item is not in force."),
+    "deduction_not_pending": _l("this deduction was already decided."),
+    "deduction_not_publicized": _l("objections are taken only while the notice is on the board."),
+}
+
+
+def _in_words(action):
+    """``action``, its refusals said in this page's words."""
+    def run():
+        try:
+            return action()
+        except DomainError as exc:
+            words = REFUSALS.get(exc.code)
+            if words is None:
+                raise
+            raise DomainError(str(words), code=f"{exc.code}_in_words", status=exc.status) from exc
+    return run
 
 
 def _back(endpoint: str) -> str:
@@ -66,6 +99,7 @@ def honours():
     place = staff.place()
     user = me()
     if request.method == "POST":
+        @_in_words
         def act():
             household_id = _id("household_id")
             return honour_ops.nominate(user, place, request.form.get("honour_code") or "", household_id,
@@ -100,6 +134,8 @@ def new_honour():
     numbers = {name: form_number(request.form.get(name)) for name in
                ("points", "publicity_days", "term_months", "review_months")}
 
+    @_in_words
+
     def act():
         check_form(HonourIn(), {k: v for k, v in numbers.items() if v is not None})
         return honour_ops.create_honour(
@@ -126,6 +162,8 @@ def award_action(award_id: int, action: str):
     if action != "approve" and not reason:
         flash(_("Give a reason."), "error")
         return redirect(back)
+
+    @_in_words
 
     def act():
         if action == "object":
@@ -167,6 +205,7 @@ def deductions():
     place = staff.place()
     user = me()
     if request.method == "POST":
+        @_in_words
         def act():
             household_id = _id("household_id")
             return deduction_ops.create_deduction(user, place, request.form.get("item_code") or "", household_id,
@@ -202,6 +241,8 @@ def new_deduction_item():
     if isinstance(points, int) and points > 0:
         points = -points  # the form asks "how many points it takes"
 
+    @_in_words
+
     def act():
         check_form(DeductionItemIn(), {k: v for k, v in {"points": points, "publicity_days": days}.items()
                                        if v is not None})
@@ -222,6 +263,8 @@ def deduction_action(deduction_id: int, action: str):
     if action != "approve" and not reason:
         flash(_("Give a reason."), "error")
         return redirect(back)
+
+    @_in_words
 
     def act():
         if action == "object":
@@ -251,6 +294,8 @@ def ranking_settings():
     """Whether the public board shows the black list (红黑榜)."""
     place = staff.place()
     publish = request.form.get("publish_black_list") == "1"
+
+    @_in_words
 
     def act():
         return deduction_ops.set_black_list(me(), place, publish)

@@ -42,6 +42,8 @@ NAV = {
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
         ("web_committee.rules", _l("Points list")),
+        ("web_honours.honours", _l("Honours")),
+        ("web_honours.deductions", _l("Deductions")),
         ("web_people.households", _l("Households")),
         ("web_import.upload", _l("Import roster")),
         ("web_books.ledger", _l("Ledger")),
@@ -56,6 +58,8 @@ NAV = {
         ("web.home", _l("Home")),
         ("web_committee.claims", _l("Claims")),
         ("web_committee.tasks", _l("Tasks")),
+        ("web_honours.honours", _l("Honours")),
+        ("web_honours.deductions", _l("Deductions")),
         ("web_people.households", _l("Households")),
     ],
     "admin": [
