@@ -255,3 +255,43 @@ def test_pages_committee_deductions_and_the_households_ranking_score(world, town
     data["publish_black_list"] = "1"
     assert committee.post(form["action"], data=data).status_code == 302
     assert world.call("GET", "/api/v1/ranking-settings/hongxing", town.resident1).get_json()["publish_black_list"]
+
+
+def test_two_deductions_at_once_never_take_the_wallet_below_zero(world, town, app):
+    """Two committee members apply two deductions of one household at the same moment: the wallet's
+    balance is read under the ledger's writer lock, so together they take what it holds, no more."""
+    import threading
+
+    import ledger
+
+    item(world, "blocking", -8, publicity_days=0, title="占道经营")
+    world.grant(town.h2, 10)
+    world.user("committee2", "committee")
+    entered = [deduct(world, town.h2, "blocking")["id"] for _ in range(2)]
+    tokens = [world.token("committee"), world.token("committee2")]
+    barrier = threading.Barrier(2)
+    results = [None, None]
+
+    def go(index):
+        client = app.test_client()
+        with app.app_context():
+            barrier.wait()
+            try:
+                r = client.post(f"/api/v1/deductions/{entered[index]}/approve",
+                                headers={"Authorization": f"Bearer {tokens[index]}"})
+                results[index] = (r.status_code, r.get_json().get("wallet_points"), r.get_json().get("ranking_points"))
+            except Exception as exc:  # anything unexpected fails the test below
+                results[index] = ("exception", repr(exc))
+            finally:
+                db.session.remove()
+
+    workers = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results, key=str) == [(200, 2, 6), (200, 8, 0)], results
+    assert world.balance(accounts.household_points(town.h2)) == 0
+    assert standing(world, town.h2)["deducted_points"] == 16
+    with app.app_context():
+        assert ledger.verify(db.session).ok
