@@ -79,6 +79,8 @@ def init_app(app) -> None:
     from timebank.audit import api as audit
     from timebank.audit import ledger_api
     from timebank.earning import api as earning
+    from timebank.earning import deductions_api as deductions
+    from timebank.earning import honours_api as honours
     from timebank.earning import tasks_api as tasks
     from timebank.federation import api as federation
     from timebank.hours import api as hours
@@ -91,8 +93,8 @@ def init_app(app) -> None:
     from timebank.reports import api as reports
     from timebank.shop import api as shop
 
-    for module in (auth, people, roster, logins, imports, ledger_api, earning, tasks, hours, federation, shop, audit,
-                   reports, notices):
+    for module in (auth, people, roster, logins, imports, ledger_api, earning, tasks, honours, deductions, hours,
+                   federation, shop, audit, reports, notices):
         cookie_writes_need_csrf(app, module.blp)  # bearer tokens need no CSRF token; the page cookie does
         api.register_blueprint(module.blp)
 

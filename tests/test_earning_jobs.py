@@ -204,6 +204,15 @@ def test_demo_loads_once_and_the_ledger_verifies(app, runner, clock):
         assert db.session.query(TaskTeam).filter_by(task_id=coming.id).count() == 3
         assert db.session.query(HelpRequest).filter_by(status="completed").count() > 0
         claims = db.session.query(Claim).count()
+        # A honour under its half-yearly review, one kept, one withdrawn; a deduction on the notice board,
+        # deductions applied (never below zero).
+        from timebank.earning.models import Deduction, HonourAward
+
+        awards = {a.status for a in db.session.query(HonourAward).filter_by(community_id=community.id)}
+        assert {"under_review", "held", "withdrawn"} <= awards
+        deductions = db.session.query(Deduction).filter_by(community_id=community.id).all()
+        assert {"publicized", "applied", "pending"} <= {d.status for d in deductions}
+        assert all(d.wallet_points + d.ranking_points == -d.points for d in deductions if d.status == "applied")
         assert ledger.verify(db.session).ok
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0 and "nothing done" in second.output

@@ -68,6 +68,15 @@ KEYED = {
     "web_resident.gift",            # minutes given
     "checkin.checkin",              # a check-in (a claim)
     "web_public.object_form",       # an objection (the claim goes back to review)
+    "web_public.object_honour",     # an objection to an honour award on the notice board
+    "web_public.object_deduction",  # an objection to a deduction on the notice board
+    "web_honours.honours",          # a nomination for an honour
+    "web_honours.new_honour",       # an honour of the list
+    "web_honours.award_action",     # approve (points), reject, object, keep, withdraw an award
+    "web_honours.deductions",       # a deduction entered against a household
+    "web_honours.new_deduction_item",  # a deduction item of the points list
+    "web_honours.deduction_action",  # approve (points taken), reject, object to a deduction
+    "web_honours.ranking_settings",  # whether the public board shows the black list
     "web_logins.logins_page",       # a staff login (and its one-time password)
     "web_logins.deactivate",        # a login deactivated
     "web_logins.reset_login",       # a one-time password for a login
@@ -258,6 +267,19 @@ def town(world, clock):
                    json={"origin": "qilin.example.org/timebank",
                          "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
     assert r.status_code == 201, r.get_json()
+    # Honours and deductions: one waiting for the committee, one on the notice board, of each.
+    r = world.call("POST", "/api/v1/honours", "committee", json={
+        "community_code": "hongxing", "code": "civilized", "title": "文明家庭", "points": 20})
+    assert r.status_code == 201, r.get_json()
+    r = world.call("POST", "/api/v1/deduction-items", "committee", json={
+        "community_code": "hongxing", "code": "litter", "title": "乱倒垃圾", "points": -5})
+    assert r.status_code == 201, r.get_json()
+    for kind, body in (("honour-awards", {"honour_code": "civilized"}), ("deductions", {"item_code": "litter"})):
+        made = [world.call("POST", f"/api/v1/{kind}", "grid", json={
+            "community_code": "hongxing", "household_id": household, **body}).get_json()["id"]
+            for household in (t.h2, t.h1)]
+        assert world.call("POST", f"/api/v1/{kind}/{made[1]}/approve", "committee").status_code == 200
+        setattr(t, kind.replace("-", "_"), made[1])
     return t
 
 
@@ -271,6 +293,7 @@ def _card(app, household_id):
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
+             "/committee/honours", "/committee/deductions",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
              "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/notices",
              "/grid/notices", "/me/notices", "/committee/vouchers"]
@@ -280,12 +303,14 @@ def pages_by_role(t) -> dict[str, list[str]]:
         None: ["/login", "/public/hongxing"],
         t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",
                       f"/checkin?token={t.token}",
-                      f"/public/hongxing/claims/{t.publicized}/object"],
+                      f"/public/hongxing/claims/{t.publicized}/object",
+                      f"/public/hongxing/honours/{t.honour_awards}/object",
+                      f"/public/hongxing/deductions/{t.deductions}/object"],
         t.resident2: ["/me/help", "/me/notices"],
         "clerk": clerk,
         "committee": staff + ["/committee/import"],
         "grid": ["/committee/claims", f"/committee/serve?card={t.card1}&resident={t.r1}", "/committee/tasks",
-                 "/committee/households", "/grid/notices",
+                 "/committee/households", "/grid/notices", "/committee/honours", "/committee/deductions",
                  f"/committee/households/{t.h1}/logins", f"/committee/households/{t.h1}"],
         "super": staff + clerk,
         "admin": [p + ("&" if "?" in p else "?") + "community=hongxing" for p in staff + clerk

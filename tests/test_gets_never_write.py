@@ -126,6 +126,26 @@ def build_world(world, clock) -> dict:
     r = world.call("POST", "/api/v1/me/pay-code", t.resident1)
     assert r.status_code == 201, r.get_json()
     ids["pay_code"], ids["short_code"] = r.get_json()["id"], r.get_json()["short_code"]
+
+    # An honour held, one on the notice board; a deduction applied, one on the notice board.
+    r = world.call("POST", "/api/v1/honours", "committee", json={
+        "community_code": "hongxing", "code": "civilized", "title": "文明家庭", "points": 20, "publicity_days": 0})
+    assert r.status_code == 201, r.get_json()
+    ids["honour"] = r.get_json()["id"]
+    r = world.call("POST", "/api/v1/deduction-items", "committee", json={
+        "community_code": "hongxing", "code": "litter", "title": "乱倒垃圾", "points": -5, "publicity_days": 0})
+    assert r.status_code == 201, r.get_json()
+    ids["deduction_item"] = r.get_json()["id"]
+    for kind, body, terms in (("honour-awards", {"honour_code": "civilized"}, f"honours/{ids['honour']}"),
+                              ("deductions", {"item_code": "litter"}, f"deduction-items/{ids['deduction_item']}")):
+        for household in (t.h1, t.h2):  # the first at once, the second onto the notice board
+            made = world.call("POST", f"/api/v1/{kind}", "grid", json={
+                "community_code": "hongxing", "household_id": household, **body}).get_json()["id"]
+            assert world.call("POST", f"/api/v1/{kind}/{made}/approve", "committee").status_code == 200
+            assert world.call("PATCH", f"/api/v1/{terms}", "committee", json={"publicity_days": 3}).status_code == 200
+        ids[kind] = made
+    r = world.call("PUT", "/api/v1/ranking-settings/hongxing", "committee", json={"publish_black_list": True})
+    assert r.status_code == 200, r.get_json()
     return ids
 
 
@@ -200,6 +220,10 @@ PATH = {
     "resident_id": lambda ids: [ids["resident"]],
     "rule_id": lambda ids: [ids["rule"]],
     "task_id": lambda ids: [ids["task"]],
+    "honour_id": lambda ids: [ids["honour"]],
+    "award_id": lambda ids: [ids["honour-awards"]],
+    "deduction_item_id": lambda ids: [ids["deduction_item"]],
+    "deduction_id": lambda ids: [ids["deductions"]],
     "transaction_id": lambda ids: [1, ids.get("size", 1)],
     "month": lambda ids: ["2026-02", "2026-03"],
     "fmt": lambda ids: ["csv", "xlsx"],
@@ -232,6 +256,8 @@ QUERIES = {
     "web_reports.reports": lambda ids: ["month=2026-02", "month=2026-03"],
     "web_reports.anomalies": lambda ids: ["since=2026-02-01&until=2026-03-03"],
     "web_committee.claims": lambda ids: ["status=publicized", "status=pending"],
+    "reports.Rankings": lambda ids: ["community_code=hongxing", "community_code=hongxing&month=2026-02"],
+    "reports.HouseholdRanking": lambda ids: ["month=2026-02"],
     "web_people.households": lambda ids: ["q=张"],
     "web_people.cards": lambda ids: ["grid=1", "grid=1&per=person", "per=person&all=1"],
     "web_serve.desk": lambda ids: [f"card={ids['card']}", f"card={ids['card']}&resident={ids['resident']}",

@@ -43,6 +43,7 @@ EXPECTED_POINTS = {
     "redeemed_net": 57,
     "expired": 12,
     "reversed": 0,
+    "deducted": 0,
     "outstanding": 87,
 }
 EXPECTED_HOURS = {"deposited_minutes": 110, "withdrawn_minutes": 20, "help_minutes": 50,

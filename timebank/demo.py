@@ -48,6 +48,8 @@ DEMO_STAFF = {
     "demo_supervisor": "supervisor",
 }
 HISTORY_DAYS = 90
+#: Days before the history when the first honours were awarded (a little over half a year before today).
+HONOURS_LEAD_DAYS = 110
 
 #: Functions ``fn(context)`` run at the end of the demo (the supermarket adds goods and redemptions).
 EXTENSIONS: list[Callable[[DemoContext], object]] = [
@@ -147,15 +149,22 @@ def build(out=click.echo) -> DemoContext | None:
     previous = app.extensions.get("timebank.core.clock")
     end = now()
     start_day = end.astimezone(local_zone()).date() - timedelta(days=HISTORY_DAYS)
-    clock = FrozenClock(datetime.combine(start_day, time(8), local_zone()))
+    history_start = datetime.combine(start_day, time(8), local_zone())
+    # The community and its honours go back further: honours awarded half a year ago are due for review.
+    clock = FrozenClock(history_start - timedelta(days=HONOURS_LEAD_DAYS))
     app.extensions["timebank.core.clock"] = clock
     rng = random.Random(20260301)
     try:
         context = _people(clock, rng, end)
+        _honours_awarded(context)
+        clock.set(history_start)
+        context.start = history_start
         _history(context)
         clock.set(end)
         earning.close_publicity()
         _coming_team_task(context)
+        _honours_reviewed(context)
+        _deductions(context)
         _current.append(context)
         try:
             for extension in list(EXTENSIONS):
@@ -224,6 +233,79 @@ def _people(clock: FrozenClock, rng: random.Random, end: datetime) -> DemoContex
     db.session.flush()
     return DemoContext(community=community, households=households, residents=residents, staff=staff,
                        clock=clock, random=rng, start=clock.now(), end=end)
+
+
+#: The honour list (评优评先): code, title, points, days on the notice board, months held, review months.
+HONOURS = [
+    ("civilized_family", "文明家庭", 30, 7, 12, 6),
+    ("best_family", "最美家庭", 20, 7, 12, 6),
+    ("beautiful_courtyard", "美丽庭院", 10, 7, 12, 6),
+]
+#: The deduction items (扣分项, 村规民约): code, title, points, days on the notice board.
+DEDUCTION_ITEMS = [
+    ("litter", "乱倒垃圾、乱堆乱放", -5, 3),
+    ("road_blocking", "占道经营、违规搭建", -10, 3),
+    ("lavish_banquet", "红白事大操大办", -20, 7),
+]
+
+
+def _honours_awarded(ctx: DemoContext) -> None:
+    """Half a year ago: the honour list, nominations by the grid worker, the committee's approval,
+    a week on the notice board, then the awards (with their points)."""
+    from timebank.earning import honours
+
+    committee, grid = ctx.staff["demo_committee"], ctx.staff["demo_grid"]
+    for code, title, points, days, term, review in HONOURS:
+        honours.create_honour(committee, ctx.community, code, title, points, days, term, review)
+    chosen = ctx.random.sample(ctx.households[1:], 5)  # not the grid worker's own household
+    codes = ["civilized_family", "civilized_family", "best_family", "beautiful_courtyard", "beautiful_courtyard"]
+    for household, code in zip(chosen, codes, strict=True):
+        award = honours.nominate(grid, ctx.community, code, household.id, "群众推荐，网格员核实")
+        honours.approve_award(committee, award)
+    ctx.clock.advance(days=8)
+    honours.close_publicity()
+
+
+def _honours_reviewed(ctx: DemoContext) -> None:
+    """Today: the half-yearly review puts the honours up for review; the committee has kept one and
+    withdrawn one, the others wait for its decision."""
+    from timebank.earning import honours
+
+    committee = ctx.staff["demo_committee"]
+    honours.review_due()
+    waiting = db.session.execute(select(honours.HonourAward).where(
+        honours.HonourAward.community_id == ctx.community.id, honours.HonourAward.status == "under_review")
+        .order_by(honours.HonourAward.id)).scalars().all()
+    if len(waiting) >= 3:
+        honours.keep_award(committee, waiting[0], "半年复核：家庭和睦、热心公益，保留称号")
+        honours.withdraw_award(committee, waiting[1], "家庭成员违反村规民约（占道搭建），撤销称号")
+
+
+def _deductions(ctx: DemoContext) -> None:
+    """Deduction items; two deductions applied in the last weeks (one larger than the wallet), one on
+    the notice board now and one waiting for review."""
+    from timebank.earning import deductions
+
+    committee, grid = ctx.staff["demo_committee"], ctx.staff["demo_grid"]
+    for code, title, points, days in DEDUCTION_ITEMS:
+        deductions.create_item(committee, ctx.community, code, title, points, days)
+    end = ctx.clock.now()
+    others = ctx.households[1:]  # the grid worker enters; not of their own household
+    applied = [(others[3], "road_blocking", "门前搭建彩钢棚，劝阻未改"),
+               (others[7], "lavish_banquet", "婚宴超过规定桌数")]
+    for household, code, note in applied:
+        ctx.clock.set(end - timedelta(days=12))
+        deduction = deductions.create_deduction(grid, ctx.community, code, household.id, None, note)
+        deductions.approve_deduction(committee, deduction)
+    ctx.clock.set(end)
+    deductions.close_publicity()  # applied now, after their notice: never below zero
+    ctx.clock.set(end - timedelta(days=1))
+    on_board = deductions.create_deduction(grid, ctx.community, "litter", others[11].id, None,
+                                           "在河道边倾倒生活垃圾，有照片")
+    deductions.approve_deduction(committee, on_board)
+    ctx.clock.set(end)
+    deductions.create_deduction(grid, ctx.community, "litter", others[15].id, None, "楼道堆放杂物")
+    deductions.set_black_list(committee, ctx.community, True)
 
 
 def _login(resident: Resident) -> User:

@@ -87,6 +87,12 @@ def expired_points(community_id: int) -> str:
     return f"community:{community_id}:expired:points"
 
 
+def deducted_points(community_id: int) -> str:
+    """Where deductions (扣分) take points from wallets: a sink, like expiry's. A deduction never takes
+    more than the wallet holds; the rest counts against the ranking score only (not on the ledger)."""
+    return f"community:{community_id}:deducted:points"
+
+
 def supermarket_points(community_id: int) -> str:
     """Where redeemed points go: the love supermarket's takings."""
     return f"community:{community_id}:supermarket:points"
@@ -129,6 +135,14 @@ def open_community(session, community_id: int) -> None:
 def open_opening(session, community_id: int) -> str:
     """Open the community's opening-balance issuance account (:func:`opening_points`) if need be."""
     code = opening_points(community_id)
+    _own(session, ledger.open_account(session, code, POINTS, True, now=utc_naive()), community_id)
+    return code
+
+
+def open_deductions(session, community_id: int) -> str:
+    """Open the community's deductions account (:func:`deducted_points`) if need be: communities made
+    before deductions existed get it at their first deduction."""
+    code = deducted_points(community_id)
     _own(session, ledger.open_account(session, code, POINTS, True, now=utc_naive()), community_id)
     return code
 

@@ -273,6 +273,7 @@ CATEGORY_LABELS = {
     "neighbour_help": _l("Neighbour help"),
     "time_bank": _l("Time bank"),
     "shop": _l("Love supermarket"),
+    "deduction": _l("Deductions"),
 }
 
 KIND_LABELS = {
@@ -291,6 +292,8 @@ KIND_LABELS = {
     "voucher_issue": _l("Time sent to another time bank (voucher)"),
     "voucher_redeem": _l("Time received from another time bank (voucher)"),
     "voucher_return": _l("Unused voucher, time back"),
+    "honour": _l("Honour awarded"),
+    "deduction": _l("Points deducted"),
 }
 
 CLAIM_STATUS_LABELS = {
@@ -299,6 +302,16 @@ CLAIM_STATUS_LABELS = {
     "posted": _l("Points credited"),
     "rejected": _l("Not approved"),
     "reversed": _l("Taken back"),
+}
+
+HONOUR_STATUS_LABELS = {
+    "pending": _l("Nominated, waiting for the committee"),
+    "publicized": _l("On the notice board"),
+    "held": _l("Held"),
+    "under_review": _l("Under half-yearly review"),
+    "withdrawn": _l("Withdrawn"),
+    "rejected": _l("Not approved"),
+    "ended": _l("Term ended"),
 }
 
 HELP_STATUS_LABELS = {
@@ -404,6 +417,7 @@ def register_filters(app) -> None:
     app.jinja_env.globals.setdefault("KIND_LABELS", KIND_LABELS)
     app.jinja_env.globals.setdefault("CLAIM_STATUS_LABELS", CLAIM_STATUS_LABELS)
     app.jinja_env.globals.setdefault("HELP_STATUS_LABELS", HELP_STATUS_LABELS)
+    app.jinja_env.globals.setdefault("HONOUR_STATUS_LABELS", HONOUR_STATUS_LABELS)
     app.jinja_env.globals.setdefault("label", label)
     app.jinja_env.globals.setdefault("account_words", account_words)
     app.jinja_env.globals.setdefault("UNIT_LABELS", UNIT_LABELS)

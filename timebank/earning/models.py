@@ -307,3 +307,221 @@ class TaskTeamMember(db.Model):
     resident: Mapped[Resident] = relationship()
 
 
+
+
+# --- honours (荣誉: 文明家庭, 最美家庭, 美丽庭院) ---------------------------------------------------------
+
+HONOUR_AWARD_STATUSES = ("pending", "publicized", "held", "under_review", "withdrawn", "rejected", "ended")
+
+
+class Honour(db.Model):
+    """An honour of a community's honour list (评优评先): 文明家庭, 最美家庭, 美丽庭院 ...
+
+    Awards copy ``points``, ``term_months`` and ``review_months`` when they are approved, so a change
+    here never rewrites what an award already was."""
+
+    __tablename__ = "honours"
+    __table_args__ = (
+        UniqueConstraint("community_id", "code", name="uq_honours_community_code"),
+        CheckConstraint("points >= 0", name="points"),
+        CheckConstraint("publicity_days >= 0", name="publicity_days"),
+        CheckConstraint("term_months > 0", name="term_months"),
+        CheckConstraint("review_months > 0", name="review_months"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    #: Short stable code within the community: ``civilized_family``.
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    #: Points credited to the household once, when the honour is awarded (0: none).
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    #: Days a nomination approved by the committee stays on the notice board (公示) before it is awarded.
+    publicity_days: Mapped[int] = mapped_column(Integer, default=7)
+    #: How long an award is held, in months from the day it is awarded.
+    term_months: Mapped[int] = mapped_column(Integer, default=12)
+    #: How often a held award is put up for review (半年一审核: 6).
+    review_months: Mapped[int] = mapped_column(Integer, default=6)
+    #: False: no new nominations (awards already made keep their course).
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    community: Mapped[Community] = relationship()
+
+
+class HonourAward(db.Model):
+    """A household nominated for, awarded and holding an honour.
+
+    pending -> (committee approves) -> publicized until ``publicity_ends_at`` -> held from
+    ``held_from`` until ``held_until``; or rejected. An objection during publicity sends it back to
+    pending. The ``review_honours`` job puts a held award up for review (``under_review``) when
+    ``next_review_at`` comes; the committee keeps it (held again, next review ``review_months`` later)
+    or withdraws it, each with a reason. An award past ``held_until`` is ``ended``.
+    """
+
+    __tablename__ = "honour_awards"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'publicized', 'held', 'under_review', 'withdrawn', 'rejected', "
+                        "'ended')", name="status"),
+        CheckConstraint("points >= 0", name="points"),
+        CheckConstraint("review_months > 0", name="review_months"),
+        CheckConstraint("transaction_id IS NULL OR points > 0", name="transaction_has_points"),
+        CheckConstraint("status NOT IN ('held', 'under_review', 'withdrawn', 'ended') OR "
+                        "(held_from IS NOT NULL AND held_until IS NOT NULL)", name="held_has_term"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    honour_id: Mapped[int] = mapped_column(ForeignKey("honours.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: Points credited when awarded (copied from the honour at nomination).
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    #: Months it is held and months between reviews (copied from the honour at nomination).
+    term_months: Mapped[int] = mapped_column(Integer)
+    review_months: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: Who nominated the household (committee or grid worker).
+    proposed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive, index=True)
+    #: The committee member who approved the nomination.
+    approved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: When the notice ends; the ``close_honour_publicity`` job awards the honour after it.
+    publicity_ends_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    held_from: Mapped[datetime | None] = mapped_column(DateTime)
+    held_until: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    #: When the ``review_honours`` job puts the award up for review next.
+    next_review_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    #: Why it was withdrawn (撤销荣誉), by whom and when.
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+    withdrawn_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The ledger transaction that credited the points (once: idempotency key ``honour_award:<id>:post``).
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+
+    honour: Mapped[Honour] = relationship()
+    household: Mapped[Household] = relationship()
+    events: Mapped[list[HonourEvent]] = relationship(order_by="HonourEvent.id", viewonly=True)
+
+
+class HonourEvent(db.Model):
+    """The history of an award: propose, approve, reject, object, award, review, keep, withdraw, end.
+    Append-only (the database refuses UPDATE and DELETE)."""
+
+    __tablename__ = "honour_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    award_id: Mapped[int] = mapped_column(ForeignKey("honour_awards.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    #: Null for the scheduler.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+
+# --- deductions (扣分项) and the ranking score (积分榜) --------------------------------------------------
+
+DEDUCTION_STATUSES = ("pending", "publicized", "applied", "rejected")
+
+
+class DeductionItem(db.Model):
+    """An item of the points list with negative points (扣分项): breaking a village rule (村规民约).
+    Deductions copy ``points`` when they are entered, so a change never rewrites past ones."""
+
+    __tablename__ = "deduction_items"
+    __table_args__ = (
+        UniqueConstraint("community_id", "code", name="uq_deduction_items_community_code"),
+        CheckConstraint("points < 0", name="negative"),
+        CheckConstraint("publicity_days >= 0", name="publicity_days"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    #: Negative: -5 takes five points.
+    points: Mapped[int] = mapped_column(Integer)
+    #: Days an approved deduction stays on the notice board (公示) before it is applied.
+    publicity_days: Mapped[int] = mapped_column(Integer, default=3)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    community: Mapped[Community] = relationship()
+
+
+class Deduction(db.Model):
+    """A deduction of a household (扣分): pending -> (committee approves) -> publicized until
+    ``publicity_ends_at`` -> applied; or rejected. An objection during publicity sends it back.
+
+    Applied, it takes what the wallet holds, at most ``-points`` (``wallet_points``, one ledger
+    transaction); the rest (``ranking_points``) counts against the household's ranking score only.
+    It is never a debt: the wallet never goes below zero and later earnings are not taken.
+    """
+
+    __tablename__ = "deductions"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'publicized', 'applied', 'rejected')", name="status"),
+        CheckConstraint("points < 0", name="negative"),
+        CheckConstraint("wallet_points >= 0 AND ranking_points >= 0", name="parts"),
+        CheckConstraint("(status = 'applied') = (applied_at IS NOT NULL)", name="applied_at"),
+        CheckConstraint("status <> 'applied' OR wallet_points + ranking_points + points = 0", name="parts_sum"),
+        CheckConstraint("(transaction_id IS NULL) = (wallet_points = 0)", name="transaction_when_taken"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("deduction_items.id"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)
+    #: The resident whose conduct it is about, if one is named.
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    #: Negative, copied from the item when entered.
+    points: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive, index=True)
+    reviewed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    publicity_ends_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    #: What the wallet lost (at most its balance then).
+    wallet_points: Mapped[int] = mapped_column(Integer, default=0)
+    #: The rest, counted against the ranking score only (not a debt).
+    ranking_points: Mapped[int] = mapped_column(Integer, default=0)
+    #: The ledger transaction that took ``wallet_points`` (none when the wallet was empty).
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+
+    item: Mapped[DeductionItem] = relationship()
+    household: Mapped[Household] = relationship()
+    resident: Mapped[Resident | None] = relationship()
+    events: Mapped[list[DeductionEvent]] = relationship(order_by="DeductionEvent.id", viewonly=True)
+
+
+class DeductionEvent(db.Model):
+    """The history of a deduction: create, approve, reject, object, apply. Append-only."""
+
+    __tablename__ = "deduction_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deduction_id: Mapped[int] = mapped_column(ForeignKey("deductions.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+
+class RankingSettings(db.Model):
+    """The committee's choices for the rankings (红黑榜) of its community: whether the public board
+    shows the black list. No row: the default (not shown)."""
+
+    __tablename__ = "ranking_settings"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    publish_black_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, stream_template, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, stream_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -295,7 +295,18 @@ def household(household_id: int):
                            balance=roster.balances([found.id]).get(found.id, 0),
                            history=roster.care_label_history(found.id), colors=COLORS,
                            away={m.id: memberships.of_resident(m.id) for m in members}, today=local_today(),
-                           can_edit=can_write(*roster.EDITORS))
+                           can_edit=can_write(*roster.EDITORS), panels=household_panels(found))
+
+
+#: Where other features add a section to the household's page: functions ``panel(household)`` that
+#: return HTML (``Markup``) or None, registered in ``app.extensions["timebank.household_panels"]``
+#: (the ranking score, honours and deductions: :mod:`timebank.reports.pages`).
+PANELS = "timebank.household_panels"
+
+
+def household_panels(household: Household) -> list:
+    shown = (panel(household) for panel in current_app.extensions.get(PANELS, []))
+    return [html for html in shown if html]
 
 
 @bp.post("/households/<int:household_id>/change")

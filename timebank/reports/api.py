@@ -15,10 +15,14 @@ from marshmallow import Schema, fields, validate
 from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
 from timebank.core.audit_log import record_export
-from timebank.core.clock import to_local, utc_naive
+from timebank.core.clock import current_month, month_bounds, to_local, utc_naive
 from timebank.core.errors import ValidationFailed
+from timebank.core.extensions import db
 from timebank.core.http import LocalDateTime, current_user
-from timebank.core.policy import require_role, require_sight
+from timebank.core.openapi import for_any_login
+from timebank.core.policy import require_community, require_role, require_sight, visible_household
+from timebank.earning import deductions as deduction_ops
+from timebank.people.models import Household
 from timebank.people.operations import community_by_code
 from timebank.reports import anomalies as anomaly_ops
 from timebank.reports import operations as ops
@@ -126,7 +130,7 @@ class MonthlyOut(Schema):
     points = fields.Dict(metadata={"description": "issued_by_category, issued_total, redeemed, voided, "
                                                  "voided_by_void, voided_by_return, redeemed_net, "
                                                  "expired, reversed (taken back by claim reversals), "
-                                                 "outstanding"})
+                                                 "deducted (taken from wallets by deductions), outstanding"})
     hours = fields.Dict(metadata={"description": "deposited_minutes, withdrawn_minutes, help_minutes, "
                                                 "pool_balance_minutes, outstanding_minutes"})
     participation = fields.Dict(metadata={"description": "households_earning, households_total, rate"})
@@ -176,6 +180,87 @@ class MonthlyReport(MethodView):
             return Response("\ufeff" + ops.monthly_report_csv(report), content_type=CSV,
                             headers=_attachment(name + ".csv"))
         return Response(ops.monthly_report_xlsx(report), mimetype=XLSX, headers=_attachment(name + ".xlsx"))
+
+
+# --- rankings (积分榜, 红黑榜) -------------------------------------------------------------------------
+
+MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class RankingArgs(Schema):
+    community_code = fields.String(required=True)
+    month = fields.String(load_default=None, validate=MONTH)
+
+
+class BlackListOut(Schema):
+    household_id = fields.Integer()
+    household_name = fields.String()
+    deducted_points = fields.Integer()
+    items = fields.List(fields.String())
+    ranking_score = fields.Integer()
+
+
+class RankingOut(Schema):
+    community_code = fields.String()
+    month = fields.String()
+    ranking = fields.List(fields.Nested(MonthlyRankOut), metadata={
+        "description": "every household with a positive ranking score (earned less deductions), most first; "
+                       "``points`` is the ranking score"})
+    red_list = fields.List(fields.Nested(MonthlyRankOut), metadata={
+        "description": "the ranking without the households that had a deduction in the month"})
+    black_list = fields.List(fields.Nested(BlackListOut))
+    black_list_published = fields.Boolean(metadata={"description": "whether the public board shows the black list"})
+
+
+@blp.route("/rankings")
+class Rankings(MethodView):
+    @blp.arguments(RankingArgs, location="query")
+    @blp.response(200, RankingOut)
+    @blp.alt_response(404, description="not_found: no such community")
+    def get(self, args):
+        """The month's rankings with names (staff of the community; default this month): the ranking
+        by ranking score (积分榜), the red list and the black list (红黑榜). The public board shows them
+        with masked names, the black list only when the committee publishes it."""
+        user = current_user()
+        community = community_by_code(args["community_code"])
+        require_community(user, community.id)
+        month = args["month"] or current_month()
+        start, end = month_bounds(month)
+        earned = ops.earned_by_household(community.id, start, end)
+        deducted = ops.deducted_by_household(community.id, start, end)
+        size = 10_000
+        return {"community_code": community.code, "month": month,
+                "ranking": ops.ranking(community.id, start, end, size=size, earned=earned),
+                "red_list": ops.ranking(community.id, start, end, earned=earned, leave_out=set(deducted)),
+                "black_list": ops.black_list(community.id, start, end, earned=earned),
+                "black_list_published": deduction_ops.publishes_black_list(community.id)}
+
+
+class StandingArgs(Schema):
+    month = fields.String(load_default=None, validate=MONTH)
+
+
+class StandingOut(Schema):
+    household_id = fields.Integer()
+    month = fields.String()
+    balance_points = fields.Integer(metadata={"description": "the spendable balance of the wallet now"})
+    earned_points = fields.Integer(metadata={"description": "earned in the month (claims, honours; less reversals)"})
+    deducted_points = fields.Integer(metadata={
+        "description": "deductions applied in the month, in full (also what the wallet could not cover)"})
+    ranking_score = fields.Integer(metadata={"description": "earned_points - deducted_points: the 积分榜 score, "
+                                                            "apart from the balance; may be negative"})
+
+
+@blp.route("/households/<int:household_id>/ranking")
+class HouseholdRanking(MethodView):
+    @for_any_login
+    @blp.arguments(StandingArgs, location="query")
+    @blp.response(200, StandingOut)
+    def get(self, args, household_id):
+        """A household's spendable balance and, apart from it, its ranking score of the month (default this
+        month): the household itself, or staff of its community."""
+        household = visible_household(current_user(), db.session.get(Household, household_id))
+        return ops.household_standing(household, args["month"] or current_month())
 
 
 # --- anomalies -------------------------------------------------------------------------------------
@@ -238,6 +323,37 @@ class PublicRankOut(Schema):
     points = fields.Integer()
 
 
+class PublicBlackListOut(Schema):
+    household_name = fields.String()
+    deducted_points = fields.Integer()
+    items = fields.List(fields.String())
+    ranking_score = fields.Integer()
+
+
+class PublicHonourOut(Schema):
+    household_name = fields.String()
+    honour_title = fields.String()
+    held_from = LocalDateTime()
+    held_until = LocalDateTime()
+    under_review = fields.Boolean(metadata={"description": "in its half-yearly review (半年一审核)"})
+
+
+class PublicHonourNoticeOut(Schema):
+    award_id = fields.Integer()
+    household_name = fields.String()
+    honour_title = fields.String()
+    points = fields.Integer()
+    publicity_ends_at = LocalDateTime()
+
+
+class PublicDeductionNoticeOut(Schema):
+    deduction_id = fields.Integer()
+    household_name = fields.String()
+    item_title = fields.String()
+    points = fields.Integer(metadata={"description": "negative"})
+    publicity_ends_at = LocalDateTime()
+
+
 class PublicDonorItemOut(Schema):
     name = fields.String()
     quantity = fields.Integer()
@@ -273,7 +389,14 @@ class PublicBoardOut(Schema):
     generated_at = LocalDateTime()
     month = fields.String()
     publicity = fields.List(fields.Nested(PublicClaimOut))
-    ranking = fields.List(fields.Nested(PublicRankOut))
+    ranking = fields.List(fields.Nested(PublicRankOut), metadata={
+        "description": "the red list (红榜): by ranking score, without households that had a deduction this month"})
+    black_list_published = fields.Boolean()
+    black_list = fields.List(fields.Nested(PublicBlackListOut), metadata={
+        "description": "the black list (黑榜); empty unless the committee publishes it"})
+    honours = fields.List(fields.Nested(PublicHonourOut))
+    honours_publicity = fields.List(fields.Nested(PublicHonourNoticeOut))
+    deductions_publicity = fields.List(fields.Nested(PublicDeductionNoticeOut))
     donors = fields.List(fields.Nested(PublicDonorOut))
     donors_since = LocalDateTime()
     checkpoint = fields.Nested(PublicCheckpointOut, allow_none=True)

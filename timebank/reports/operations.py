@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, func, select
 
+from ledger import balance as ledger_balance
 from ledger.models import Account, Posting, Transaction
 from timebank.audit import checkpoints
 from timebank.core import accounts
@@ -29,7 +30,17 @@ from timebank.core.errors import ValidationFailed
 from timebank.core.exports import append_row, csv_writer
 from timebank.core.extensions import db
 from timebank.core.jobs import job
-from timebank.earning.models import Claim, ClaimReversal, RuleVersion
+from timebank.earning import deductions as deduction_ops
+from timebank.earning.honours import HOLDING
+from timebank.earning.models import (
+    Claim,
+    ClaimReversal,
+    Deduction,
+    DeductionItem,
+    Honour,
+    HonourAward,
+    RuleVersion,
+)
 from timebank.people.models import Community, Household, Resident
 from timebank.reports.models import MonthTotals
 from timebank.shop.models import Item, Redemption, StockMovement
@@ -105,16 +116,42 @@ def earned_by_household(community_id: int, start: datetime, end: datetime) -> di
     return _month_flows([community_id], start, end)[1][community_id]
 
 
-def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKING_SIZE,
-            masked: bool = False, earned: dict[int, int] | None = None) -> list[dict]:
-    """Households by points earned in the period, most first (ties: the household made first).
-    ``earned``: :func:`earned_by_household` of the same period, when the caller has it already."""
+def deducted_by_household(community_id: int, start: datetime, end: datetime) -> dict[int, int]:
+    """Points of the deductions (扣分) applied to each household in ``[start, end)``, in full: what its
+    wallet lost and what counted against its ranking score only."""
+    rows = db.session.execute(
+        select(Deduction.household_id, func.sum(-Deduction.points))
+        .where(Deduction.community_id == community_id, Deduction.status == "applied",
+               Deduction.applied_at >= start, Deduction.applied_at < end)
+        .group_by(Deduction.household_id)).all()
+    return {hid: int(points) for hid, points in rows}
+
+
+def ranking_scores(community_id: int, start: datetime, end: datetime,
+                   earned: dict[int, int] | None = None) -> dict[int, int]:
+    """The ranking score (积分榜) of each household in ``[start, end)`` that has one: points earned
+    (:func:`earned_by_household`) less its deductions in full (:func:`deducted_by_household`). Kept
+    apart from the spendable balance: spending does not lower it, and the part of a deduction the
+    wallet could not cover lowers it all the same."""
     if earned is None:
         earned = earned_by_household(community_id, start, end)
-    ordered = sorted(((points, hid) for hid, points in earned.items() if points > 0), key=lambda p: (-p[0], p[1]))
+    scores = dict(earned)
+    for hid, points in deducted_by_household(community_id, start, end).items():
+        scores[hid] = scores.get(hid, 0) - points
+    return {hid: score for hid, score in scores.items() if score != 0}
+
+
+def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKING_SIZE,
+            masked: bool = False, earned: dict[int, int] | None = None, leave_out=()) -> list[dict]:
+    """Households by ranking score in the period (:func:`ranking_scores`), most first (ties: the
+    household made first); only positive scores. ``earned``: :func:`earned_by_household` of the same
+    period, when the caller has it already; ``leave_out``: household ids not to list (the red list
+    leaves out those with a deduction in the month)."""
+    scores = ranking_scores(community_id, start, end, earned)
+    ordered = sorted(((points, hid) for hid, points in scores.items() if points > 0 and hid not in leave_out),
+                     key=lambda p: (-p[0], p[1]))
     top = ordered[:size]
-    names = {h.id: h.name for h in db.session.execute(
-        select(Household).where(Household.id.in_([hid for _, hid in top]))).scalars()} if top else {}
+    names = _household_names([hid for _, hid in top])
     out = []
     rank = 0
     previous = None
@@ -128,6 +165,56 @@ def ranking(community_id: int, start: datetime, end: datetime, size: int = RANKI
             entry["household_id"] = hid
         out.append(entry)
     return out
+
+
+def _household_names(ids) -> dict[int, str]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Household.id, Household.name).where(Household.id.in_(ids))).all())
+
+
+def black_list(community_id: int, start: datetime, end: datetime, masked: bool = False,
+               earned: dict[int, int] | None = None) -> list[dict]:
+    """The black list (黑榜): households with deductions applied in ``[start, end)``, most points
+    deducted first (ties: the household made first), with the items and their ranking score."""
+    rows = db.session.execute(
+        select(Deduction.household_id, DeductionItem.title, -Deduction.points)
+        .join(DeductionItem, DeductionItem.id == Deduction.item_id)
+        .where(Deduction.community_id == community_id, Deduction.status == "applied",
+               Deduction.applied_at >= start, Deduction.applied_at < end)
+        .order_by(Deduction.applied_at, Deduction.id)).all()
+    if not rows:
+        return []
+    deducted: dict[int, int] = {}
+    items: dict[int, list[str]] = {}
+    for hid, title, points in rows:
+        deducted[hid] = deducted.get(hid, 0) + int(points)
+        if title not in items.setdefault(hid, []):
+            items[hid].append(title)
+    scores = ranking_scores(community_id, start, end, earned)
+    names = _household_names(deducted)
+    out = []
+    for hid in sorted(deducted, key=lambda h: (-deducted[h], h)):
+        name = names.get(hid, "")
+        entry = {"household_name": mask_name(name) if masked else name, "deducted_points": deducted[hid],
+                 "items": items[hid], "ranking_score": scores.get(hid, 0)}
+        if not masked:
+            entry["household_id"] = hid
+        out.append(entry)
+    return out
+
+
+def household_standing(household: Household, month: str) -> dict:
+    """A household's spendable balance and, apart from it, its ranking score of ``month``: points
+    earned less deductions (those the wallet could not cover included)."""
+    parse_month(month)
+    start, end = month_bounds(month)
+    earned = earned_by_household(household.community_id, start, end).get(household.id, 0)
+    deducted = deducted_by_household(household.community_id, start, end).get(household.id, 0)
+    return {"household_id": household.id, "month": month,
+            "balance_points": ledger_balance(db.session, accounts.household_points(household.id)),
+            "earned_points": earned, "deducted_points": deducted, "ranking_score": earned - deducted}
 
 
 def donations(community_id: int | list[int], start: datetime, end: datetime) -> list[dict]:
@@ -459,6 +546,7 @@ def _figures(cid: int, flows: Flows, earned: dict[int, int], at_end: dict[str, i
             "redeemed_net": redeemed - voided,
             "expired": credit(expired) - debit(expired),
             "reversed": sum(debit(c, ("claim_reversal",)) - credit(c, ("claim_reversal",)) for c in wallets),
+            "deducted": credit(accounts.deducted_points(cid)) - debit(accounts.deducted_points(cid)),
             "outstanding": at_end[_HOUSEHOLDS],
         },
         "hours": {
@@ -626,6 +714,44 @@ def publicity(community_id: int) -> list[dict]:
             for claim, title, category, resident, household in rows]
 
 
+def honours_publicity(community_id: int) -> list[dict]:
+    """Honour awards on the notice board now (masked household names), ending soonest first."""
+    rows = db.session.execute(
+        select(HonourAward, Honour.title, Household.name)
+        .join(Honour, Honour.id == HonourAward.honour_id).join(Household, Household.id == HonourAward.household_id)
+        .where(HonourAward.community_id == community_id, HonourAward.status == "publicized",
+               HonourAward.publicity_ends_at > utc_naive())
+        .order_by(HonourAward.publicity_ends_at, HonourAward.id)).all()
+    return [{"award_id": award.id, "household_name": mask_name(name), "honour_title": title, "points": award.points,
+             "publicity_ends_at": award.publicity_ends_at} for award, title, name in rows]
+
+
+def honours_held(community_id: int) -> list[dict]:
+    """Honours held now (masked household names), by honour and then the earliest held; an award under
+    its half-yearly review is still held and says so."""
+    rows = db.session.execute(
+        select(HonourAward, Honour.title, Household.name)
+        .join(Honour, Honour.id == HonourAward.honour_id).join(Household, Household.id == HonourAward.household_id)
+        .where(HonourAward.community_id == community_id, HonourAward.status.in_(HOLDING))
+        .order_by(Honour.id, HonourAward.held_from, HonourAward.id)).all()
+    return [{"household_name": mask_name(name), "honour_title": title, "held_from": award.held_from,
+             "held_until": award.held_until, "under_review": award.status == "under_review"}
+            for award, title, name in rows]
+
+
+def deductions_publicity(community_id: int) -> list[dict]:
+    """Deductions on the notice board now (masked household names), ending soonest first."""
+    rows = db.session.execute(
+        select(Deduction, DeductionItem.title, Household.name)
+        .join(DeductionItem, DeductionItem.id == Deduction.item_id)
+        .join(Household, Household.id == Deduction.household_id)
+        .where(Deduction.community_id == community_id, Deduction.status == "publicized",
+               Deduction.publicity_ends_at > utc_naive())
+        .order_by(Deduction.publicity_ends_at, Deduction.id)).all()
+    return [{"deduction_id": d.id, "household_name": mask_name(name), "item_title": title, "points": d.points,
+             "publicity_ends_at": d.publicity_ends_at} for d, title, name in rows]
+
+
 def public_board(community: Community) -> dict:
     """Everything the public board shows (the page and ``GET /api/v1/public/{code}``)."""
     month = current_month()
@@ -633,13 +759,22 @@ def public_board(community: Community) -> dict:
     moment = utc_naive()
     since = moment - timedelta(days=DONOR_DAYS)
     latest = checkpoints.latest_checkpoint()
+    earned = earned_by_household(community.id, start, end)
+    deducted = deducted_by_household(community.id, start, end)
+    publish_black = deduction_ops.publishes_black_list(community.id)
     return {
         "community_code": community.code,
         "community_name": community.name,
         "generated_at": moment,
         "month": month,
         "publicity": publicity(community.id),
-        "ranking": ranking(community.id, start, end, masked=True),
+        # The red list (红榜): a household with a deduction this month is not on it.
+        "ranking": ranking(community.id, start, end, masked=True, earned=earned, leave_out=set(deducted)),
+        "black_list_published": publish_black,
+        "black_list": black_list(community.id, start, end, masked=True, earned=earned) if publish_black else [],
+        "honours": honours_held(community.id),
+        "honours_publicity": honours_publicity(community.id),
+        "deductions_publicity": deductions_publicity(community.id),
         "donors": [{"donor": d["donor"], "donor_kind": d["donor_kind"], "units": d["units"],
                     "items": [{"name": i["name"], "quantity": i["quantity"]} for i in d["items"]],
                     "last_donation_at": d["last_donation_at"]}

@@ -10,13 +10,17 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
 
 from timebank.core.accounts import CATEGORIES
 from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_today, local_zone, months_before, parse_month, utc_naive
 from timebank.core.errors import DomainError
+from timebank.core.extensions import db
 from timebank.core.pages import CATEGORY_LABELS, label, roles_required
 from timebank.core.policy import require_community, require_sight
+from timebank.earning.models import Deduction, HonourAward
 from timebank.people import staff_pages as staff
 from timebank.people.models import Community
 from timebank.people.operations import community_by_code
@@ -169,3 +173,25 @@ def _community_or_404(code: str) -> Community:
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+
+
+# --- the household's page: its ranking score, honours and deductions -----------------------------
+
+def standing_of(household) -> dict:
+    """What the household's pages show beside the balance: the month's ranking score (积分榜, kept
+    apart from the spendable balance), the honours it holds, and its deductions."""
+    awards = db.session.execute(
+        select(HonourAward).where(HonourAward.household_id == household.id,
+                                  HonourAward.status.in_(("publicized", "held", "under_review", "withdrawn", "ended")))
+        .order_by(HonourAward.id.desc()).limit(20)).scalars().all()
+    deductions = db.session.execute(
+        select(Deduction).where(Deduction.household_id == household.id,
+                                Deduction.status.in_(("publicized", "applied")))
+        .order_by(Deduction.id.desc()).limit(20)).scalars().all()
+    return {"standing": reports.household_standing(household, current_month()), "awards": awards,
+            "deductions": deductions}
+
+
+def household_panel(household):
+    """The section of the committee's household page (``timebank.household_panels``)."""
+    return Markup(render_template("reports/_household_standing.html", **standing_of(household)))

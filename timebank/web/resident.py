@@ -43,6 +43,7 @@ from timebank.hours.models import HelpRequest
 from timebank.notices import operations as notices
 from timebank.people import memberships
 from timebank.people.models import Resident
+from timebank.reports.pages import standing_of
 from timebank.shop import operations as shop
 from timebank.shop.models import Item
 
@@ -77,7 +78,7 @@ def home():
     guest_wallets = [(m, memberships.wallet_points(m)) for m in memberships.of_resident(resident.id)]
     return render_template("resident/home.html", resident=resident, household=household, points=points,
                            minutes=minutes, open_claims=open_claims, unread=notices.unread_count(user),
-                           guest_wallets=guest_wallets)
+                           guest_wallets=guest_wallets, **standing_of(household))
 
 
 # --- history --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ until a date (the guest wallet is a ledger account, opened when the membership i
 a guest's claim, whose points go to the guest wallet
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-10
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0022'
-down_revision = '0020'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
