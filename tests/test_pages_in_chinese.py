@@ -83,8 +83,12 @@ def readable_text(html: str) -> str:
     return " ".join(parser.parts)
 
 
+#: A short hash or id in hexadecimal (a voucher's first eight characters, say): a code, not a word.
+_HEX_ID = re.compile(r"(?=[0-9a-f]*[0-9])[0-9a-f]{6,}")
+
+
 def latin_words(html: str) -> set[str]:
-    return set(_WORD.findall(readable_text(html)))
+    return {w for w in _WORD.findall(readable_text(html)) if not _HEX_ID.fullmatch(w)}
 
 
 def data_words(app) -> set[str]:

@@ -353,6 +353,7 @@ def account_words(code: str, names: dict | None = None) -> str:
         "pool:minutes": _("The community's time pool"),
         "expired:points": _("Expired points"),
         "supermarket:points": _("Points spent at the love supermarket"),
+        "deducted:points": _("Points taken by deductions"),
     }
     if rest in words:
         return words[rest]
