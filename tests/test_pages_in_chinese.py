@@ -84,7 +84,7 @@ def readable_text(html: str) -> str:
 
 
 #: A short hash or id in hexadecimal (a voucher's first eight characters, say): a code, not a word.
-_HEX_ID = re.compile(r"(?=[0-9a-f]*[0-9])[0-9a-f]{6,}")
+_HEX_ID = re.compile(r"(?=[0-9a-f]*[0-9])[0-9a-f]{4,}")
 
 
 def latin_words(html: str) -> set[str]:
