@@ -57,6 +57,7 @@ KEYED = {
     "web_people.households",        # a household and its card
     "web_import.upload",            # a roster file checked (kept), then imported
     "web_people.change_household",  # a household's details and care label (its history grows)
+    "web_people.add_member",        # a resident added to a household that exists (committee)
     "web_people.change_resident",   # a resident's details (a login's username may follow the phone)
     "web_people.move_resident",     # a resident to another household
     "web_people.deactivate_resident",  # a resident who left: logins closed

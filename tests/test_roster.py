@@ -432,3 +432,41 @@ def test_household_page_shows_and_changes(app, world, town):
     assert supervisor.post(f"/committee/households/{town.h1}/change",
                            data={"form_key": "k" * 20, "name": "x", "color": "green"}).status_code == 403
     assert page_login(app, "other_committee").get(f"/committee/households/{town.h1}").status_code == 404
+
+
+def test_committee_adds_a_member_on_the_household_page(app, world, town):
+    """Registration on the pages is whole: a household registered with its first member gets the
+    others from its page (the committee only, as the API: each member can spend the household's points)."""
+    committee = page_login(app, "committee")
+    page = committee.get(f"/committee/households/{town.h1}")
+    assert 'id="add-member"' in page.get_data(as_text=True)
+    key = form_key(page)
+    r = committee.post(f"/committee/households/{town.h1}/members", data={
+        "form_key": key, "name": "张奶奶", "phone": "", "birth_year": "1941"}, follow_redirects=True)
+    assert r.status_code == 200 and "张奶奶" in words(r)
+    again = committee.post(f"/committee/households/{town.h1}/members", data={
+        "form_key": key, "name": "张奶奶", "phone": "", "birth_year": "1941"}, follow_redirects=True)
+    assert again.status_code == 200  # the same form twice: done once
+    with app.app_context():
+        from timebank.people.models import Resident
+
+        added = db.session.execute(select(Resident).where(Resident.name == "张奶奶")).scalars().all()
+        assert len(added) == 1 and added[0].household_id == town.h1 and added[0].birth_year == 1941
+        assert added[0].phone is None and added[0].member_code
+        assert ledger.balance(db.session, accounts.resident_minutes(added[0].id)) == 0  # the wallet is open
+        entry = db.session.execute(select(AuditEntry).where(AuditEntry.action == "resident.create")).scalars().one()
+        assert entry.target == f"resident:{added[0].id}"
+
+    page = committee.get(f"/committee/households/{town.h1}")  # a phone another resident has: said in words
+    r = committee.post(f"/committee/households/{town.h1}/members", data={
+        "form_key": form_key(page), "name": "某人", "phone": "13800000002"}, follow_redirects=True)
+    assert "手机号" in words(r)
+
+    grid = page_login(app, "grid")  # a grid worker registers households but adds nobody to one
+    page = grid.get(f"/committee/households/{town.h1}")
+    assert 'id="add-member"' not in page.get_data(as_text=True)
+    grid.post(f"/committee/households/{town.h1}/members", data={"form_key": form_key(page), "name": "假人"})
+    with app.app_context():
+        from timebank.people.models import Resident
+
+        assert db.session.execute(select(Resident).where(Resident.name.in_(("某人", "假人")))).first() is None

@@ -27,6 +27,7 @@ from timebank.core.policy import require_community, visible_household, visible_r
 from timebank.people import memberships, roster
 from timebank.people import operations as people
 from timebank.people import staff_pages as staff
+from timebank.people.api import ResidentIn
 from timebank.people.models import COLORS, Household, Resident
 from timebank.people.roster_api import DeactivateIn, HouseholdListArgs, HouseholdPatch, MoveIn, ResidentPatch
 from timebank.people.staff_pages import can_write, me, refuse_supervisor_writes
@@ -295,7 +296,8 @@ def household(household_id: int):
                            balance=roster.balances([found.id]).get(found.id, 0),
                            history=roster.care_label_history(found.id), colors=COLORS,
                            away={m.id: memberships.of_resident(m.id) for m in members}, today=local_today(),
-                           can_edit=can_write(*roster.EDITORS), panels=household_panels(found))
+                           can_edit=can_write(*roster.EDITORS), panels=household_panels(found),
+                           can_add_member=can_write("committee"))
 
 
 #: Where other features add a section to the household's page: functions ``panel(household)`` that
@@ -327,6 +329,31 @@ def change_household(household_id: int):
         return roster.change_household(me(), found, changes, reason)
 
     return staff.write_once(act, lambda done: _("Saved.") if done else _("Nothing was changed."), back)
+
+
+@bp.post("/households/<int:household_id>/members")
+@roles_required(*READERS)
+def add_member(household_id: int):
+    """Add a resident to a household that exists: the committee only, as the API
+    (``POST /api/v1/residents``), bounded by its schema, written to the audit log."""
+    back = url_for(".household", household_id=household_id)
+
+    def act():
+        found = _household(household_id)
+        user = me()
+        require_community(user, found.community_id, "committee")
+        data = {"name": _text("name"), "phone": _text("phone"),
+                "birth_year": form_number(request.form.get("birth_year"))}
+        check_form(ResidentIn(), {"household_id": found.id, **data})
+        if data["name"] is None:
+            raise ValidationFailed(errors={"name": [_("A resident has a name.")]})
+        resident = people.create_resident(found, data["name"], phone=data["phone"], birth_year=data["birth_year"])
+        record("resident.create", user=user, target=f"resident:{resident.id}", community_id=found.community_id,
+               household_id=found.id, name=resident.name, login=False, via="web")
+        return resident
+
+    return staff.write_once(act, lambda r: _("%(name)s added; card code %(code)s.", name=r.name,
+                                             code=r.member_code), back)
 
 
 @bp.post("/residents/<int:resident_id>/change")
