@@ -45,6 +45,19 @@ SHOTS = [
     ("/committee/households/cards?grid={grid}", "committee-cards", "demo_committee"),
     ("/committee/ledger", "committee-ledger", "demo_committee"),
     ("/committee/reports", "committee-reports", "demo_committee"),
+    ("/me/tasks", "resident-tasks", "resident"),
+    ("/me/notices", "resident-notices", "resident"),
+    ("/me/statement", "resident-statement", "resident"),
+    ("/public/{community}", "public-board", None),
+    ("/committee/serve", "committee-serve", "demo_committee"),
+    ("/committee/claims/search", "committee-claim-search", "demo_committee"),
+    ("/committee/tasks", "committee-tasks", "demo_committee"),
+    ("/committee/honours", "committee-honours", "demo_committee"),
+    ("/committee/deductions", "committee-deductions", "demo_committee"),
+    ("/committee/notices", "committee-notices", "demo_committee"),
+    ("/committee/vouchers", "committee-vouchers", "demo_committee"),
+    ("/clerk/goods", "clerk-goods", "demo_clerk"),
+    ("/clerk/receipts", "clerk-receipts", "demo_clerk"),
 ]
 
 
@@ -146,7 +159,10 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     username, password = pick_resident(app)
     checkin, task_id = checkin_path(app, base)
-    places = {"checkin": checkin, "task_qr": f"/committee/tasks/{task_id}/qr", **staff_paths(app)}
+    from timebank.demo import DEMO_CODE
+
+    places = {"checkin": checkin, "task_qr": f"/committee/tasks/{task_id}/qr", "community": DEMO_CODE,
+              **staff_paths(app)}
     problems = []
     try:
         with sync_playwright() as playwright:
