@@ -303,12 +303,13 @@ UNIT_LABELS = {"points": _l("points"), "minutes": _l("min")}
 #: A cap's period as the words "at most 50 points a %(period)s" take it (每户每年最多 50 积分).
 PERIOD_WORDS = {"day": _l("day"), "week": _l("week"), "month": _l("month"), "year": _l("year")}
 
+_PARTNER = re.compile(r"partner:(\d+):points")
 _ACCOUNT = re.compile(r"(household|resident):(\d+):(points|minutes)|community:\d+:(.+)")
 
 
 def account_words(code: str, names: dict | None = None) -> str:
     """A ledger account in words: ``household:7:points`` -> 张家 的积分, ``community:1:issuance:red`` ->
-    发放：红色积分. ``names`` maps ``("household"|"resident", id)`` to a name. An account this does not
+    发放：红色积分. ``names`` maps ``("household"|"resident"|"partner", id)`` to a name. An account this does not
     know keeps its code (then a test of the pages in Chinese names it)."""
     m = _ACCOUNT.fullmatch(code or "")
     if m is None:
@@ -320,6 +321,11 @@ def account_words(code: str, names: dict | None = None) -> str:
             return _("%(name)s's points", name=name)
         return _("%(name)s's time", name=name)
     rest = m.group(4)
+    partner = _PARTNER.fullmatch(rest)
+    if partner is not None:
+        number = int(partner.group(1))
+        name = (names or {}).get(("partner", number)) or f"#{number}"
+        return _("Points redeemed at partner shop %(name)s", name=name)
     words = {
         "issuance:minutes": _("Time given out by the community"),
         "issuance:opening": _("Opening balances carried over"),
