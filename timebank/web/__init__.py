@@ -36,6 +36,7 @@ NAV = {
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.receipts", _l("Receipts")),
         ("web_clerk.stock", _l("Stock")),
+        ("web_services.services", _l("Services")),
     ],
     "committee": [
         ("web.home", _l("Home")),
@@ -51,6 +52,8 @@ NAV = {
         ("web_logins.logins_page", _l("Logins")),
         ("web_clerk.pos", _l("Till")),
         ("web_clerk.stock", _l("Stock")),
+        ("web_services.services", _l("Services")),
+        ("web_partners.partners", _l("Partner shops")),
     ],
     "grid_worker": [
         ("web.home", _l("Home")),

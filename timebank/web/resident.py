@@ -42,6 +42,7 @@ from timebank.hours.api import TransferIn
 from timebank.hours.models import HelpRequest
 from timebank.people.models import Resident
 from timebank.shop import operations as shop
+from timebank.shop import partners as shop_partners
 from timebank.shop.models import Item
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
@@ -352,11 +353,17 @@ def gift():
 def goods():
     user, resident, household = _me()
     shop.require_browse(user, household.community_id)
-    items = db.session.execute(
+    listed = db.session.execute(
         select(Item).where(Item.community_id == household.community_id, Item.active.is_(True))
         .order_by(Item.on_hand == 0, Item.price_points, Item.name)).scalars().all()
+    items = [i for i in listed if not i.is_service]
+    # Services (a haircut, a repair, a meal) with the places left today; those of partner shops name the shop.
+    services = [(i, shop.places_left_today(i)) for i in listed if i.is_service]
+    partners = {p.id: p for p in shop_partners.partners(household.community_id, active_only=True)}
     points = ledger.balance(db.session, accounts.household_points(household.id))
-    return render_template("resident/shop.html", items=items, points=points, household=household)
+    return render_template("resident/shop.html", items=[i for i in items if i.partner_id is None or i.partner_id in partners],
+                           services=[(i, left) for i, left in services if i.partner_id is None or i.partner_id in partners],
+                           partners=partners, points=points, household=household)
 
 
 def init_app(app) -> None:
