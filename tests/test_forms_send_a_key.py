@@ -40,6 +40,9 @@ KEYED = {
     "web_clerk.sell",               # a sale at the till: points and stock
     "web_clerk.void",               # a void: points and stock back
     "web_clerk.stock",              # goods in (donations, purchases), corrections, spoilage
+    "web_services.services",        # a service (a haircut, a meal) with places a day
+    "web_partners.partners",        # a partner shop (爱心商家) with its points account
+    "web_partners.link_clerk",      # a clerk login made a partner shop's
     "web_committee.enter_claim",    # a claim entered for a resident (代录)
     "web_committee.claim_action",   # approve, reject, object
     "web_committee.tasks",          # a task with its check-in code
@@ -217,14 +220,19 @@ def town(world, clock):
     assert r.status_code == 201, r.get_json()
     t.task = r.get_json()["id"]
     t.token = world.call("GET", f"/api/v1/tasks/{t.task}/checkin-code", "grid").get_json()["token"]
+    # A partner shop, and a clerk login the committee can make its own.
+    r = world.call("POST", "/api/v1/partners", "committee", json={"community_code": "hongxing", "name": "幸福理发店"})
+    assert r.status_code == 201, r.get_json()
+    world.user("barber", "clerk")
     return t
 
 
 def pages_by_role(t) -> dict[str, list[str]]:
     staff = ["/committee/claims", "/committee/tasks", "/committee/rules", "/committee/households",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
-             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password"]
-    clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock"]
+             "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/partners"]
+    clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock",
+             "/clerk/services"]
     return {
         None: ["/login", "/public/hongxing"],
         t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",

@@ -11,10 +11,15 @@ from sqlalchemy import select
 
 from conftest import main_text, page_login
 from ledger.models import Account
-from test_shop_api import Shop, _error
+from test_shop_api import Shop
 from timebank.core import accounts
 from timebank.core.audit_log import AuditEntry
 from timebank.core.extensions import db
+
+
+def _error(response):
+    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
+    return response.get_json()["error"]
 
 
 def _partner(shop, name="幸福理发店", address="幸福路8号", user="boss"):
@@ -52,8 +57,9 @@ def test_partner_is_created_by_the_committee_with_its_ledger_account(world):
         from timebank.people.operations import community_by_code
 
         code = accounts.partner_points(community_by_code("hongxing").id, body["id"])
-        owner = db.session.execute(select(accounts.AccountOwner).join(Account, Account.id == accounts.AccountOwner.account_id)
-                                   .where(Account.code == code)).scalar_one()
+        owner = db.session.execute(
+            select(accounts.AccountOwner).join(Account, Account.id == accounts.AccountOwner.account_id)
+            .where(Account.code == code)).scalar_one()
         assert owner.household_id is None and owner.community_id == community_by_code("hongxing").id
     assert body["account"] == code
     assert _partner(shop).status_code == 409  # the same name twice
@@ -175,7 +181,28 @@ def test_partner_pages(app, world):
     assert shop.redeem([{"item_id": cut["id"], "quantity": 1}], user="barber").status_code == 201
     barber = page_login(app, "barber")
     assert "幸福理发店" in main_text(barber.get("/clerk/pos"))
+    receipt = shop.call("GET", "/api/v1/redemptions?community_code=hongxing", "barber").get_json()["items"][0]
+    assert "幸福理发店兑换小票" in barber.get(f"/receipts/{receipt['id']}").get_data(as_text=True)
     settlement = boss.get("/committee/partners/settlement?month=2026-03")
     assert settlement.status_code == 200
     text = main_text(settlement)
     assert "幸福理发店" in text and "8" in text and "打印" in text
+
+
+def test_a_closed_partner_sells_nothing_and_unknown_partners_are_refused(world):
+    shop, partner, cut, soap = _setup(world)
+    r = shop.call("POST", "/api/v1/items", "boss", json={
+        "community_code": "hongxing", "sku": "x", "name": "x", "price_points": 1, "partner_id": 999})
+    assert r.status_code == 404 and _error(r) == "unknown_partner"
+    # A partner's clerk adds goods of that shop only, and stocks only them.
+    r = shop.call("POST", "/api/v1/items", "barber", json={"community_code": "hongxing", "sku": "wash", "name": "洗头",
+                                                          "price_points": 2, "kind": "service"})
+    assert r.status_code == 201 and r.get_json()["partner_id"] == partner["id"]
+    assert shop.stock(soap, 1, "purchase").status_code == 201
+    assert shop.call("POST", "/api/v1/stock-movements", "barber",
+                     json={"item_id": soap, "quantity": 1, "reason": "purchase"}).status_code == 404
+    r = shop.call("PATCH", f"/api/v1/partners/{partner['id']}", "boss", json={"active": False})
+    assert r.status_code == 200 and r.get_json()["active"] is False
+    r = shop.redeem([{"item_id": cut, "quantity": 1}], user="barber")
+    assert r.status_code == 404 and _error(r) == "unknown_item"
+    assert shop.call("PATCH", f"/api/v1/partners/{partner['id']}", "clerk", json={"active": True}).status_code == 403

@@ -8,9 +8,14 @@ import threading
 from sqlalchemy import func, select
 
 from conftest import main_text, page_login
-from test_shop_api import Shop, _error
+from test_shop_api import Shop
 from timebank.core.extensions import db
 from timebank.shop.models import LotConsumption, StockMovement
+
+
+def _error(response):
+    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
+    return response.get_json()["error"]
 
 
 def _service(shop, sku="haircut", name="理发", price=5, places=2, user="clerk", **kw):
@@ -44,6 +49,8 @@ def test_a_service_is_sold_without_stock_within_its_places_per_day(world, clock)
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["total_points"] == 5 and shop.balance() == 95
     assert _movements(shop) == (0, 0)  # no stock movement, no lot
+    low = shop.call("GET", "/api/v1/items/low-stock?community_code=hongxing").get_json()["items"]
+    assert low == []  # a service is never low on stock
     assert _left(shop, haircut) == 1
     assert _left(shop, haircut, "13800000001") == 1  # residents see it too
     r = shop.redeem([{"item_id": haircut, "quantity": 2}])

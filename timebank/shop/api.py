@@ -18,9 +18,9 @@ from timebank.core.extensions import db
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import visible_household
+from timebank.core.users import User
 from timebank.people import operations as people_ops
 from timebank.people.models import Community, Household
-from timebank.core.users import User
 from timebank.shop import operations as ops
 from timebank.shop import partners as partner_ops
 from timebank.shop.models import (

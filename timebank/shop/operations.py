@@ -230,7 +230,7 @@ def price_history(item: Item) -> list[ItemPriceChange]:
 
 def low_stock(community_id: int) -> list[Item]:
     return list(db.session.execute(
-        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
+        select(Item).where(Item.community_id == community_id, Item.active.is_(True), Item.kind == "goods",
                            Item.on_hand <= Item.low_stock_threshold)
         .order_by(Item.on_hand, Item.id)
     ).scalars())

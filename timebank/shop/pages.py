@@ -361,7 +361,8 @@ def stock():
                                               n=item.on_hand))
     low = shop.low_stock(place.id)
     items = db.session.execute(
-        select(Item).where(Item.community_id == place.id).order_by(Item.active.desc(), Item.name)).scalars().all()
+        select(Item).where(Item.community_id == place.id, Item.kind == "goods")  # services: /clerk/services
+        .order_by(Item.active.desc(), Item.name)).scalars().all()
     recent = db.session.execute(
         shop.movements(place.id).order_by(shop.StockMovement.id.desc()).limit(15)).scalars().all()
     names = {i.id: i.name for i in items}

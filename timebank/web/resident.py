@@ -356,14 +356,14 @@ def goods():
     listed = db.session.execute(
         select(Item).where(Item.community_id == household.community_id, Item.active.is_(True))
         .order_by(Item.on_hand == 0, Item.price_points, Item.name)).scalars().all()
-    items = [i for i in listed if not i.is_service]
-    # Services (a haircut, a repair, a meal) with the places left today; those of partner shops name the shop.
-    services = [(i, shop.places_left_today(i)) for i in listed if i.is_service]
     partners = {p.id: p for p in shop_partners.partners(household.community_id, active_only=True)}
+    # Goods and services of the supermarket and of open partner shops; a service with its places left today.
+    sold = [i for i in listed if i.partner_id is None or i.partner_id in partners]
+    items = [i for i in sold if not i.is_service]
+    services = [(i, shop.places_left_today(i)) for i in sold if i.is_service]
     points = ledger.balance(db.session, accounts.household_points(household.id))
-    return render_template("resident/shop.html", items=[i for i in items if i.partner_id is None or i.partner_id in partners],
-                           services=[(i, left) for i, left in services if i.partner_id is None or i.partner_id in partners],
-                           partners=partners, points=points, household=household)
+    return render_template("resident/shop.html", items=items, services=services, partners=partners, points=points,
+                           household=household)
 
 
 def init_app(app) -> None:
