@@ -369,6 +369,18 @@ def hours_text(minutes: int | None) -> str:
 _TECHNICAL = re.compile(r"\s*\((?:resident|household|user|claim|item):\d+[^)]*\)")
 
 
+_USER_ACTOR = re.compile(r"user:\d+:(.+)")
+
+
+def actor_name(actor: str | None) -> str:
+    """Who did it, as a person reads it: ``user:3:clerk`` -> clerk (the login's name), ``system`` ->
+    自动 (the scheduler's jobs)."""
+    if actor == "system":
+        return _("automatic")
+    m = _USER_ACTOR.fullmatch(actor or "")
+    return m.group(1) if m else (actor or "")
+
+
 def plain_memo(memo: str | None) -> str:
     """A ledger memo without the ids meant for auditors: "清扫 · 张三 (resident:8)" -> "清扫 · 张三"."""
     return _TECHNICAL.sub("", memo or "").strip()
@@ -376,6 +388,7 @@ def plain_memo(memo: str | None) -> str:
 
 def register_filters(app) -> None:
     app.jinja_env.filters.setdefault("plain_memo", plain_memo)
+    app.jinja_env.filters.setdefault("actor_name", actor_name)
     app.jinja_env.filters.setdefault("local_time", local_time)
     app.jinja_env.filters.setdefault("local_date", local_date)
     app.jinja_env.filters.setdefault("hours", hours_text)
