@@ -715,11 +715,12 @@ class Partners(MethodView):
 
 
 def _partner(partner_id: int) -> PartnerShop:
+    user = current_user()
     partner = db.session.get(PartnerShop, partner_id)
     try:
         if partner is None:
             raise Forbidden()
-        ops.require_staff_view(current_user(), partner.community_id)
+        ops.require_staff_view(user, partner.community_id)
     except Forbidden:
         raise NotFound("No such partner shop.", code="unknown_partner") from None
     return partner
