@@ -164,7 +164,7 @@ def settlement():
                            printed=now().astimezone(local_zone()).date())
 
 
-@partners_bp.get("/settlement/export")
+@partners_bp.get("/settlement.csv")
 @roles_required(*MANAGERS_AND_READERS)
 def settlement_export():
     """The month's settlement as CSV (every cell through the export's formula guard)."""
