@@ -27,12 +27,14 @@ API_EXPORTS = [
     ("/api/v1/reports/monthly?community_code=hongxing&month=2026-03&format=csv", "csv"),
     ("/api/v1/reports/monthly?community_code=hongxing&month=2026-03&format=xlsx", "xlsx"),
     ("/api/v1/reports/stock?community_code=hongxing&month=2026-03&format=csv", "csv"),
+    ("/api/v1/partners/settlement?community_code=hongxing&month=2026-03&format=csv", "csv"),
 ]
 PAGE_EXPORTS = [
     ("/committee/ledger/export.csv", "csv"),
     ("/committee/ledger/export.xlsx", "xlsx"),
     ("/committee/reports/2026-03.csv", "csv"),
     ("/committee/reports/2026-03.xlsx", "xlsx"),
+    ("/committee/partners/settlement.csv?month=2026-03", "csv"),
 ]
 
 
@@ -69,6 +71,9 @@ def hostile(world, clock):
                        kind="deposit", memo="-60 minutes in", actor="test")
         item = shop.create_item(community, committee, sku="soap", name="香皂", price_points=3)
         shop.record_movement(item, clerk, quantity=5, reason="donation", donor=DONOR, donor_kind="person")
+        from timebank.shop import partners
+
+        partners.create_partner(community, committee, name=DONOR, address=TITLE)
         request = hours.create_help_request(committee, asker, TITLE, 30)
         hours.accept_help_request(committee, request, helper)
         hours.complete_help_request(committee, request)
@@ -112,6 +117,8 @@ def _expected(url: str, fmt: str) -> set[str]:
         return {MEMO}  # the help's memo starts with the title: "=HYPERLINK(...): 张三 -> 李四"
     if "stock" in url:
         return {DONOR}
+    if "partners" in url:
+        return {DONOR, TITLE}  # a partner shop's name and address
     # Donors and the ranking's household names. XML reads a carriage return back as a line feed, so
     # in XLSX the \r name is only checked for not being a formula (as every cell is).
     return {DONOR, TAB_NAME} | ({CR_NAME} if fmt == "csv" else set())

@@ -45,6 +45,9 @@ KEYED = {
     "web_clerk.change_price",       # a new price (its history grows)
     "web_clerk.goods_photo",        # a photo of goods uploaded or removed
     "web_clerk.return_goods",       # goods taken back: points and stock back
+    "web_services.services",        # a service (a haircut, a meal) with places a day
+    "web_partners.partners",        # a partner shop (爱心商家) with its points account
+    "web_partners.link_clerk",      # a clerk login made a partner shop's
     "web_committee.enter_claim",    # a claim entered for a resident (代录)
     "web_serve.claim",              # a claim entered from the desk for a resident without a phone
     "web_serve.help_request",       # help asked, taken on or confirmed for them (minutes move)
@@ -281,6 +284,10 @@ def town(world, clock):
             for household in (t.h2, t.h1)]
         assert world.call("POST", f"/api/v1/{kind}/{made[1]}/approve", "committee").status_code == 200
         setattr(t, kind.replace("-", "_"), made[1])
+    # A partner shop, and a clerk login the committee can make its own.
+    r = world.call("POST", "/api/v1/partners", "committee", json={"community_code": "hongxing", "name": "幸福理发店"})
+    assert r.status_code == 201, r.get_json()
+    world.user("barber", "clerk")
     return t
 
 
@@ -297,9 +304,9 @@ def pages_by_role(t) -> dict[str, list[str]]:
              "/committee/honours", "/committee/deductions",
              "/committee/month-close", "/committee/ledger", "/committee/reports", "/committee/anomalies",
              "/committee/logins", f"/committee/households/{t.h1}/logins", "/me/password", "/committee/notices",
-             "/grid/notices", "/me/notices", "/committee/vouchers"]
+             "/grid/notices", "/me/notices", "/committee/vouchers", "/committee/partners"]
     clerk = [f"/clerk/pos?member={t.card1}&item={t.soap}&item={t.oil}", "/clerk/receipts", "/clerk/stock",
-             "/clerk/goods", f"/clerk/goods/{t.soap}", f"/clerk/receipts/{t.receipt}"]
+             "/clerk/goods", f"/clerk/goods/{t.soap}", f"/clerk/receipts/{t.receipt}", "/clerk/services"]
     return {
         None: ["/login", "/public/hongxing"],
         t.resident1: ["/me/", "/me/claims", "/me/tasks", "/me/help", "/me/gift", "/me/shop",

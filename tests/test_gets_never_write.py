@@ -117,6 +117,23 @@ def build_world(world, clock) -> dict:
         photos.set_photo(db.session.get(Item, ids["item"]), clerk, png_bytes())
         db.session.commit()
 
+    # A partner shop (爱心商家) with its clerk, a haircut there with places a day, and a sale of it.
+    r = world.call("POST", "/api/v1/partners", "committee", json={"community_code": "hongxing", "name": "幸福理发店",
+                                                                  "address": "幸福路18号"})
+    assert r.status_code == 201, r.get_json()
+    ids["partner"] = r.get_json()["id"]
+    world.user("barber", "clerk", password=PASSWORD)
+    r = world.call("POST", f"/api/v1/partners/{ids['partner']}/clerks", "committee", json={"username": "barber"})
+    assert r.status_code == 201, r.get_json()
+    r = world.call("POST", "/api/v1/items", "committee", json={
+        "community_code": "hongxing", "sku": "haircut", "name": "理发", "price_points": 8, "kind": "service",
+        "daily_places": 6, "partner_id": ids["partner"]})
+    assert r.status_code == 201, r.get_json()
+    ids["service"] = r.get_json()["id"]
+    r = world.call("POST", "/api/v1/redemptions", "barber",
+                   json={"member_code": card, "lines": [{"item_id": ids["service"], "quantity": 1}]})
+    assert r.status_code == 201, r.get_json()
+
     r = world.call("POST", "/api/v1/help-requests", t.resident1,
                    json={"resident_id": t.r1, "title": "陪同去医院", "minutes": 30})
     assert r.status_code == 201, r.get_json()
@@ -271,6 +288,10 @@ QUERIES = {
     "federation.Clearing": lambda ids: ["origin=qilin.example.org/timebank"],
     "federation.Statement": lambda ids: ["origin=qilin.example.org/timebank"],
     "shop.StockReport": lambda ids: [f"community_code=hongxing&month=2026-03&format={f}" for f in ("json", "csv")],
+    "shop.PartnerSettlement": lambda ids: [f"community_code=hongxing&month=2026-03&format={f}"
+                                           for f in ("json", "csv")],
+    "web_partners.settlement": lambda ids: ["month=2026-02", "month=2026-03"],
+    "web_partners.settlement_export": lambda ids: ["month=2026-03"],
 }
 #: API list routes answer for a community named in the query.
 COMMUNITY_QUERY = "community_code=hongxing"

@@ -33,7 +33,7 @@ from timebank.earning.models import Grid, Task, TaskTeam
 from timebank.hours import operations as hours
 from timebank.people import operations as people
 from timebank.people.models import Community, Household, Resident
-from timebank.shop.demo import load_shop_demo
+from timebank.shop.demo import load_services_demo, load_shop_demo
 
 DEMO_CODE = "xingfu"
 DEMO_NAME = "幸福里社区"
@@ -46,6 +46,7 @@ DEMO_STAFF = {
     "demo_grid": "grid_worker",
     "demo_clerk": "clerk",
     "demo_supervisor": "supervisor",
+    "demo_barber": "clerk",
 }
 HISTORY_DAYS = 90
 #: Days before the history when the first honours were awarded (a little over half a year before today).
@@ -55,6 +56,9 @@ HONOURS_LEAD_DAYS = 110
 EXTENSIONS: list[Callable[[DemoContext], object]] = [
     lambda context: load_shop_demo(context.community, context.staff.get("demo_clerk")),
     lambda context: _notices_demo(context),
+    # A partner shop (幸福理发店, whose till is demo_barber's) with a haircut, a lunch at the canteen.
+    lambda context: load_services_demo(context.community, context.staff.get("demo_clerk"),
+                                       context.staff.get("demo_barber")),
 ]
 _current: list[DemoContext] = []
 

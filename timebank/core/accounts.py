@@ -98,6 +98,19 @@ def supermarket_points(community_id: int) -> str:
     return f"community:{community_id}:supermarket:points"
 
 
+def partner_points(community_id: int, partner_id: int) -> str:
+    """Where points redeemed at a partner shop (爱心商家) of the community go: its takings, against
+    which the community settles with it month by month."""
+    return f"community:{community_id}:partner:{partner_id}:points"
+
+
+def open_partner(session, community_id: int, partner_id: int) -> str:
+    """Open a partner shop's points account (as the supermarket's: it may go below zero)."""
+    code = partner_points(community_id, partner_id)
+    _own(session, ledger.open_account(session, code, POINTS, True, now=utc_naive()), community_id)
+    return code
+
+
 def open_household(session, household) -> str:
     code = household_points(household.id)
     account_id = ledger.open_account(session, code, POINTS, allow_negative=False, now=utc_naive())

@@ -327,12 +327,13 @@ UNIT_LABELS = {"points": _l("points"), "minutes": _l("min")}
 #: A cap's period as the words "at most 50 points a %(period)s" take it (每户每年最多 50 积分).
 PERIOD_WORDS = {"day": _l("day"), "week": _l("week"), "month": _l("month"), "year": _l("year")}
 
+_PARTNER = re.compile(r"partner:(\d+):points")
 _ACCOUNT = re.compile(r"(household|resident):(\d+):(points|minutes)|community:\d+:(.+)")
 
 
 def account_words(code: str, names: dict | None = None) -> str:
     """A ledger account in words: ``household:7:points`` -> 张家 的积分, ``community:1:issuance:red`` ->
-    发放：红色积分. ``names`` maps ``("household"|"resident", id)`` to a name. An account this does not
+    发放：红色积分. ``names`` maps ``("household"|"resident"|"partner", id)`` to a name. An account this does not
     know keeps its code (then a test of the pages in Chinese names it)."""
     m = _ACCOUNT.fullmatch(code or "")
     if m is None:
@@ -347,6 +348,11 @@ def account_words(code: str, names: dict | None = None) -> str:
             return _("%(name)s's points", name=name)
         return _("%(name)s's time", name=name)
     rest = m.group(4)
+    partner = _PARTNER.fullmatch(rest)
+    if partner is not None:
+        number = int(partner.group(1))
+        name = (names or {}).get(("partner", number)) or f"#{number}"
+        return _("Points redeemed at partner shop %(name)s", name=name)
     words = {
         "issuance:minutes": _("Time given out by the community"),
         "issuance:opening": _("Opening balances carried over"),
@@ -391,21 +397,21 @@ def hours_text(minutes: int | None) -> str:
 _TECHNICAL = re.compile(r"\s*\((?:resident|household|user|claim|item):\d+[^)]*\)")
 
 
-def plain_memo(memo: str | None) -> str:
-    """A ledger memo without the ids meant for auditors: "清扫 · 张三 (resident:8)" -> "清扫 · 张三"."""
-    return _TECHNICAL.sub("", memo or "").strip()
+_USER_ACTOR = re.compile(r"user:\d+:(.+)")
 
 
 def actor_name(actor: str | None) -> str:
-    """Who did it, as a person reads it: ``user:3:wang`` -> wang, ``system`` -> 系统自动."""
-    if not actor:
-        return ""
+    """Who did it, as a person reads it: ``user:3:clerk`` -> clerk (the login's name), ``system`` ->
+    自动 (the scheduler's jobs)."""
     if actor == "system":
         return _("automatic")
-    kind, _sep, rest = actor.partition(":")
-    if kind == "user" and ":" in rest:
-        return rest.split(":", 1)[1]
-    return actor
+    m = _USER_ACTOR.fullmatch(actor or "")
+    return m.group(1) if m else (actor or "")
+
+
+def plain_memo(memo: str | None) -> str:
+    """A ledger memo without the ids meant for auditors: "清扫 · 张三 (resident:8)" -> "清扫 · 张三"."""
+    return _TECHNICAL.sub("", memo or "").strip()
 
 
 def register_filters(app) -> None:

@@ -11,16 +11,28 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
+from timebank.core import accounts
 from timebank.core.database import defers_write_lock
 from timebank.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db, limiter
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import visible_household
+from timebank.core.users import User
 from timebank.people import operations as people_ops
 from timebank.people.models import Community, Household
 from timebank.shop import operations as ops
-from timebank.shop.models import DONOR_KINDS, MAX_MOVEMENT_UNITS, STAFF_REASONS, Item, Redemption, StockMovement
+from timebank.shop import partners as partner_ops
+from timebank.shop.models import (
+    DONOR_KINDS,
+    ITEM_KINDS,
+    MAX_MOVEMENT_UNITS,
+    STAFF_REASONS,
+    Item,
+    PartnerShop,
+    Redemption,
+    StockMovement,
+)
 from timebank.shop.sale import Sale, sell
 
 blp = Blueprint("shop", __name__, url_prefix="/api/v1",
@@ -38,6 +50,15 @@ class ItemIn(Schema):
     monthly_limit_per_household = fields.Integer(load_default=None, allow_none=True, strict=True,
                                                  validate=validate.Range(1, 100_000))
     low_stock_threshold = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 1_000_000))
+    kind = fields.String(load_default="goods", validate=validate.OneOf(ITEM_KINDS))
+    daily_places = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                  validate=validate.Range(1, 100_000))
+    partner_id = fields.Integer(load_default=None, allow_none=True, strict=True)
+
+    @validates_schema
+    def _places_for_services(self, data, **_kwargs):
+        if data.get("daily_places") is not None and data.get("kind") != "service":
+            raise ValidationError("Only a service has places per day.", "daily_places")
 
 
 class ItemPatch(Schema):
@@ -47,6 +68,7 @@ class ItemPatch(Schema):
     monthly_limit_per_household = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 100_000))
     low_stock_threshold = fields.Integer(strict=True, validate=validate.Range(0, 1_000_000))
     active = fields.Boolean()
+    daily_places = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 100_000))
 
 
 class PriceIn(Schema):
@@ -64,9 +86,13 @@ class ItemOut(Schema):
     monthly_limit_per_household = fields.Integer(allow_none=True)
     low_stock_threshold = fields.Integer()
     on_hand = fields.Integer()
-    low_stock = fields.Function(lambda i: i.on_hand <= i.low_stock_threshold)
+    low_stock = fields.Function(lambda i: i.kind == "goods" and i.on_hand <= i.low_stock_threshold)
     active = fields.Boolean()
     created_at = LocalDateTime()
+    kind = fields.String()
+    daily_places = fields.Integer(allow_none=True)
+    places_left_today = fields.Function(ops.places_left_today, allow_none=True)
+    partner_id = fields.Integer(allow_none=True)
 
 
 class PriceChangeOut(Schema):
@@ -271,6 +297,7 @@ class RedemptionOut(Schema):
     lines = fields.List(fields.Nested(RedemptionLineOut))
     returns = fields.List(fields.Nested(ReturnOut))
     receipt_url = fields.Function(lambda r: url_for("receipts.receipt", redemption_id=r.id))
+    partner_id = fields.Integer(allow_none=True)
 
 
 class RedemptionList(Schema):
@@ -318,9 +345,15 @@ class StockReportArgs(Schema):
 class Items(MethodView):
     @blp.arguments(ItemIn)
     @blp.response(201, ItemOut)
+    @blp.alt_response(404, description="unknown_partner")
     @blp.alt_response(409, description="sku_taken or barcode_taken")
     def post(self, body):
-        """Add goods to the community's supermarket (clerk or committee). Stock starts at 0."""
+        """Add goods or a service to the community's supermarket (clerk or committee). Stock starts at 0.
+
+        `kind: service` (a haircut, a repair, a meal) has no stock and may have `daily_places`, the
+        units sold per local calendar day. `partner_id` puts it in a partner shop (爱心商家); a partner
+        shop's clerk adds goods of that shop only.
+        """
         user = current_user()
         community = people_ops.community_by_code(body.pop("community_code"))
         ops.require_shop_staff(user, community.id)
@@ -368,7 +401,7 @@ class ItemOne(MethodView):
     @for_any_login
     @blp.response(200, ItemOut)
     def get(self, item_id):
-        """One item with its price and stock."""
+        """One item with its price and stock; a service with its places left today."""
         return _visible_item(item_id)
 
     @blp.arguments(ItemPatch)
@@ -378,7 +411,7 @@ class ItemOne(MethodView):
         """Change name, barcode, monthly limit, low-stock threshold, active flag or price (clerk, committee)."""
         user = current_user()
         item = _visible_item(item_id)
-        ops.require_shop_staff(user, item.community_id)
+        ops.require_item_staff(user, item)
         return ops.update_item(item, user, **body)
 
 
@@ -390,7 +423,7 @@ class ItemPrice(MethodView):
         """Set a new price from now on; past receipts keep the price they were sold at."""
         user = current_user()
         item = _visible_item(item_id)
-        ops.require_shop_staff(user, item.community_id)
+        ops.require_item_staff(user, item)
         return ops.change_price(item, user, body["price_points"], body["note"])
 
 
@@ -411,7 +444,7 @@ class StockMovements(MethodView):
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, MovementOut)
     @blp.alt_response(404, description="not_found: no such item")
-    @blp.alt_response(409, description="insufficient_stock: the shelf would go below zero")
+    @blp.alt_response(409, description="insufficient_stock: the shelf would go below zero; not_stocked: a service")
     @blp.alt_response(422, description="validation_error (a donation needs a donor; signs per reason)")
     def post(self, body):
         """Record stock in or out (clerk, committee).
@@ -424,7 +457,7 @@ class StockMovements(MethodView):
         item = db.session.get(Item, body["item_id"])
         if item is None:
             raise NotFound("No such item.")
-        ops.require_shop_staff(user, item.community_id)
+        ops.require_item_staff(user, item)
         movement = ops.record_movement(item, user, quantity=body["quantity"], reason=body["reason"],
                                        donor=body["donor"], donor_kind=body["donor_kind"], note=body["note"])
         return movement
@@ -544,7 +577,8 @@ class Redemptions(MethodView):
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, RedemptionOut)
     @blp.alt_response(404, description="unknown_member or unknown_item")
-    @blp.alt_response(409, description="insufficient_points, insufficient_stock, limit_exceeded, pay_code_used")
+    @blp.alt_response(409, description="insufficient_points, insufficient_stock, limit_exceeded, no_places_left,"
+                                       " mixed_sellers, pay_code_used")
     @blp.alt_response(410, description="pay_code_expired")
     @blp.alt_response(422, description="validation_error, pay_code_invalid, idempotency_key_reused")
     @blp.alt_response(429, description="rate_limited: too many pay code numbers that were no valid code")
@@ -576,6 +610,9 @@ class Redemptions(MethodView):
             community = people_ops.community_by_code(args["community_code"])
             ops.require_staff_view(user, community.id)
             query = query.where(Redemption.community_id == community.id)
+            partner = ops.partner_of(user)
+            if partner is not None:  # a partner shop's clerk sees the partner's receipts only
+                query = query.where(Redemption.partner_id == partner)
         return paginate(query, Redemption.id, args["limit"], args["cursor"], descending=True)
 
 
@@ -636,5 +673,156 @@ class StockReport(MethodView):
         if args["format"] == "csv":
             filename = f"stock-{community.code}-{report['month']}.csv"
             return Response("\ufeff" + ops.stock_report_csv(report), mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return report
+
+
+# --- partner shops (爱心商家) ------------------------------------------------------------------------
+
+class PartnerIn(Schema):
+    community_code = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    address = fields.String(load_default="", validate=validate.Length(0, 300))
+
+
+class PartnerPatch(Schema):
+    name = fields.String(validate=validate.Length(1, 200))
+    address = fields.String(validate=validate.Length(0, 300))
+    active = fields.Boolean()
+
+
+class PartnerOut(Schema):
+    id = fields.Integer()
+    community_code = fields.Function(lambda p: db.session.get(Community, p.community_id).code)
+    name = fields.String()
+    address = fields.String()
+    active = fields.Boolean()
+    account = fields.Function(lambda p: accounts.partner_points(p.community_id, p.id))
+    created_at = LocalDateTime()
+
+
+class PartnerList(Schema):
+    items = fields.List(fields.Nested(PartnerOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class PartnerClerkIn(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+class PartnerClerkOut(Schema):
+    partner_id = fields.Integer()
+    user_id = fields.Integer()
+    username = fields.String()
+    linked_at = LocalDateTime()
+
+
+class SettlementArgs(StockReportArgs):
+    pass
+
+
+class SettlementRow(Schema):
+    partner_id = fields.Integer()
+    name = fields.String()
+    address = fields.String()
+    active = fields.Boolean()
+    account = fields.String()
+    redeemed_points = fields.Integer()
+    given_back_points = fields.Integer()
+    net_points = fields.Integer()
+    receipts = fields.Integer()
+
+
+class SettlementTotal(Schema):
+    redeemed_points = fields.Integer()
+    given_back_points = fields.Integer()
+    net_points = fields.Integer()
+    receipts = fields.Integer()
+
+
+class SettlementOut(Schema):
+    community_code = fields.String()
+    month = fields.String()
+    partners = fields.List(fields.Nested(SettlementRow))
+    total = fields.Nested(SettlementTotal)
+
+
+@blp.route("/partners")
+class Partners(MethodView):
+    @blp.arguments(PartnerIn)
+    @blp.response(201, PartnerOut)
+    @blp.alt_response(409, description="partner_taken: the name is used in this community")
+    def post(self, body):
+        """Add a partner shop (爱心商家) to the community (committee), with its points account."""
+        user = current_user()
+        community = people_ops.community_by_code(body["community_code"])
+        return partner_ops.create_partner(community, user, name=body["name"], address=body["address"])
+
+    @blp.arguments(CommunityArgs, location="query")
+    @blp.response(200, PartnerList)
+    def get(self, args):
+        """The community's partner shops (staff)."""
+        user = current_user()
+        community = people_ops.community_by_code(args["community_code"])
+        ops.require_staff_view(user, community.id)
+        return {"items": partner_ops.partners(community.id), "next_cursor": None}
+
+
+def _partner(partner_id: int) -> PartnerShop:
+    user = current_user()
+    partner = db.session.get(PartnerShop, partner_id)
+    try:
+        if partner is None:
+            raise Forbidden()
+        ops.require_staff_view(user, partner.community_id)
+    except Forbidden:
+        raise NotFound("No such partner shop.", code="unknown_partner") from None
+    return partner
+
+
+@blp.route("/partners/<int:partner_id>")
+class PartnerOne(MethodView):
+    @blp.arguments(PartnerPatch)
+    @blp.response(200, PartnerOut)
+    @blp.alt_response(409, description="partner_taken")
+    def patch(self, body, partner_id):
+        """Change a partner shop's name, address or active flag (committee); an inactive one sells nothing."""
+        return partner_ops.update_partner(_partner(partner_id), current_user(), **body)
+
+
+@blp.route("/partners/<int:partner_id>/clerks")
+class PartnerClerks(MethodView):
+    @blp.arguments(PartnerClerkIn)
+    @blp.response(201, PartnerClerkOut)
+    @blp.alt_response(404, description="not_found: no such login in this community")
+    @blp.alt_response(422, description="validation_error: only a clerk login works a partner's till")
+    def post(self, body, partner_id):
+        """Make a clerk login the partner shop's (committee; audit-logged): it then sells only the
+        partner's goods and sees only its receipts."""
+        partner = _partner(partner_id)
+        clerk = db.session.execute(select(User).where(User.username == body["username"])).scalar_one_or_none()
+        link = partner_ops.link_clerk(partner, current_user(), clerk)
+        return {"partner_id": link.partner_id, "user_id": link.user_id, "username": clerk.username,
+                "linked_at": link.linked_at}
+
+
+@blp.route("/partners/settlement")
+class PartnerSettlement(MethodView):
+    @blp.arguments(SettlementArgs, location="query")
+    @blp.response(200, SettlementOut)
+    def get(self, args):
+        """The month's settlement per partner shop, from the ledger postings of each partner's account:
+        points redeemed, points given back by voids and returns, net, receipts; JSON or CSV
+        (committee and supervisors)."""
+        user = current_user()
+        community = people_ops.community_by_code(args["community_code"])
+        ops.require_staff_view(user, community.id)
+        if user.role not in ("admin", "committee", "supervisor"):
+            raise Forbidden("The settlement is the committee's report.")
+        report = partner_ops.settlement(community.id, args["month"])
+        report["community_code"] = community.code
+        if args["format"] == "csv":
+            filename = f"partners-{community.code}-{report['month']}.csv"
+            return Response("\ufeff" + partner_ops.settlement_csv(report), mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         return report

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from timebank.core.extensions import db
 from timebank.people.models import Community, Household
 from timebank.shop import operations as ops
-from timebank.shop import sale
-from timebank.shop.models import Item
+from timebank.shop import partners, sale
+from timebank.shop.models import Item, PartnerShop
 
 #: (sku, name, price in points, barcode, monthly limit per household, low-stock threshold)
 GOODS = [
@@ -101,5 +101,53 @@ def load_shop_demo(community: Community, clerk=None) -> dict:
         first_line = receipts[2].lines[0]
         ops.return_goods(receipts[2].id, actor, [{"item_id": first_line.item_id, "quantity": 1}], "包装破损")
         done["voids"], done["returns"] = 1, 1
+    db.session.flush()
+    return done
+
+
+#: The demo's partner shop (爱心商家) and services: (sku, name, price, places a day, at the partner?).
+PARTNER = ("幸福理发店", "幸福路18号")
+SERVICES = [
+    ("haircut", "理发（老人优惠）", 8, 6, True),
+    ("canteen-lunch", "老年食堂午餐", 3, 30, False),
+]
+SERVICE_SALES = 2
+
+
+def load_services_demo(community: Community, clerk=None, partner_clerk=None) -> dict:
+    """A partner shop (幸福理发店) with a haircut service of 6 places a day, a lunch at the 老年食堂 sold
+    by the supermarket, and a few sales of each, so that the settlement report shows something. The
+    partner's sales are rung up by ``partner_clerk`` (linked to the partner here) when given.
+    Idempotent, like :func:`load_shop_demo`."""
+    done = {"partners": 0, "services": 0, "service_sales": 0}
+    existing = db.session.execute(
+        select(PartnerShop.id).where(PartnerShop.community_id == community.id, PartnerShop.name == PARTNER[0])).first()
+    if existing is not None:
+        return done
+    actor = _demo_actor(community, None)
+    partner = partners.create_partner(community, actor, name=PARTNER[0], address=PARTNER[1])
+    done["partners"] = 1
+    seller = actor
+    if partner_clerk is not None and partner_clerk.community_id == community.id and partner_clerk.role == "clerk":
+        partners.link_clerk(partner, actor, partner_clerk)
+        seller = partner_clerk
+    items = {}
+    for sku, name, price, places, at_partner in SERVICES:
+        items[sku] = ops.create_item(community, actor, sku=sku, name=name, price_points=price, kind="service",
+                                     daily_places=places, partner_id=partner.id if at_partner else None)
+        done["services"] += 1
+    households = db.session.execute(
+        select(Household).where(Household.community_id == community.id).order_by(Household.id.desc())).scalars()
+    sold = {sku: 0 for sku in items}
+    for household in households:
+        if all(n == SERVICE_SALES for n in sold.values()):
+            break
+        for sku, item in items.items():
+            if sold[sku] == SERVICE_SALES or ops.household_balance(household.id) < item.price_points:
+                continue
+            by = seller if item.partner_id is not None else _demo_actor(community, clerk)
+            sale.redeem(by, member_code=household.member_code, lines=[{"item_id": item.id, "quantity": 1}])
+            sold[sku] += 1
+            done["service_sales"] += 1
     db.session.flush()
     return done

@@ -45,6 +45,9 @@ STAFF_REASONS = ("donation", "purchase", "adjustment", "spoilage")
 #: Reasons that bring new units in and so open a lot (a positive adjustment too).
 LOT_REASONS = ("donation", "purchase", "adjustment")
 DONOR_KINDS = ("enterprise", "unit", "person", "other")
+#: ``goods`` sit on a shelf (stock, lots); a ``service`` (特色服务: a haircut, a repair, a meal) has no
+#: stock and may have a number of places per day.
+ITEM_KINDS = ("goods", "service")
 REDEMPTION_STATUSES = ("completed", "voided")
 #: The most units one stock movement moves, either way (the API's bound and the database's CHECK).
 MAX_MOVEMENT_UNITS = 1_000_000
@@ -67,6 +70,9 @@ class Item(db.Model):
         CheckConstraint("monthly_limit_per_household IS NULL OR monthly_limit_per_household > 0",
                         name="monthly_limit_positive"),
         CheckConstraint("low_stock_threshold >= 0", name="low_stock_threshold"),
+        CheckConstraint("kind IN ('goods', 'service')", name="kind"),
+        # Places per day are a service's; a service never has stock.
+        CheckConstraint("daily_places IS NULL OR (kind = 'service' AND daily_places > 0)", name="daily_places"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -88,6 +94,46 @@ class Item(db.Model):
     #: Inactive items are no longer sold but keep their history.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: ``goods`` or ``service`` (no stock, no lots; maybe places per day).
+    kind: Mapped[str] = mapped_column(String(16), default="goods", server_default="goods")
+    #: For a service: at most this many units a local calendar day (null: no limit).
+    daily_places: Mapped[int | None] = mapped_column(Integer)
+    #: The partner shop (爱心商家) that sells it; null: the community's supermarket.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("shop_partners.id"), index=True)
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
+
+class PartnerShop(db.Model):
+    """A partner shop (爱心商家) of a community: a redemption point with its own clerk logins. Points
+    redeemed there go to its own ledger account (``community:<id>:partner:<pid>:points``), opened
+    with it, so its monthly settlement is read off the ledger."""
+
+    __tablename__ = "shop_partners"
+    __table_args__ = (UniqueConstraint("community_id", "name", name="uq_shop_partners_community_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    #: An inactive partner sells nothing more; its history and account stay.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+
+
+class PartnerClerk(db.Model):
+    """A clerk login that belongs to a partner shop: it sells only the partner's goods and sees only
+    the partner's receipts. (The shop's own table: the users table is core's.)"""
+
+    __tablename__ = "shop_partner_clerks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, autoincrement=False)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("shop_partners.id"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(DateTime, default=utc_naive)
+    #: Who linked it (``user:3:name``).
+    actor: Mapped[str | None] = mapped_column(String(128))
 
 
 class ItemPriceChange(db.Model):
@@ -235,6 +281,9 @@ class Redemption(db.Model):
     #: The clerk who served.
     clerk_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    #: The partner shop (爱心商家) that sold it (its points went to the partner's account); null: the
+    #: community's supermarket.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("shop_partners.id"), index=True)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime)
     void_reason: Mapped[str | None] = mapped_column(Text)
     #: The compensating ledger transaction of the void.

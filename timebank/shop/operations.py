@@ -35,6 +35,7 @@ from timebank.notices.operations import notify_staff
 from timebank.people.models import Community
 from timebank.shop.models import (
     DONOR_KINDS,
+    ITEM_KINDS,
     LOT_REASONS,
     MAX_MOVEMENT_UNITS,
     MAX_ON_HAND,
@@ -42,6 +43,8 @@ from timebank.shop.models import (
     Item,
     ItemPriceChange,
     LotConsumption,
+    PartnerClerk,
+    PartnerShop,
     PayCode,
     ReceiptCounter,
     Redemption,
@@ -84,10 +87,29 @@ def require_staff_view(user: User, community_id: int) -> None:
     require_community(user, community_id)
 
 
+def partner_of(user: User) -> int | None:
+    """The partner shop (爱心商家) a clerk login belongs to, or None (the community's own staff)."""
+    if user.role != "clerk" or user.id is None:
+        return None
+    return db.session.execute(select(PartnerClerk.partner_id).where(PartnerClerk.user_id == user.id)).scalar()
+
+
 def can_see_redemption(user: User, redemption: Redemption) -> bool:
     if user.role == "resident":
         return user.household_id == redemption.household_id
-    return user.role == "admin" or (user.role in STAFF and user.community_id == redemption.community_id)
+    if user.role == "admin":
+        return True
+    if user.role not in STAFF or user.community_id != redemption.community_id:
+        return False
+    partner = partner_of(user)
+    return partner is None or partner == redemption.partner_id
+
+
+def seller_points(community_id: int, partner_id: int | None) -> str:
+    """The account a sale's points go to: the supermarket's, or the partner shop's."""
+    if partner_id is None:
+        return accounts.supermarket_points(community_id)
+    return accounts.partner_points(community_id, partner_id)
 
 
 def visible_redemption(user: User, redemption_id: int) -> Redemption:
@@ -106,20 +128,54 @@ def get_item(item_id: int) -> Item:
     return item
 
 
+def _check_kind(kind: str, daily_places: int | None) -> None:
+    if kind not in ITEM_KINDS:
+        raise ValidationFailed(errors={"kind": [f"Must be one of {', '.join(ITEM_KINDS)}."]})
+    if daily_places is not None and kind != "service":
+        raise ValidationFailed(errors={"daily_places": ["Only a service has places per day."]})
+
+
+def _check_partner(community_id: int, user: User, partner_id: int | None) -> int | None:
+    """The partner an item goes to: one of the community's; a partner's clerk adds only its own."""
+    own = partner_of(user)
+    if own is not None:
+        if partner_id not in (None, own):
+            raise Forbidden("A partner shop's clerk adds goods of that shop only.")
+        return own
+    if partner_id is not None:
+        partner = db.session.get(PartnerShop, partner_id)
+        if partner is None or partner.community_id != community_id:
+            raise NotFound("No such partner shop in this community.", code="unknown_partner")
+    return partner_id
+
+
+def require_item_staff(user: User, item: Item) -> None:
+    """Staff who may change an item or its stock: the community's shop staff; a partner's clerk for
+    the partner's goods only."""
+    require_shop_staff(user, item.community_id)
+    own = partner_of(user)
+    if own is not None and own != item.partner_id:
+        raise NotFound("No such item.")
+
+
 def create_item(community: Community, user: User, *, sku: str, name: str, price_points: int,
                 barcode: str | None = None, monthly_limit_per_household: int | None = None,
-                low_stock_threshold: int = 0) -> Item:
+                low_stock_threshold: int = 0, kind: str = "goods", daily_places: int | None = None,
+                partner_id: int | None = None) -> Item:
+    _check_kind(kind, daily_places)
+    partner_id = _check_partner(community.id, user, partner_id)
     _unique_codes(community.id, sku=sku, barcode=barcode)
     moment = utc_naive()
     item = Item(community_id=community.id, sku=sku, name=name, price_points=price_points, barcode=barcode or None,
                 monthly_limit_per_household=monthly_limit_per_household,
-                low_stock_threshold=low_stock_threshold or 0, on_hand=0, active=True, created_at=moment)
+                low_stock_threshold=low_stock_threshold or 0, on_hand=0, active=True, created_at=moment,
+                kind=kind, daily_places=daily_places, partner_id=partner_id)
     db.session.add(item)
     db.session.flush()
     db.session.add(ItemPriceChange(item_id=item.id, price_points=price_points, previous_points=None,
                                    effective_at=moment, actor=user.actor, note="first price"))
     record("item.create", user=user, target=f"item:{item.id}", community_id=community.id, sku=sku, name=name,
-           price_points=price_points)
+           price_points=price_points, kind=kind, daily_places=daily_places, partner_id=partner_id)
     db.session.flush()
     return item
 
@@ -156,6 +212,8 @@ def update_item(item: Item, user: User, **changes) -> Item:
     """Change name, barcode, monthly limit, low-stock threshold or active flag (and price, via
     :func:`change_price`)."""
     price = changes.pop("price_points", None)
+    if "daily_places" in changes:
+        _check_kind(item.kind, changes["daily_places"])
     if "barcode" in changes and changes["barcode"]:
         _unique_codes(item.community_id, barcode=changes["barcode"], except_id=item.id)
     before = {key: getattr(item, key) for key in changes}
@@ -178,7 +236,7 @@ def price_history(item: Item) -> list[ItemPriceChange]:
 
 def low_stock(community_id: int) -> list[Item]:
     return list(db.session.execute(
-        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
+        select(Item).where(Item.community_id == community_id, Item.active.is_(True), Item.kind == "goods",
                            Item.on_hand <= Item.low_stock_threshold)
         .order_by(Item.on_hand, Item.id)
     ).scalars())
@@ -298,6 +356,8 @@ def record_movement(item: Item, user: User, *, quantity: int, reason: str, donor
         errors["donor_kind"] = [f"Must be one of {', '.join(DONOR_KINDS)}."]
     if errors:
         raise ValidationFailed(errors=errors)
+    if item.is_service:
+        raise Conflict(f"{item.name} is a service: it has no stock.", code="not_stocked")
     # Spoilage always removes: "3 spoiled" and "-3 spoiled" mean the same.
     delta = -abs(quantity) if reason == "spoilage" else quantity
     item = _lock_items([item.id])[item.id]
@@ -554,6 +614,37 @@ def bought_this_month(household_id: int, item_id: int) -> int:
     ).scalar_one())
 
 
+def day_bounds() -> tuple[datetime, datetime]:
+    """Today (the deployment's calendar day, local time) as naive UTC [start, end)."""
+    zone = local_zone()
+    day = now().astimezone(zone).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return utc_naive(start), utc_naive(datetime.combine(day + timedelta(days=1), datetime.min.time(), zone))
+
+
+def sold_today(item_id: int) -> int:
+    """Units of an item taken today on receipts that are not voided, less those returned: the places
+    of a service used today."""
+    start, end = day_bounds()
+    return int(db.session.execute(
+        select(func.coalesce(func.sum(RedemptionLine.quantity - RedemptionLine.returned_quantity), 0))
+        .join(Redemption, Redemption.id == RedemptionLine.redemption_id)
+        .where(RedemptionLine.item_id == item_id, Redemption.status == "completed",
+               Redemption.created_at >= start, Redemption.created_at < end)
+    ).scalar_one())
+
+
+def places_left_today(item: Item) -> int | None:
+    """A service's places still free today; None for goods and for a service without a limit."""
+    if not item.is_service or item.daily_places is None:
+        return None
+    return max(item.daily_places - sold_today(item.id), 0)
+
+
+def no_places_left(name: str, places: int, taken: int, wanted: int) -> Conflict:
+    return Conflict(f"{name}: {places} places a day, {taken} taken today; {wanted} asked.", code="no_places_left")
+
+
 _COUNTERS = ReceiptCounter.__table__
 _TAKE_RECEIPT_NO = (
     update(_COUNTERS).where(_COUNTERS.c.community_id == bindparam("community"))
@@ -625,14 +716,14 @@ def void(redemption_id: int, user: User, reason: str) -> tuple[Redemption, int]:
                                    actor=user.actor, reference=reference)
         else:
             tx = ledgering.post(redemption.community_id, [
-                ledger.Leg(accounts.supermarket_points(redemption.community_id), -remaining_points),
+                ledger.Leg(seller_points(redemption.community_id, redemption.partner_id), -remaining_points),
                 ledger.Leg(charged_wallet(redemption), remaining_points)],
                 kind="void", memo=memo, actor=user.actor, reference=reference)
     except ledger.AlreadyReversed as exc:
         raise Conflict("This receipt is already voided.", code="already_voided") from exc
     for line in lines:
         left = line.quantity - line.returned_quantity
-        if left:
+        if left and not items[line.item_id].is_service:  # a service has no stock to put back
             movement_id = _move(items[line.item_id], left, "void", user.actor, redemption_id=redemption.id,
                                 note=f"作废小票 {redemption.receipt_no} 号")
             _give_back_to_lots(redemption.id, line.item_id, movement_id, left)
@@ -665,7 +756,7 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
     items = _lock_items(wanted)
     points = sum(by_item[i].unit_points * q for i, q in wanted.items())
     tx = ledgering.post(redemption.community_id, [
-        ledger.Leg(accounts.supermarket_points(redemption.community_id), -points),
+        ledger.Leg(seller_points(redemption.community_id, redemption.partner_id), -points),
         ledger.Leg(charged_wallet(redemption), points)],
         kind="return", memo=f"小票 {redemption.receipt_no} 号退货（原因：{reason}）", actor=user.actor,
         reference=f"redemption:{redemption.id}")
@@ -678,6 +769,8 @@ def return_goods(redemption_id: int, user: User, lines: list[dict], reason: str)
         db.session.add(RedemptionReturnLine(return_id=returned.id, line_id=line.id, item_id=item_id,
                                             quantity=quantity, points=quantity * line.unit_points))
         line.returned_quantity += quantity
+        if items[item_id].is_service:  # a service has no stock to put back
+            continue
         movement_id = _move(items[item_id], quantity, "return", user.actor, redemption_id=redemption.id,
                             note=f"小票 {redemption.receipt_no} 号退货")
         _give_back_to_lots(redemption.id, item_id, movement_id, quantity)

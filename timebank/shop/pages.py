@@ -85,7 +85,7 @@ from timebank.people.staff_pages import can_write, community, me, message, refus
 from timebank.shop import operations as shop
 from timebank.shop import photos, sale
 from timebank.shop.api import ItemIn, ItemPatch, MovementIn, PriceIn, ReturnIn, pay_code_guess_limit
-from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, ItemPhoto, Redemption
+from timebank.shop.models import DONOR_KINDS, STAFF_REASONS, Item, ItemPhoto, PartnerShop, Redemption
 
 bp = Blueprint("web_clerk", __name__, url_prefix="/clerk")
 bp.before_request(refuse_supervisor_writes)
@@ -169,7 +169,7 @@ def _basket(community_id: int, ids: list[int]) -> list[dict]:
         if item is None:
             continue
         lines.append({"item": item, "quantity": quantity, "points": item.price_points * quantity,
-                      "short": item.on_hand < quantity})
+                      "short": not item.is_service and item.on_hand < quantity})
     return lines
 
 
@@ -193,15 +193,18 @@ def _pos_url(member: str | None, ids: list[int], **extra) -> str:
 
 
 def _find_goods(community_id: int, text: str) -> tuple[Item | None, list[Item]]:
-    """An exact barcode or SKU, else goods whose name contains the text."""
+    """An exact barcode or SKU, else goods whose name contains the text (a partner shop's clerk: of
+    that shop only)."""
+    sold = [Item.community_id == community_id, Item.active.is_(True)]
+    partner = shop.partner_of(me())
+    if partner is not None:
+        sold.append(Item.partner_id == partner)
     exact = db.session.execute(
-        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
-                           or_(Item.barcode == text, Item.sku == text)).limit(1)).scalar_one_or_none()
+        select(Item).where(*sold, or_(Item.barcode == text, Item.sku == text)).limit(1)).scalar_one_or_none()
     if exact is not None:
         return exact, []
     found = db.session.execute(
-        select(Item).where(Item.community_id == community_id, Item.active.is_(True),
-                           Item.name.contains(text, autoescape=True))
+        select(Item).where(*sold, Item.name.contains(text, autoescape=True))
         .order_by(Item.name).limit(SEARCH_RESULTS)).scalars().all()
     return None, list(found)
 
@@ -230,9 +233,11 @@ def _render_pos(place, member: str | None, ids: list[int], *, error: str | None 
             done = shop.visible_redemption(me(), done_id)
         except NotFound:
             done = None
-    recent = db.session.execute(
-        select(Redemption).where(Redemption.community_id == place.id).order_by(Redemption.id.desc()).limit(5)
-    ).scalars().all()
+    partner = shop.partner_of(me())
+    recent = select(Redemption).where(Redemption.community_id == place.id)
+    if partner is not None:  # a partner shop's clerk sees the partner's receipts only
+        recent = recent.where(Redemption.partner_id == partner)
+    recent = db.session.execute(recent.order_by(Redemption.id.desc()).limit(5)).scalars().all()
     # The page's script swaps the answer in; a refusal is shown in words, not as a failed request.
     return render_template(
         "clerk/pos.html", place=place, member=member, household=household, resident=resident, balance=balance,
@@ -242,6 +247,7 @@ def _render_pos(place, member: str | None, ids: list[int], *, error: str | None 
         photo_urls=photo_urls, again=request.args.get("again") == "1", stale=request.args.get("stale") == "1",
         sale_key=_sale_key(),
         pos_url=_pos_url, is_pay_code=_is_pay_code(member or ""), till=_till_settings(place),
+        seller=db.session.get(PartnerShop, partner) if partner is not None else None,
         can_sell=can_write(*SELLERS)), (200 if request.headers.get("X-Requested-With") == "pos" else status)
 
 
@@ -365,7 +371,11 @@ def receipts():
     shop.require_staff_view(me(), place.id)
     before = request.args.get("before", type=int)
     filters = {k: (request.args.get(k) or "").strip()[:100] for k in ("q", "status", "since", "until")}
-    query = _receipt_search(select(Redemption).where(Redemption.community_id == place.id), filters)
+    query = select(Redemption).where(Redemption.community_id == place.id)
+    partner = shop.partner_of(me())
+    if partner is not None:  # a partner shop's clerk sees the partner's receipts only
+        query = query.where(Redemption.partner_id == partner)
+    query = _receipt_search(query, filters)
     query = query.order_by(Redemption.id.desc()).limit(31)
     if before:
         query = query.where(Redemption.id < before)
@@ -483,7 +493,8 @@ def stock():
                                               n=item.on_hand))
     low = shop.low_stock(place.id)
     items = db.session.execute(
-        select(Item).where(Item.community_id == place.id).order_by(Item.active.desc(), Item.name)).scalars().all()
+        select(Item).where(Item.community_id == place.id, Item.kind == "goods")  # services: /clerk/services
+        .order_by(Item.active.desc(), Item.name)).scalars().all()
     recent = db.session.execute(
         shop.movements(place.id).order_by(shop.StockMovement.id.desc()).limit(15)).scalars().all()
     names = {i.id: i.name for i in items}

@@ -15,6 +15,7 @@ from timebank.core.extensions import db
 from timebank.core.users import User
 from timebank.people.models import Community, Household
 from timebank.shop import operations as ops
+from timebank.shop.models import PartnerShop
 
 bp = Blueprint("receipts", __name__)
 
@@ -40,7 +41,7 @@ _RECEIPT = ("""<!doctype html><html lang="zh-CN"><meta charset="utf-8">
  @media print { .bar { display: none } body { margin: 0 auto } }
 </style>
 <body>
-<h1>{{ community.name }} · 爱心超市兑换小票</h1>
+<h1>{{ community.name }} · {{ partner.name if partner else "爱心超市" }}兑换小票</h1>
 {% if r.status == "voided" %}<p class="void">已作废 · {{ r.void_reason }}</p>{% endif %}
 <dl>
  <dt>小票号</dt><dd>No.{{ r.receipt_no }}</dd>
@@ -94,6 +95,7 @@ def receipt(redemption_id: int):
         community=db.session.get(Community, r.community_id),
         household=db.session.get(Household, r.household_id),
         clerk=db.session.get(User, r.clerk_id) if r.clerk_id else None,
+        partner=db.session.get(PartnerShop, r.partner_id) if r.partner_id else None,
         when=lambda moment: to_local(moment).strftime("%Y-%m-%d %H:%M") if moment else "",
     )
 

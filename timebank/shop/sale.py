@@ -39,7 +39,10 @@ from timebank.shop.operations import (
     bought_this_month,
     consume_fifo,
     next_receipt_no,
+    no_places_left,
     read_pay_code,
+    seller_points,
+    sold_today,
     tell_low_stock,
 )
 
@@ -65,6 +68,11 @@ class Goods(NamedTuple):
     monthly_limit: int | None
     on_hand: int
     active: bool
+    kind: str
+    daily_places: int | None
+    partner_id: int | None
+    #: The selling clerk's partner shop (the same on every row; None for the community's own staff).
+    clerk_partner: int | None
     low_stock_threshold: int
 
 
@@ -106,6 +114,7 @@ class Sale:
     void_reason: str | None = None
     void_transaction_id: int | None = None
     returns: list = field(default_factory=list)
+    partner_id: int | None = None
 
 
 _SQL = {
@@ -126,8 +135,9 @@ _SQL = {
                   " RETURNING last_no",
     "receipt": (
         "INSERT INTO redemptions (community_id, receipt_no, household_id, resident_id, identified_by,"
-        " total_points, returned_points, balance_after, status, clerk_id, created_at) VALUES ({community},"
-        " {receipt_no}, {household}, {resident}, {identified_by}, {total}, 0, 0, 'completed', {clerk}, {at})"
+        " total_points, returned_points, balance_after, status, clerk_id, created_at, partner_id) VALUES"
+        " ({community}, {receipt_no}, {household}, {resident}, {identified_by}, {total}, 0, 0, 'completed',"
+        " {clerk}, {at}, {partner})"
         " RETURNING id"
     ),
     "line": "INSERT INTO redemption_lines (redemption_id, item_id, name, quantity, unit_points, returned_quantity)"
@@ -152,7 +162,12 @@ def _goods_sql(dialect: str, ids: int, barcodes: int) -> str:
         wanted.append(f"id IN ({', '.join(driver.mark(dialect, f'i{n}') for n in range(ids))})")
     if barcodes:
         wanted.append(f"barcode IN ({', '.join(driver.mark(dialect, f'b{n}') for n in range(barcodes))})")
-    sql = (f"SELECT id, barcode, name, price_points, monthly_limit_per_household, on_hand, active, low_stock_threshold"
+    # Goods of a closed partner shop are not sold; the clerk's partner shop rides along on each row.
+    sql = (f"SELECT id, barcode, name, price_points, monthly_limit_per_household, on_hand,"
+           f" active AND NOT EXISTS (SELECT 1 FROM shop_partners p WHERE p.id = shop_items.partner_id"
+           f" AND NOT p.active), kind, daily_places, partner_id,"
+           f" (SELECT partner_id FROM shop_partner_clerks WHERE user_id = {driver.mark(dialect, 'clerk')}),"
+           f" low_stock_threshold"
            f" FROM shop_items WHERE community_id = {driver.mark(dialect, 'community')}"
            f" AND ({' OR '.join(wanted)}) ORDER BY id")
     return sql + (" FOR UPDATE" if dialect == "postgresql" else "")
@@ -201,12 +216,13 @@ def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: da
         raise used from exc
 
 
-def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
-    """Lock and read the goods; return ({item_id: quantity}, {item_id: row}). Lines of one item merge;
-    unknown or inactive goods are refused, in the order of the lines."""
+def _resolve(cursor, dialect, community_id: int, clerk_id: int | None, lines: list[dict]):
+    """Lock and read the goods; return ({item_id: quantity}, {item_id: row}, the seller's partner shop or
+    None). Lines of one item merge; unknown or inactive goods, and goods a partner shop's clerk does not
+    sell, are refused, in the order of the lines; one receipt has one seller."""
     ids = sorted({line["item_id"] for line in lines if line.get("item_id") is not None})
     codes = sorted({line["barcode"] for line in lines if line.get("item_id") is None})
-    params = {"community": community_id}
+    params = {"community": community_id, "clerk": clerk_id}
     params.update({f"i{n}": value for n, value in enumerate(ids)})
     params.update({f"b{n}": value for n, value in enumerate(codes)})
     cursor.execute(_goods_sql(dialect, len(ids), len(codes)), params)
@@ -219,17 +235,22 @@ def _resolve(cursor, dialect, community_id: int, lines: list[dict]):
             row, label = by_id.get(line["item_id"]), f"item {line['item_id']}"
         else:
             row, label = by_barcode.get(line["barcode"]), f"barcode {line['barcode']}"
-        if row is None or not row.active:
+        if row is None or not row.active or (row.clerk_partner is not None and row.partner_id != row.clerk_partner):
             raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
         wanted[row.id] = wanted.get(row.id, 0) + int(line["quantity"])
-    return wanted, by_id
+    sellers = {by_id[item_id].partner_id for item_id in wanted}
+    if len(sellers) > 1:
+        raise Conflict("One receipt sells the goods of one shop: the supermarket's or one partner's.",
+                       code="mixed_sellers")
+    return wanted, by_id, sellers.pop()
 
 
 def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Sale:
     """Sell goods for points: points leave the household wallet and stock leaves the shelf together.
 
-    Checks in this order: who may sell, the member (card or pay code), the goods, the monthly
-    limits, the stock, then the points (the ledger refuses a wallet below zero). Flushes nothing
+    Checks in this order: who may sell, the member (card or pay code), the goods (a partner shop's
+    clerk sells only its goods; one seller per receipt), the monthly limits, a service's places
+    today or the stock, then the points (the ledger refuses a wallet below zero). Flushes nothing
     through the ORM and never commits.
     """
     if user.role not in ("admin", *SHOP_ROLES):
@@ -243,7 +264,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     at = driver.timestamp(dialect, moment)
     if nonce is not None:
         _use_pay_code(cursor, sql, dialect, nonce, member.resident_id, moment)
-    wanted, goods = _resolve(cursor, dialect, community_id, lines)
+    wanted, goods, partner_id = _resolve(cursor, dialect, community_id, user.id, lines)
     for item_id, quantity in wanted.items():
         limit = goods[item_id].monthly_limit
         if limit is not None:
@@ -252,7 +273,11 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                 raise Conflict(f"{goods[item_id].name}: at most {limit} per household a month; "
                                f"{bought} already taken this month.", code="limit_exceeded")
     for item_id, quantity in wanted.items():
-        if goods[item_id].on_hand < quantity:
+        if goods[item_id].daily_places is not None:  # a service's places today (its row is locked)
+            taken = sold_today(item_id)
+            if taken + quantity > goods[item_id].daily_places:
+                raise no_places_left(goods[item_id].name, goods[item_id].daily_places, taken, quantity)
+        elif goods[item_id].kind == "goods" and goods[item_id].on_hand < quantity:
             raise Conflict(f"Only {goods[item_id].on_hand} of {goods[item_id].name} on the shelf; "
                            f"{quantity} requested.", code="insufficient_stock")
     total = sum(goods[item_id].price_points * quantity for item_id, quantity in wanted.items())
@@ -263,7 +288,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     identified_by = "pay_code" if pay_code is not None else "member_code"
     cursor.execute(sql["receipt"], {"community": community_id, "receipt_no": receipt_no, "household": household_id,
                                     "resident": member.resident_id, "identified_by": identified_by, "total": total,
-                                    "clerk": user.id, "at": at})
+                                    "clerk": user.id, "at": at, "partner": partner_id})
     receipt_id = cursor.fetchone()[0]
     sale_lines = []
     actor = user.actor
@@ -274,6 +299,8 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
         cursor.execute(sql["line"], {"receipt": receipt_id, "item": item_id, "name": name, "quantity": quantity,
                                      "unit_points": price})
         sale_lines.append(SaleLine(cursor.fetchone()[0], item_id, name, quantity, price))
+        if goods[item_id].kind == "service":  # no shelf, no lots
+            continue
         try:  # the trigger moves on_hand; the CHECK refuses a shelf below zero
             cursor.execute(sql["movement"], {"item": item_id, "community": community_id, "quantity": -quantity,
                                              "note": note, "receipt": receipt_id, "actor": actor, "at": at})
@@ -289,7 +316,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     wallet = member.wallet
     try:
         tx = ledgering.post(community_id, [ledger.Leg(wallet, -total),
-                                           ledger.Leg(accounts.supermarket_points(community_id), total)],
+                                           ledger.Leg(seller_points(community_id, partner_id), total)],
                             kind="redemption", memo=f"爱心超市兑换 · 小票 {receipt_no} 号", actor=actor,
                             reference=f"redemption:{receipt_id}", now=moment)
     except ledger.InsufficientFunds as exc:
@@ -299,13 +326,13 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
     cursor.execute(sql["settle"], {"balance": balance_after, "tx": tx.id, "receipt": receipt_id})
     record("redemption.create", user=user, community_id=community_id, target=f"redemption:{receipt_id}",
            receipt_no=receipt_no, household_id=household_id, total_points=total, transaction_id=tx.id,
-           lines={str(i): q for i, q in wanted.items()}, identified_by=identified_by)
+           lines={str(i): q for i, q in wanted.items()}, identified_by=identified_by, partner_id=partner_id)
     # The household is told its card or pay code was used (a stolen code shows at once).
     notify_household(household_id, community_id, "pay_code_used",
                      {"redemption_id": receipt_id, "receipt_no": receipt_no, "points": total,
                       "balance": balance_after, "identified_by": identified_by}, moment=moment)
     return Sale(receipt_id, receipt_no, community_id, member.community_code, household_id, member.resident_id,
-                identified_by, total, balance_after, tx.id, moment, sale_lines)
+                identified_by, total, balance_after, tx.id, moment, sale_lines, partner_id=partner_id)
 
 
 def redeem(user, *, lines: list[dict], member_code: str | None = None, pay_code: str | None = None) -> Redemption:

@@ -39,6 +39,7 @@ NAV = {
         ("web_clerk.stock", _l("Stock")),
         ("web_clerk.goods", _l("Goods")),
         ("web_notices.mine", _l("Notices")),
+        ("web_services.services", _l("Services")),
     ],
     "committee": [
         ("web.home", _l("Home")),
@@ -62,6 +63,8 @@ NAV = {
         ("web_notices.dead_letters", _l("Notices not sent")),
         ("web_notices.print_list", _l("Printed notices")),
         ("web_notices.mine", _l("Notices")),
+        ("web_services.services", _l("Services")),
+        ("web_partners.partners", _l("Partner shops")),
     ],
     "grid_worker": [
         ("web.home", _l("Home")),

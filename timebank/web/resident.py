@@ -45,6 +45,7 @@ from timebank.people import memberships
 from timebank.people.models import Resident
 from timebank.reports.pages import standing_of
 from timebank.shop import operations as shop
+from timebank.shop import partners as shop_partners
 from timebank.shop.models import Item
 
 bp = Blueprint("web_resident", __name__, url_prefix="/me")
@@ -374,11 +375,17 @@ def gift():
 def goods():
     user, resident, household = _me()
     shop.require_browse(user, household.community_id)
-    items = db.session.execute(
+    listed = db.session.execute(
         select(Item).where(Item.community_id == household.community_id, Item.active.is_(True))
         .order_by(Item.on_hand == 0, Item.price_points, Item.name)).scalars().all()
+    partners = {p.id: p for p in shop_partners.partners(household.community_id, active_only=True)}
+    # Goods and services of the supermarket and of open partner shops; a service with its places left today.
+    sold = [i for i in listed if i.partner_id is None or i.partner_id in partners]
+    items = [i for i in sold if not i.is_service]
+    services = [(i, shop.places_left_today(i)) for i in sold if i.is_service]
     points = ledger.balance(db.session, accounts.household_points(household.id))
-    return render_template("resident/shop.html", items=items, points=points, household=household)
+    return render_template("resident/shop.html", items=items, services=services, partners=partners, points=points,
+                           household=household)
 
 
 def init_app(app) -> None:
