@@ -46,7 +46,16 @@ def test_the_board_fits_a_small_phone(world, clock, live_server, page):  # noqa:
     for item in pending["items"]:
         assert world.call("POST", f"/api/v1/claims/{item['id']}/approve", "committee").status_code == 200
 
+    # A deduction under notice too: its table is laid out for the phone as well.
+    r = world.call("POST", "/api/v1/deduction-items", "committee", json={
+        "community_code": "hongxing", "code": "litter", "title": "乱倒垃圾及占用公共楼道堆放杂物", "points": -5})
+    assert r.status_code == 201, r.get_json()
+    made = world.call("POST", "/api/v1/deductions", "grid", json={
+        "community_code": "hongxing", "item_code": "litter", "household_id": h}).get_json()["id"]
+    assert world.call("POST", f"/api/v1/deductions/{made}/approve", "committee").status_code == 200
+
     page.goto(f"{live_server}/public/hongxing")
+    assert page.locator("#notices .board-table").count() == 1
     assert page.locator("#publicity .board-table").count() == 1
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the board is {overflow} px wider than the phone"
