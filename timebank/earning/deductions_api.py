@@ -97,7 +97,7 @@ class DeductionItemOne(MethodView):
 
 class DeductionIn(Schema):
     community_code = fields.String(required=True)
-    item_code = fields.String(required=True)
+    item_code = fields.String(required=True, validate=validate.Length(1, 64))
     household_id = fields.Integer(required=True)
     resident_id = fields.Integer(load_default=None, allow_none=True)
     note = fields.String(load_default="", validate=validate.Length(0, 2000))

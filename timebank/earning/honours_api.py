@@ -104,7 +104,7 @@ class HonourOne(MethodView):
 
 class AwardIn(Schema):
     community_code = fields.String(required=True)
-    honour_code = fields.String(required=True)
+    honour_code = fields.String(required=True, validate=validate.Length(1, 64))
     household_id = fields.Integer(required=True)
     note = fields.String(load_default="", validate=validate.Length(0, 2000))
 
