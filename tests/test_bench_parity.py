@@ -20,8 +20,8 @@ from timebank.people.models import Household
 
 EXPECTED_SIZE = 8
 EXPECTED_KINDS = ["claim", "claim", "claim", "gift", "redemption", "redemption", "void", "return"]
-EXPECTED_ROOT = "06298483e669f8d8a3277963406d0fd9c04aad9ec7954ef794fe1c6fbad2ebde"
-EXPECTED_HEAD = "28f615350314416ed95b41187210163e5296db8eb2a383212436d0983f39a2b0"
+EXPECTED_ROOT = "060cde7be273d69a745232f3492ac4261d0530b71ad2c5e48f0ac426550c5bf4"
+EXPECTED_HEAD = "44286cc290b52d62839ac82abafc1f85ce691b304383981c7ed3f76ddd837bb0"
 
 
 def _ok(response, status=201):
