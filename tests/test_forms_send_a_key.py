@@ -316,7 +316,7 @@ def pages_by_role(t) -> dict[str, list[str]]:
                       f"/public/hongxing/deductions/{t.deductions}/object"],
         t.resident2: ["/me/help", "/me/notices"],
         "clerk": clerk,
-        "committee": staff + ["/committee/import"],
+        "committee": staff + ["/committee/import", f"/committee/households/{t.h1}"],
         "grid": ["/committee/claims", f"/committee/serve?card={t.card1}&resident={t.r1}", "/committee/tasks",
                  "/committee/households", "/grid/notices", "/committee/honours", "/committee/deductions",
                  f"/committee/households/{t.h1}/logins", f"/committee/households/{t.h1}"],
