@@ -37,7 +37,10 @@ APP_WRITTEN = ("ledger_", "audit_log", "idempotency", "refusals", "checkpoint", 
 ENUM_COLUMNS = {"status", "kind", "category", "unit", "role", "color", "review", "reason", "donor_kind", "source",
                 "cap_period", "cap_minutes_period", "period", "method", "action", "via", "channel", "state"}
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_:\-]*[A-Za-z0-9]|[A-Za-z]")
+#: A run of letters and digits (with ``_ : -`` inside): a random id such as ``12ab56de`` is one token,
+#: not the word "de".
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_LETTER = re.compile(r"[A-Za-z]")
 _SKIP_TAGS = {"script", "style", "template", "noscript"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -84,11 +87,11 @@ def readable_text(html: str) -> str:
 
 
 #: A short hash or id in hexadecimal (a voucher's first eight characters, say): a code, not a word.
-_HEX_ID = re.compile(r"(?=[0-9a-f]*[0-9])[0-9a-f]{4,}")
+_HEX_ID = re.compile(r"(?=[0-9a-f]*[0-9])[0-9a-f]{4,}|[0-9a-f]{8,}")
 
 
 def latin_words(html: str) -> set[str]:
-    return {w for w in _WORD.findall(readable_text(html)) if not _HEX_ID.fullmatch(w)}
+    return {w for w in _WORD.findall(readable_text(html)) if _LETTER.search(w) and not _HEX_ID.fullmatch(w)}
 
 
 def data_words(app) -> set[str]:
@@ -115,6 +118,9 @@ def test_the_reader_sees_text_and_shown_attributes_only():
             '<code translate="no">abc:def</code><input type="submit" value="Send"><img alt="Photo">'
             '<p title="Hint">好<br>Done</p>')
     assert latin_words(html) == {"points", "Send", "Photo", "Hint", "Done"}
+    # A random id is a code, whatever its last letters; a word glued to Chinese is still a word.
+    assert latin_words("<p>时间券 123456de：张三 · 2026-03-05</p>") == set()
+    assert latin_words("<p>每户每year最多 50 积分</p>") == {"year"}
 
 
 @pytest.mark.slow
