@@ -240,6 +240,16 @@ class ClaimPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def listed_household(user, community, household_id: int | None, staff_check=require_sight) -> int | None:
+    """The household a community's list is narrowed to: a resident's own (they see no other), or for
+    staff, who pass ``staff_check`` on the community, the household they asked for (None: all)."""
+    if user.role == "resident":
+        require_member(user, community.id)
+        return user.household_id
+    staff_check(user, community.id)
+    return household_id
+
+
 @blp.route("/claims")
 class Claims(MethodView):
     @blp.arguments(ClaimQuery, location="query")
@@ -248,12 +258,7 @@ class Claims(MethodView):
         """Claims of a community, newest first (staff); a resident sees their own household's."""
         user = current_user()
         community = community_by_code(args["community_code"])
-        household_id = args["household_id"]
-        if user.role == "resident":
-            require_member(user, community.id)
-            household_id = user.household_id
-        else:
-            require_sight(user, community.id)
+        household_id = listed_household(user, community, args["household_id"])
         query = ops.claims_query(community.id, args["status"], household_id, args["resident_id"])
         query = query.options(selectinload(Claim.reversal))  # each claim's shown status, in one query
         return paginate(query, Claim.id, args["limit"], args["cursor"], descending=True)

@@ -13,7 +13,7 @@ from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent
 from timebank.core.openapi import for_any_login
 from timebank.core.policy import require_community, require_member
 from timebank.earning import deductions as ops
-from timebank.earning.api import ReasonIn
+from timebank.earning.api import ReasonIn, listed_household
 from timebank.earning.honours_api import CODE
 from timebank.earning.models import DEDUCTION_STATUSES, Deduction, DeductionItem
 from timebank.people.operations import community_by_code
@@ -153,12 +153,7 @@ class Deductions(MethodView):
         """Deductions of a community, newest first (staff); a resident sees their own household's."""
         user = current_user()
         community = community_by_code(args["community_code"])
-        household_id = args["household_id"]
-        if user.role == "resident":
-            require_member(user, community.id)
-            household_id = user.household_id
-        else:
-            require_community(user, community.id)
+        household_id = listed_household(user, community, args["household_id"], staff_check=require_community)
         query = ops.deductions_query(community.id, args["status"], household_id)
         return paginate(query, Deduction.id, args["limit"], args["cursor"], descending=True)
 
