@@ -58,13 +58,14 @@ def reset_postgres(url: str) -> None:
 
 
 class Instance:
-    """A deployment in ``folder``; PostgreSQL when ``database_url`` is given (the database is wiped)."""
+    """A deployment in ``folder``; PostgreSQL when ``database_url`` is given (the database is wiped,
+    unless ``keep``: a benchmark measuring again what an earlier run of it built)."""
 
-    def __init__(self, folder: str, database_url: str | None = None):
+    def __init__(self, folder: str, database_url: str | None = None, keep: bool = False):
         self.folder = Path(folder)
         self.database_url = database_url or f"sqlite:///{self.folder / 'timebank.sqlite'}"
         self.secret = "bench-secret-key"
-        if self.database_url.startswith("postgresql"):
+        if self.database_url.startswith("postgresql") and not keep:
             reset_postgres(self.database_url)
         self.process: subprocess.Popen | None = None
         self.port: int | None = None

@@ -240,8 +240,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
     parser.add_argument("--folder", default=None,
-                        help="keep the instance (SQLite) in this folder; a later run with the same folder and "
-                             "sizes measures it again without rebuilding")
+                        help="keep the instance in this folder (on PostgreSQL: keep the database, named in the "
+                             "folder); a later run with the same folder and sizes measures it again without "
+                             "rebuilding")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [10_000, 100_000]
     if args.full and 1_000_000 not in sizes:
@@ -259,8 +260,13 @@ def main() -> None:
     if args.folder is not None:
         os.makedirs(args.folder, exist_ok=True)
     with (tempfile.TemporaryDirectory() if args.folder is None else contextlib.nullcontext(args.folder)) as folder:
-        reuse = args.folder is not None and os.path.exists(os.path.join(folder, "timebank.sqlite"))
-        instance = benchlib.Instance(folder, args.database_url)
+        # A kept PostgreSQL database is named in the folder by the run that built it.
+        kept = os.path.join(folder, "postgresql-database")
+        if args.database_url:
+            reuse = args.folder is not None and os.path.exists(kept) and open(kept).read() == args.database_url
+        else:
+            reuse = args.folder is not None and os.path.exists(os.path.join(folder, "timebank.sqlite"))
+        instance = benchlib.Instance(folder, args.database_url, keep=reuse)
         instance.init_db()
         app = instance.app()
         world = _world(app) if reuse else setup(app, args.households)
@@ -271,6 +277,9 @@ def main() -> None:
             with app.app_context():
                 have = _transactions(app)
                 seconds = grow(db.engine, world, have, size, total, rng) if have < size else 0.0
+            if args.database_url and args.folder is not None:
+                with open(kept, "w") as named:
+                    named.write(args.database_url)
             if seconds:
                 print(f"built {built:,} -> {size:,} transactions in {seconds:.1f} s "
                       f"({(size - built) / seconds:,.0f}/s)")

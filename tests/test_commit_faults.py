@@ -2,10 +2,12 @@
 dying at COMMIT) answers 503 problem+json ``service_unavailable``, never 500, and a retry of the
 same request with the same Idempotency-Key then answers what really happened: the write done once.
 
-The failure is injected where the driver commits (``dialect.do_commit``), so everything above it
-(the request's boundary, the error handlers, the idempotency records) runs as it does in
-production. Two cases: the commit fails before anything was written (the retry does the work), and
-the commit went through but its answer was lost (the retry replays the stored answer)."""
+The failure is injected where the driver commits (``dialect.do_commit``), and, for the sale on
+PostgreSQL, whose ``COMMIT`` goes in one message with its answer's record
+(:func:`timebank.core.database.write_and_commit`), there too; so everything above it (the request's
+boundary, the error handlers, the idempotency records) runs as it does in production. Two cases: the
+commit fails before anything was written (the retry does the work), and the commit went through but
+its answer was lost (the retry replays the stored answer)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from conftest import IS_POSTGRES, TEST_DB_URL
 from faults_support import sqlite_path
 from timebank.core import accounts
+from timebank.core.database import commits_with_last_write
 from timebank.core.extensions import db
 from timebank.shop.models import Redemption
 
@@ -52,6 +55,20 @@ class _FailingCommit:
             raise _driver_failure()
 
         monkeypatch.setattr(dialect, "do_commit", do_commit)
+        # The PostgreSQL sale commits with its answer's record, in one message.
+        from timebank.core import http
+
+        real_together = http.write_and_commit
+
+        def write_and_commit(session, sql, params):
+            if not self.armed or not commits_with_last_write(session):
+                return real_together(session, sql, params)  # else do_commit fails, later
+            self.armed = False
+            if after:
+                real_together(session, sql, params)
+            raise _driver_failure()
+
+        monkeypatch.setattr(http, "write_and_commit", write_and_commit)
 
 
 def _shop(world):
@@ -188,10 +205,21 @@ def test_postgres_dying_at_commit_is_503(world, app):
                 other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                 other.commit()
 
+        # The PostgreSQL sale commits with its answer's record, in one message: terminated before it.
+        from timebank.core import http
+
+        real_together = http.write_and_commit
+
+        def write_and_commit(session, sql, params):
+            terminate(session.connection())
+            return real_together(session, sql, params)
+
         event.listen(engine, "commit", terminate)
+        http.write_and_commit = write_and_commit
         try:
             yield
         finally:
+            http.write_and_commit = real_together
             event.remove(engine, "commit", terminate)
             killer.dispose()
 

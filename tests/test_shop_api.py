@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import ledger
@@ -13,7 +13,7 @@ from timebank.core import accounts
 from timebank.core.audit_log import AuditEntry
 from timebank.core.extensions import db
 from timebank.people.models import Household, Resident
-from timebank.shop.models import StockMovement
+from timebank.shop.models import Redemption, StockMovement
 
 
 class Shop:
@@ -655,3 +655,20 @@ def test_price_history_and_lot_records_are_append_only(shop):
                 db.session.execute(text(statement))
                 db.session.flush()
             db.session.rollback()
+
+
+def test_a_sale_dated_in_a_closed_month_is_refused_and_moves_nothing(shop, clock):
+    """The month-close guard holds at the till (on PostgreSQL inside the sale's server function): a
+    clock still in a month its community has closed sells nothing."""
+    from test_jobs_refusals import _close_month
+
+    shop.w.grant(shop.hh, 20)
+    soap = shop.item("soap", price=3, stock=5)
+    shop.w.user("vice", "committee")
+    _close_month(shop.w, clock, "hongxing", "2026-03", "boss", "vice")
+    r = shop.redeem([{"item_id": soap, "quantity": 1}])
+    assert r.status_code == 409 and _error(r) == "month_closed", r.get_json()
+    assert "2026-03" in r.get_json()["detail"]
+    assert shop.balance() == 20 and shop.on_hand(soap) == 5
+    with shop.w.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Redemption)) == 0

@@ -28,7 +28,14 @@ writer waits (docs/performance.md: 400 sales per second against 500).
   in re-reads under the lock whatever its decisions depend on.
 
 **PostgreSQL**: reading transactions are ``READ ONLY``; writers of the ledger serialise on an
-advisory lock (the ledger's default :data:`ledger.WriterLock`).
+advisory lock (the ledger's default :data:`ledger.WriterLock`). A view that defers its write lock
+(the sale) runs its reads in autocommit, each its own snapshot, with no ``BEGIN`` sent for them; its
+transaction begins with its first write: :func:`execute_first_write` sends ``BEGIN READ WRITE`` and
+that write as one message, and :func:`write_and_commit` the last write and ``COMMIT`` as one (so a
+sale on PostgreSQL waits for the database three times: the token and stored answer, the sale, the
+answer's record with the commit; docs/performance.md). Any other write statement or
+:func:`take_write_lock` in such a request sends ``BEGIN READ WRITE`` first, so nothing is ever
+written outside the transaction.
 """
 
 from __future__ import annotations
@@ -68,6 +75,11 @@ class WriteWhileReading(RuntimeError):
 
 #: A ``WITH`` statement is a read unless it holds a write (``WITH ... INSERT``, a CTE that deletes).
 _WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+#: Statements that lock (rows, or an advisory lock): in a PostgreSQL request that defers its BEGIN
+#: they begin the transaction, since in autocommit the lock would end with the statement.
+_LOCKS = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|pg_advisory", re.IGNORECASE)
 
 
 def _is_read(statement: str) -> bool:
@@ -159,6 +171,8 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_execute(conn, cursor, statement, _parameters, _context, _executemany):
         mode = _mode.get()
+        if mode == "deferred" and conn.dialect.name == "postgresql" and _LOCKS.search(statement):
+            _begin_if_deferred(conn.connection.dbapi_connection)  # a lock taken in autocommit would not hold
         if mode == "write" or _is_read(statement):
             return
         if mode == "read":
@@ -166,6 +180,8 @@ def install_sqlite_settings(busy_timeout_ms: int = 30_000) -> None:
         # Deferred: the first statement that is not a read takes the write lock first.
         if conn.dialect.name == "sqlite" and not cursor.connection.in_transaction:
             _begin_immediate(cursor.connection, conn.connection.info)
+        elif conn.dialect.name == "postgresql":
+            _begin_if_deferred(conn.connection.dbapi_connection)
 
 
 @contextmanager
@@ -193,11 +209,69 @@ def _hold_sqlite_write_lock(conn: Connection) -> None:
 
 
 def take_write_lock(session) -> None:
-    """Make sure the session's SQLite transaction holds the write lock (a no-op elsewhere, and when
-    it already does). What is read after this is isolated from other writers until commit."""
+    """Make sure the session's SQLite transaction holds the write lock (a no-op when it already
+    does). What is read after this is isolated from other writers until commit. On PostgreSQL, a
+    deferred request's transaction begins here if it has not yet."""
     conn = session.connection()
     if conn.dialect.name == "sqlite":
         _hold_sqlite_write_lock(conn)
+    elif conn.dialect.name == "postgresql":
+        _begin_if_deferred(conn.connection.dbapi_connection)
+
+
+def _deferred_and_idle(dbapi_connection) -> bool:
+    """A PostgreSQL connection of a deferred request (autocommit) whose transaction has not begun."""
+    from psycopg.pq import TransactionStatus
+
+    return bool(dbapi_connection.autocommit) and dbapi_connection.info.transaction_status == TransactionStatus.IDLE
+
+
+def _begin_if_deferred(dbapi_connection) -> None:
+    if _deferred_and_idle(dbapi_connection):
+        dbapi_connection.execute("BEGIN READ WRITE")
+
+
+def execute_first_write(session, cursor, sql: str, params: dict):
+    """Run a write (``sql`` with ``params``, psycopg's placeholders) on the session's connection and
+    return the cursor holding its result. In a deferred PostgreSQL request whose transaction has not
+    begun, ``BEGIN READ WRITE`` and the write go in one message (client-side binding, the simple
+    query protocol); otherwise ``cursor`` runs it in the current transaction."""
+    conn = session.connection()
+    dbapi_connection = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql" and _deferred_and_idle(dbapi_connection):
+        import psycopg
+
+        together = psycopg.ClientCursor(dbapi_connection)
+        together.execute("BEGIN READ WRITE; " + sql, params)
+        together.nextset()  # past BEGIN's empty result
+        return together
+    cursor.execute(sql, params)
+    return cursor
+
+
+def write_and_commit(session, sql: str, params: dict) -> bool:
+    """In a deferred PostgreSQL request whose transaction :func:`execute_first_write` began: run the
+    last write and ``COMMIT`` in one message and return True (the request's own commit then finds
+    nothing to do). Otherwise run nothing and return False: the caller writes as usual. If the write
+    fails, ``COMMIT`` is not run and the transaction is left failed, to be rolled back."""
+    if not commits_with_last_write(session):
+        return False
+    import psycopg
+
+    psycopg.ClientCursor(session.connection().connection.dbapi_connection).execute(sql + "; COMMIT", params)
+    return True
+
+
+def commits_with_last_write(session) -> bool:
+    """Whether the session's transaction is one :func:`execute_first_write` began (a deferred
+    PostgreSQL request), whose ``COMMIT`` :func:`write_and_commit` sends with the last write."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        return False
+    from psycopg.pq import TransactionStatus
+
+    dbapi_connection = conn.connection.dbapi_connection
+    return bool(dbapi_connection.autocommit) and dbapi_connection.info.transaction_status == TransactionStatus.INTRANS
 
 
 #: Key in the pool's per-connection ``info``: the current transaction holds the ledger's writer
@@ -217,6 +291,7 @@ def ledger_writer_lock(connection: Connection) -> None:
     info = connection.connection.info
     if info.get(_WRITER_LOCKED):
         return
+    _begin_if_deferred(connection.connection.dbapi_connection)  # the lock holds until the transaction ends
     ledger.default_writer_lock(connection)
     info[_WRITER_LOCKED] = True
 
@@ -248,14 +323,23 @@ def defers_write_lock(view):
     return view
 
 
-def _marked(app) -> bool:
+def begins_with_first_write(view):
+    """Mark a deferred view (:func:`defers_write_lock`) whose transaction on PostgreSQL begins with its
+    first write (see the module docs): its reads run in autocommit, so it may lock nothing before
+    that write (a ``FOR UPDATE`` or an advisory lock sends ``BEGIN`` first, as any write does). The
+    sale: its first write is the whole sale (:func:`execute_first_write`)."""
+    view.begins_with_first_write = True
+    return view
+
+
+def _marked(app, mark: str = "defers_write_lock") -> bool:
     view = app.view_functions.get(request.endpoint) if request.endpoint else None
     if view is None:
         return False
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         view = getattr(view_class, request.method.lower(), None)
-    return bool(getattr(view, "defers_write_lock", False))
+    return bool(getattr(view, mark, False))
 
 
 def init_app(app) -> None:
@@ -266,7 +350,14 @@ def init_app(app) -> None:
     def _choose_transaction():
         # Set for every request: a streamed body read after an earlier request (which reads under
         # :func:`reading`) must not decide this one's.
-        _mode.set("read" if request.method in SAFE_METHODS else "deferred" if _marked(app) else "write")
+        mode = "read" if request.method in SAFE_METHODS else "deferred" if _marked(app) else "write"
+        _mode.set(mode)
+        if mode == "deferred" and _marked(app, "begins_with_first_write") \
+                and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            # Reads in autocommit (no BEGIN sent for them); the first write begins the transaction.
+            from timebank.core.extensions import db
+
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     @app.teardown_request
     def _end(_exc=None):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger import driver
 from timebank.core.auth import PREFETCHED_ANSWER
 from timebank.core.clock import to_local, utc_naive
-from timebank.core.database import take_write_lock
+from timebank.core.database import take_write_lock, write_and_commit
 from timebank.core.errors import DomainError, IdempotencyKeyReused, Unauthenticated, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.idempotency import IdempotencyRecord
@@ -121,6 +121,26 @@ def _stored(record):
     return response
 
 
+def _record_and_commit(sql: str, values: dict) -> bool:
+    """:func:`timebank.core.database.write_and_commit`, where a failure of the connection is the
+    commit's failure: 503, outcome unknown (:class:`timebank.core.boundary.CommitFailed`)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from timebank.core.boundary import CommitFailed, _discard_session
+    from timebank.core.problems import driver_error_classes
+
+    integrity_error = driver.integrity_error(db.session)
+    try:
+        return write_and_commit(db.session, sql, values)
+    except integrity_error:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, (DBAPIError, *driver_error_classes())):
+            raise
+        _discard_session()
+        raise CommitFailed() from exc
+
+
 def idempotent(view):
     """Make a POST that moves points, minutes or stock safe to retry.
 
@@ -175,13 +195,17 @@ def idempotent(view):
             db.session.rollback()
             return response
         db.session.flush()  # the view's ORM changes first: the record goes on the driver's cursor
-        take_write_lock(db.session)  # a refusal may come before the view took it (timebank.core.database)
-        cursor, dialect = driver.cursor(db.session)
+        dialect = driver.dialect_name(db.session)
+        taken = (IntegrityError, driver.integrity_error(db.session))  # asked now: a failed commit drops the session
+        values = {"scope": scope, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
+                  "response_body": response.get_data(as_text=True),
+                  "created_at": driver.timestamp(dialect, utc_naive())}
         try:  # a taken key fails here (the request's boundary commits the record with the work)
-            cursor.execute(_RECORDS[dialect]["insert"], {
-                "scope": scope, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
-                "response_body": response.get_data(as_text=True), "created_at": driver.timestamp(dialect, utc_naive())})
-        except (IntegrityError, driver.integrity_error(db.session)):
+            # A deferred PostgreSQL sale: the record and COMMIT in one message (timebank.core.database).
+            if not _record_and_commit(_RECORDS[dialect]["insert"], values):
+                take_write_lock(db.session)  # a refusal may come before the view took it
+                driver.cursor(db.session)[0].execute(_RECORDS[dialect]["insert"], values)
+        except taken:
             # A concurrent retry with the same key committed first; its work stands, ours is undone.
             db.session.rollback()
             record = lookup()

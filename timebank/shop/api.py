@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from timebank.core import accounts
-from timebank.core.database import defers_write_lock
+from timebank.core.database import begins_with_first_write, defers_write_lock
 from timebank.core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from timebank.core.extensions import db, limiter
 from timebank.core.http import ListArgs, LocalDateTime, current_user, idempotent, paginate
@@ -573,6 +573,7 @@ class Redemptions(MethodView):
     decorators = [pay_code_guess_limit(["POST"])]
 
     @defers_write_lock  # the token, key and member are read before the write lock (timebank.core.database)
+    @begins_with_first_write  # PostgreSQL: BEGIN goes with the sale, COMMIT with its answer's record
     @blp.arguments(RedemptionIn())  # an instance: a class would be instantiated on every sale
     @idempotent  # outside @blp.response, so it stores the serialized response
     @blp.response(201, RedemptionOut)
