@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -305,3 +305,20 @@ def world(app, client):
     w.community()
     w.user("admin", "admin", community_code=None)
     return w
+
+
+def close_month(world, clock, community_code, month, *signers):
+    """Close ``month`` while the test's clock is still in it. A month can be closed only after it has
+    ended (409 month_not_ended), so the clock is moved past its end for the signing and back: the
+    state a server leaves whose clock ran ahead. The jobs must skip what that refuses, whatever the
+    cause."""
+    then = clock.now()
+    year, number = map(int, month.split("-"))
+    clock.set(datetime(year + number // 12, number % 12 + 1, 1, 0, 5, tzinfo=timezone(timedelta(hours=8))))
+    world._tokens.clear()
+    for who in signers:
+        r = world.call("POST", "/api/v1/month-closes", who, json={"community_code": community_code, "month": month})
+        assert r.status_code == 201, r.get_json()
+    assert r.get_json()["status"] == "closed"
+    clock.set(then)
+    world._tokens.clear()

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 import ledger
+from conftest import close_month
 from earning_support import build_town, claim, rule
 from timebank.core import accounts
 
@@ -28,23 +29,6 @@ def _ledger_verifies(app) -> None:
         assert ledger.verify(db.session).ok
     result = app.test_cli_runner().invoke(args=["verify"])
     assert result.exit_code == 0, result.output
-
-
-def _close_month(world, clock, community_code, month, *signers):
-    """Close ``month`` while the test's clock is still in it. A month can be closed only after it has
-    ended (409 month_not_ended), so the clock is moved past its end for the signing and back: the
-    state a server leaves whose clock ran ahead. The jobs must skip what that refuses, whatever the
-    cause."""
-    then = clock.now()
-    year, number = map(int, month.split("-"))
-    clock.set(datetime(year + number // 12, number % 12 + 1, 1, 0, 5, tzinfo=SHANGHAI))
-    world._tokens.clear()
-    for who in signers:
-        r = world.call("POST", "/api/v1/month-closes", who, json={"community_code": community_code, "month": month})
-        assert r.status_code == 201, r.get_json()
-    assert r.get_json()["status"] == "closed"
-    clock.set(then)
-    world._tokens.clear()
 
 
 def _claim_status(app, claim_id):
@@ -74,9 +58,9 @@ def test_close_publicity_skips_a_claim_in_a_closed_month_and_posts_the_others(wo
     for c, reviewer in ((first, "grid"), (middle, "other_committee"), (last, "grid")):
         r = world.call("POST", f"/api/v1/claims/{c['id']}/approve", reviewer)
         assert r.get_json()["status"] == "publicized", r.get_json()
-    # 绿野村's March is closed while it is still March here (see _close_month): nothing dated in it
+    # 绿野村's March is closed while it is still March here (see close_month): nothing dated in it
     # may be posted there any more.
-    _close_month(world, clock, "lvye", "2026-03", "other_committee", "lvye_vice")
+    close_month(world, clock, "lvye", "2026-03", "other_committee", "lvye_vice")
     clock.advance(days=3, seconds=1)  # publicity over, still March
 
     caplog.set_level(logging.INFO)
@@ -149,10 +133,10 @@ def test_expire_points_skips_the_households_of_a_closed_month_and_expires_the_ot
     for household, points in ((town.h1, 40), (town.h3, 30), (h4, 20)):
         _grant(app, household, points)
 
-    # New Year: 绿野村's January is closed before the expiry job runs (see _close_month).
+    # New Year: 绿野村's January is closed before the expiry job runs (see close_month).
     clock.set(datetime(2027, 1, 1, 0, 10, tzinfo=SHANGHAI))
     world._tokens.clear()
-    _close_month(world, clock, "lvye", "2027-01", "other_committee", "lvye_vice")
+    close_month(world, clock, "lvye", "2027-01", "other_committee", "lvye_vice")
     clock.set(datetime(2027, 1, 1, 0, 30, tzinfo=SHANGHAI))
 
     # The way the scheduler runs it: the leased runner, then run_job_once.

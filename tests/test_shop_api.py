@@ -660,12 +660,12 @@ def test_price_history_and_lot_records_are_append_only(shop):
 def test_a_sale_dated_in_a_closed_month_is_refused_and_moves_nothing(shop, clock):
     """The month-close guard holds at the till (on PostgreSQL inside the sale's server function): a
     clock still in a month its community has closed sells nothing."""
-    from test_jobs_refusals import _close_month
+    from conftest import close_month
 
     shop.w.grant(shop.hh, 20)
     soap = shop.item("soap", price=3, stock=5)
     shop.w.user("vice", "committee")
-    _close_month(shop.w, clock, "hongxing", "2026-03", "boss", "vice")
+    close_month(shop.w, clock, "hongxing", "2026-03", "boss", "vice")
     r = shop.redeem([{"item_id": soap, "quantity": 1}])
     assert r.status_code == 409 and _error(r) == "month_closed", r.get_json()
     assert "2026-03" in r.get_json()["detail"]
