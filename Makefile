@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools axe wrk bench bench-1m bench-roster clean
+.PHONY: install run lint test test-fast test-sqlite test-postgres test-postgres-if-up chromium tools axe wrk bench bench-1m bench-roster bench-postgres clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -103,15 +103,22 @@ bench: install wrk
 	$(BIN)/python bench/proof_bench.py
 	$(BIN)/python bench/import_bench.py
 	$(MAKE) bench-roster
+	$(MAKE) bench-postgres
 	$(if $(FULL),$(MAKE) bench-1m)
 
 bench-roster: install wrk
 	$(BIN)/python bench/roster_bench.py
 
+# The same sale on PostgreSQL, in a database of the benchmark's own (made when missing, then wiped).
+PG_BENCH_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/tb_bench
+bench-postgres: install wrk
+	TIMEBANK_DATABASE_URL=$(PG_BENCH_URL) $(BIN)/python bench/http_redemption_bench.py
+
 # A ledger of 1,000,000 transactions (built in a few minutes): the monthly report, the whole CSV
 # export over HTTP, verify and backup (scale_bench), then inclusion proofs and balance reads (proof_bench).
 bench-1m: install
 	$(BIN)/python bench/scale_bench.py --full
+	TIMEBANK_DATABASE_URL=$(PG_BENCH_URL) $(BIN)/python bench/scale_bench.py --full
 	$(BIN)/python bench/proof_bench.py --full
 
 clean:

@@ -50,6 +50,11 @@ def reset_postgres(url: str) -> None:
     name = make_url(url).database or ""
     if "bench" not in name:
         raise SystemExit(f"refusing to wipe database {name!r}: a benchmark database's name contains 'bench'")
+    server = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:  # made when missing, so `make bench-postgres` needs nothing first
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))

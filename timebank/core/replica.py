@@ -31,4 +31,11 @@ class ReplicaAwareSession(Session):
             engines = self._db.engines
             if REPLICA in engines:
                 return engines[REPLICA]
+        if mapper is None and clause is None and bind is None and not kwargs:
+            # The session's own connection (``session.connection()``, which the driver-cursor paths
+            # ask for a dozen times a sale): the app's default engine, looked up once per session.
+            primary = self.__dict__.get("_timebank_primary")
+            if primary is None:
+                primary = self.__dict__["_timebank_primary"] = super().get_bind()
+            return primary
         return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)

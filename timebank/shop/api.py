@@ -5,6 +5,8 @@ See docs/supermarket.md for the rules.
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -543,10 +545,23 @@ def pay_code_guess_limit(methods: list[str]):
     only a number that is no valid code counts (a typo at the till, or a guess); once reached,
     numbers are refused with 429 ``rate_limited`` until the window has passed. Eight digits hold 10^8
     numbers of which a few are valid at any moment, so guessing a number in use is hopeless."""
-    return limiter.shared_limit(lambda: current_app.config.get("TIMEBANK_PAY_CODE_GUESS_LIMIT", GUESS_LIMIT),
-                                scope="pay-code-guess",
-                                key_func=_guesser, methods=methods, exempt_when=_no_short_code,
-                                deduct_when=lambda response: bool(g.get("pay_code_missed")))
+    limited = limiter.shared_limit(lambda: current_app.config.get("TIMEBANK_PAY_CODE_GUESS_LIMIT", GUESS_LIMIT),
+                                   scope="pay-code-guess",
+                                   key_func=_guesser, methods=methods, exempt_when=_no_short_code,
+                                   deduct_when=lambda response: bool(g.get("pay_code_missed")))
+
+    def decorate(view):
+        guarded = limited(view)
+
+        @wraps(view)
+        def only_for_numbers(*args, **kwargs):
+            # A sale by card or QR never counts: it skips the limiter's work altogether (a tenth of
+            # a card sale's CPU, docs/performance.md); a typed number goes through it.
+            return view(*args, **kwargs) if _no_short_code() else guarded(*args, **kwargs)
+
+        return only_for_numbers
+
+    return decorate
 
 
 @blp.route("/me/pay-code")
