@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
@@ -19,6 +19,8 @@ from timebank.core.database import reading
 from timebank.core.exports import append_row, csv_writer, keep_alive
 from timebank.core.extensions import db
 
+#: The bound parameter of :func:`ledger_query` that the export's batches set to the last id read.
+AFTER_TRANSACTION = "after_transaction"
 #: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
 EXPORT_BATCH = 2000
 #: Columns of the ledger export (one row per posting).
@@ -37,8 +39,12 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
     # "Has a posting on an account of ..." as EXISTS, checked per transaction through the index on
     # postings.transaction_id: a keyset batch of the export or a page of the browser costs what it
     # reads. (An ``IN`` list of every matching transaction was rebuilt for every batch: quadratic.)
+    # ``after_transaction`` (0 but in the export's batches): the postings' own bound. PostgreSQL does
+    # not carry ``id > after`` over to them, and its planner merged each batch with every posting
+    # from the ledger's start (1 s a batch at 1M transactions, 185 s for the whole export).
     owned = (select(Posting.id).join(AccountOwner, AccountOwner.account_id == Posting.account_id)
-             .where(Posting.transaction_id == Transaction.id))
+             .where(Posting.transaction_id == Transaction.id,
+                    Posting.transaction_id > bindparam(AFTER_TRANSACTION, 0, type_=Integer)))
     if community_id is not None:
         owned = owned.where(AccountOwner.community_id == community_id)
     if household_id is not None:
@@ -78,7 +84,7 @@ def _export_rows(query):
     while True:
         batch_query = columns.limit(EXPORT_BATCH)
         if after is not None:
-            batch_query = batch_query.where(Transaction.id > after)
+            batch_query = batch_query.where(Transaction.id > after).params({AFTER_TRANSACTION: after})
         transactions = connection.execute(batch_query).all()
         if not transactions:
             return
