@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, func, or_, select
 
 from ledger.models import Account, Posting, Transaction
 from timebank.core.accounts import AccountOwner
@@ -19,9 +19,9 @@ from timebank.core.database import reading
 from timebank.core.exports import append_row, csv_writer, keep_alive
 from timebank.core.extensions import db
 
-#: The bound parameter of :func:`ledger_query` that the export's batches set to the last id read.
-AFTER_TRANSACTION = "after_transaction"
-#: Transactions read per query while exporting (keyset batches keep memory flat on big ledgers).
+#: The bound parameters of :func:`ledger_query` that the export's windows set to their ids.
+AFTER_TRANSACTION, UPTO_TRANSACTION = "after_transaction", "upto_transaction"
+#: Transaction ids read per query while exporting (windows keep memory flat on big ledgers).
 EXPORT_BATCH = 2000
 #: Columns of the ledger export (one row per posting).
 EXPORT_COLUMNS = ("transaction_id", "created_at", "kind", "category", "reference", "memo", "actor",
@@ -39,12 +39,14 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
     # "Has a posting on an account of ..." as EXISTS, checked per transaction through the index on
     # postings.transaction_id: a keyset batch of the export or a page of the browser costs what it
     # reads. (An ``IN`` list of every matching transaction was rebuilt for every batch: quadratic.)
-    # ``after_transaction`` (0 but in the export's batches): the postings' own bound. PostgreSQL does
-    # not carry ``id > after`` over to them, and its planner merged each batch with every posting
-    # from the ledger's start (1 s a batch at 1M transactions, 185 s for the whole export).
+    # ``after_transaction`` and ``upto_transaction`` (open but in the export's windows): the postings'
+    # own bounds. PostgreSQL does not carry the transactions' id range over to them, and its planner
+    # merged or hashed each window with every posting before or after it (up to 1 s a window at 1M
+    # transactions, 185 s for the whole export).
     owned = (select(Posting.id).join(AccountOwner, AccountOwner.account_id == Posting.account_id)
              .where(Posting.transaction_id == Transaction.id,
-                    Posting.transaction_id > bindparam(AFTER_TRANSACTION, 0, type_=Integer)))
+                    Posting.transaction_id > bindparam(AFTER_TRANSACTION, 0, type_=BigInteger),
+                    Posting.transaction_id <= bindparam(UPTO_TRANSACTION, 2**63 - 1, type_=BigInteger)))
     if community_id is not None:
         owned = owned.where(AccountOwner.community_id == community_id)
     if household_id is not None:
@@ -71,23 +73,30 @@ def ledger_query(*, community_id: int | None = None, household_id: int | None = 
 # --- the ledger export ----------------------------------------------------------------------------
 
 def _export_rows(query):
-    """Rows of the export (one per posting), transactions in id order, read in keyset batches.
+    """Rows of the export (one per posting), transactions in id order, read in windows of
+    ``EXPORT_BATCH`` ids up to the newest transaction at the start. Plain tuples from the connection,
+    not ORM rows: at a million transactions the ORM's row handling cost more than the queries
+    (docs/performance.md).
 
-    Plain tuples from the connection, not ORM rows: at a million transactions the ORM's row
-    handling cost more than the queries (docs/performance.md)."""
+    Windows of ids rather than "the next 2,000 after the last one": bounded on both sides, each
+    query is planned the same way whatever the statistics say (PostgreSQL, whose statistics did not
+    yet know the ledger's newest ids, hashed every posting after the cursor for each batch and took
+    150 s over the 2M rows of 1M transactions). A community with few transactions in a big ledger
+    costs one cheap query per window."""
     columns = query.with_only_columns(
         Transaction.id, Transaction.created_at, Transaction.kind, Transaction.category, Transaction.reference,
         Transaction.memo, Transaction.actor, Transaction.reverses_id, Transaction.hash).order_by(Transaction.id)
     connection = db.session.connection()
     zone = local_zone()
-    after = None
-    while True:
-        batch_query = columns.limit(EXPORT_BATCH)
-        if after is not None:
-            batch_query = batch_query.where(Transaction.id > after).params({AFTER_TRANSACTION: after})
-        transactions = connection.execute(batch_query).all()
+    newest = connection.execute(select(func.max(Transaction.id))).scalar() or 0
+    after = 0
+    while after < newest:
+        upto = after + EXPORT_BATCH
+        transactions = connection.execute(columns.where(Transaction.id > after, Transaction.id <= upto)
+                                          .params({AFTER_TRANSACTION: after, UPTO_TRANSACTION: upto})).all()
+        after = upto
         if not transactions:
-            return
+            continue
         legs: dict[int, list] = {t[0]: [] for t in transactions}
         for tx_id, code, amount, unit in connection.execute(
                 select(Posting.transaction_id, Account.code, Posting.amount, Posting.unit)
@@ -99,7 +108,6 @@ def _export_rows(query):
                     reference or "", memo or "", actor or "", reverses_id if reverses_id is not None else "")
             for code, amount, unit in legs[tx_id]:
                 yield (*head, code, amount, unit, digest)
-        after = transactions[-1][0]
 
 
 #: The first cell of the export's last row, followed by the number of posting rows before it.

@@ -11,7 +11,7 @@ variable; docs/operations.md, "Faults", says what each one covers):
   lost, since the client side is then idle).
 * ``tcp_user_timeout``: data sent and not acknowledged (a query or COMMIT into a dead link) fails
   the socket after this long instead of the kernel's quarter of an hour of retransmissions.
-* ``statement_timeout``, ``lock_timeout``, ``idle_in_transaction_session_timeout``: the server
+* ``statement_timeout``, ``lock_timeout``, ``idle_in_transaction_session_timeout`` (and ``jit`` off): the server
   cancels a statement that runs too long or waits too long for a lock, and ends a session left
   idle inside a transaction (a client that vanished mid-transaction no longer holds its locks).
 * a pooled connection that sat idle longer than ``TIMEBANK_PG_PING_AFTER_IDLE_S`` is pinged (one
@@ -70,8 +70,11 @@ def engine_options(config: Mapping[str, Any]) -> dict:
     statement_ms = int(config["TIMEBANK_PG_COMMAND_STATEMENT_TIMEOUT_MS" if command
                               else "TIMEBANK_PG_STATEMENT_TIMEOUT_MS"])
     idle_ms = statement_ms if command else int(config["TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS"])
+    # jit off: the monthly report's month pass is estimated above jit_above_cost, and compiling it
+    # took 268 of its 425 ms at 1M transactions; nothing the application asks runs long enough to
+    # win that back (docs/performance.md).
     server = {"statement_timeout": statement_ms, "lock_timeout": int(config["TIMEBANK_PG_LOCK_TIMEOUT_MS"]),
-              "idle_in_transaction_session_timeout": idle_ms}
+              "idle_in_transaction_session_timeout": idle_ms, "jit": "off"}
     return {"connect_args": {
         "application_name": "timebank",
         "connect_timeout": int(config["TIMEBANK_PG_CONNECT_TIMEOUT_S"]),
