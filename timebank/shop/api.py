@@ -555,8 +555,8 @@ def pay_code_guess_limit(methods: list[str]):
 
         @wraps(view)
         def only_for_numbers(*args, **kwargs):
-            # A sale by card or QR never counts: it skips the limiter's work altogether (a tenth of
-            # a card sale's CPU, docs/performance.md); a typed number goes through it.
+            # A sale by card or QR never counts: it skips the limiter's work altogether; a typed
+            # number goes through it.
             return view(*args, **kwargs) if _no_short_code() else guarded(*args, **kwargs)
 
         return only_for_numbers
