@@ -347,8 +347,10 @@ def month_flows_sql(form: str) -> str:
     the same help that ``pruned`` gives the partitioned ones: only the postings of the month's
     transactions' id range can match, which the join to the period keeps exact whatever the order of
     ids and times."""
-    if form == "app":
-        return """
+    if form in ("app", "bounded"):
+        bounded = ("\n          AND p.transaction_id BETWEEN (SELECT min(id) FROM period)"
+                   " AND (SELECT max(id) FROM period)" if form == "bounded" else "")
+        return f"""
         WITH period AS MATERIALIZED (
             SELECT id, kind FROM ledger_transactions WHERE created_at >= %(lo)s AND created_at < %(hi)s)
         SELECT p.account_id, period.kind,
@@ -356,19 +358,7 @@ def month_flows_sql(form: str) -> str:
                coalesce(sum(CASE WHEN p.amount < 0 THEN -p.amount ELSE 0 END), 0)
         FROM period JOIN ledger_postings p ON p.transaction_id = period.id
         JOIN account_owners o ON o.account_id = p.account_id
-        WHERE o.community_id + 0 IN (1)
-        GROUP BY p.account_id, period.kind"""
-    if form == "bounded":
-        return """
-        WITH period AS MATERIALIZED (
-            SELECT id, kind FROM ledger_transactions WHERE created_at >= %(lo)s AND created_at < %(hi)s)
-        SELECT p.account_id, period.kind,
-               coalesce(sum(CASE WHEN p.amount > 0 THEN p.amount ELSE 0 END), 0),
-               coalesce(sum(CASE WHEN p.amount < 0 THEN -p.amount ELSE 0 END), 0)
-        FROM period JOIN ledger_postings p ON p.transaction_id = period.id
-        JOIN account_owners o ON o.account_id = p.account_id
-        WHERE o.community_id + 0 IN (1)
-          AND p.transaction_id BETWEEN (SELECT min(id) FROM period) AND (SELECT max(id) FROM period)
+        WHERE o.community_id + 0 IN (1){bounded}
         GROUP BY p.account_id, period.kind"""
     return """
         WITH period AS MATERIALIZED (

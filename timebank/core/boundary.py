@@ -66,17 +66,27 @@ def _discard_session() -> None:
     db.session.remove()
 
 
-def finish_request() -> None:
-    """The request's commit (see the module docs)."""
+@contextmanager
+def commit_outcome(*refusals: type[BaseException]) -> Iterator[None]:
+    """Around a commit: a failure of the database or the connection there is :class:`CommitFailed`
+    (503, outcome unknown), the session given up. A constraint checked at commit (``IntegrityError``,
+    and ``refusals``) is the request's fault and passes as it is."""
+    passing: tuple[type[BaseException], ...] = (IntegrityError, *refusals)
     try:
-        db.session.commit()
-    except IntegrityError:  # a constraint checked at commit: the request's fault, answered as such
+        yield
+    except passing:
         raise
     except Exception as exc:
         if not isinstance(exc, (DBAPIError, *driver_error_classes())):
             raise
         _discard_session()
         raise CommitFailed() from exc
+
+
+def finish_request() -> None:
+    """The request's commit (see the module docs)."""
+    with commit_outcome():
+        db.session.commit()
 
 
 def command(func: F) -> F:

@@ -124,21 +124,10 @@ def _stored(record):
 def _record_and_commit(sql: str, values: dict) -> bool:
     """:func:`timebank.core.database.write_and_commit`, where a failure of the connection is the
     commit's failure: 503, outcome unknown (:class:`timebank.core.boundary.CommitFailed`)."""
-    from sqlalchemy.exc import DBAPIError
+    from timebank.core.boundary import commit_outcome
 
-    from timebank.core.boundary import CommitFailed, _discard_session
-    from timebank.core.problems import driver_error_classes
-
-    integrity_error = driver.integrity_error(db.session)
-    try:
+    with commit_outcome(driver.integrity_error(db.session)):  # a taken key is not a failed commit
         return write_and_commit(db.session, sql, values)
-    except integrity_error:
-        raise
-    except Exception as exc:
-        if not isinstance(exc, (DBAPIError, *driver_error_classes())):
-            raise
-        _discard_session()
-        raise CommitFailed() from exc
 
 
 def idempotent(view):
