@@ -41,3 +41,20 @@ def assert_outcome_unknown(response):
     body = response.get_json()
     assert body["error"] == "service_unavailable" and "Idempotency-Key" in body["detail"]
     assert int(response.headers["Retry-After"]) > 0
+
+
+def through_a_silenceable_proxy(app, tmp_path):
+    """(an app over the same PostgreSQL through a proxy that can go silent, the proxy), with short
+    timeouts: the server ends a transaction left idle after 1.5 s, the client waits at most 6 s."""
+    from sqlalchemy.engine import make_url
+
+    from conftest import TEST_DB_URL
+    from network_support import SilenceableProxy
+
+    target = make_url(TEST_DB_URL)
+    proxy = SilenceableProxy((target.host or "127.0.0.1", target.port or 5432))
+    through_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    through = sibling_app(app, tmp_path, "through", SQLALCHEMY_DATABASE_URI=through_url,
+                          TIMEBANK_PG_CONNECT_TIMEOUT_S=2, TIMEBANK_PG_STATEMENT_TIMEOUT_MS=1000,
+                          TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS=1500, TIMEBANK_HEALTHZ_TIMEOUT_MS=1000)
+    return through, proxy

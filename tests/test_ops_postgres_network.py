@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 import ledger
 from conftest import IS_POSTGRES, TEST_DB_URL, base_config
-from faults_support import assert_outcome_unknown, assert_unavailable, sibling_app
+from faults_support import assert_outcome_unknown, assert_unavailable, sibling_app, through_a_silenceable_proxy
 from network_support import SilenceableProxy, SilentServer
 from timebank import create_app
 from timebank.core import accounts
@@ -86,12 +86,7 @@ def test_a_silent_path_to_postgresql_gives_503_within_bounded_time_and_recovers(
     h = world.household()
     world.grant(h, 10)
     headers = world.headers("admin")
-    target = make_url(TEST_DB_URL)
-    proxy = SilenceableProxy((target.host or "127.0.0.1", target.port or 5432))
-    through_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    through = sibling_app(app, tmp_path, "through", SQLALCHEMY_DATABASE_URI=through_url,
-                          TIMEBANK_PG_CONNECT_TIMEOUT_S=2, TIMEBANK_PG_STATEMENT_TIMEOUT_MS=1000,
-                          TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS=1500, TIMEBANK_HEALTHZ_TIMEOUT_MS=1000)
+    through, proxy = through_a_silenceable_proxy(app, tmp_path)
 
     def grant_then_go_silent(household_id):
         """Posts, then the path goes silent before the request's COMMIT."""

@@ -124,20 +124,11 @@ def test_a_path_gone_silent_before_the_commit_loses_the_sale_and_a_retry_sells_o
     """The sale's last message carries its answer's record and COMMIT. If the path to the database goes
     silent just before it, the clerk gets 503 (outcome unknown), the server ends the idle transaction
     (nothing was sold), and the retry with the same key sells once."""
-    from sqlalchemy.engine import make_url
-
-    from conftest import TEST_DB_URL
-    from faults_support import assert_outcome_unknown, sibling_app
-    from network_support import SilenceableProxy
+    from faults_support import assert_outcome_unknown, through_a_silenceable_proxy
     from timebank.core import http
 
     t = shop_town(world)
-    target = make_url(TEST_DB_URL)
-    proxy = SilenceableProxy((target.host or "127.0.0.1", target.port or 5432))
-    through_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    through = sibling_app(app, tmp_path, "through", SQLALCHEMY_DATABASE_URI=through_url,
-                          TIMEBANK_PG_CONNECT_TIMEOUT_S=2, TIMEBANK_PG_STATEMENT_TIMEOUT_MS=1000,
-                          TIMEBANK_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS=1500, TIMEBANK_HEALTHZ_TIMEOUT_MS=1000)
+    through, proxy = through_a_silenceable_proxy(app, tmp_path)
     real = http.write_and_commit
 
     def silent_then_commit(*args, **kwargs):
