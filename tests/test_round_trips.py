@@ -43,19 +43,22 @@ from timebank.core.extensions import db
 PG_SALE_ROUND_TRIPS = 3
 #: The same key again: the token and the stored answer, read in autocommit; nothing to commit.
 PG_REPLAY_ROUND_TRIPS = 1
-#: A claim's answer says whether it was taken back (one read of claim_reversals), hence one more
-#: than the round-trip work left it at.
-PG_CLAIM_ROUND_TRIPS = 17
+#: A claim: the token, the community, the resident and household, the rule and its version in force,
+#: the claim, its event, the audit row, the answer's events, the record and COMMIT, with BEGIN (a
+#: new claim's rule, community and "taken back?" are known, not read again). Was 17.
+PG_CLAIM_ROUND_TRIPS = 14
 #: The approval also reads who entered the claim (the same-person check of self_approval) and
-#: whether it was taken back; a check-in's answer says the latter too.
-PG_APPROVE_ROUND_TRIPS = 26
-PG_CHECKIN_ROUND_TRIPS = 29
+#: the rule and community its answer names. Was 26.
+PG_APPROVE_ROUND_TRIPS = 25
+#: A check-in reads and locks its task in one statement, and its claim takes the task's rule as
+#: loaded. Was 29.
+PG_CHECKIN_ROUND_TRIPS = 23
 #: On SQLite, statements (no round trips there).
 SQLITE_SALE_STATEMENTS = 40
 SQLITE_REPLAY_STATEMENTS = 1
-SQLITE_CLAIM_STATEMENTS = 18
-SQLITE_APPROVE_STATEMENTS = 38
-SQLITE_CHECKIN_STATEMENTS = 42
+SQLITE_CLAIM_STATEMENTS = 15
+SQLITE_APPROVE_STATEMENTS = 37
+SQLITE_CHECKIN_STATEMENTS = 36
 
 
 @dataclass

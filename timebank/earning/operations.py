@@ -35,6 +35,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
 from timebank.core import accounts, ledgering
@@ -250,11 +251,16 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
         require_community(user, community.id, *ENTERING_STAFF)
     if not resident.active:
         raise Conflict("This resident has left; nothing more is claimed for them.", code="resident_inactive")
-    rule = rule_by_code(community.id, rule_code)
+    # A task's claim is for the task's rule, which the caller has loaded already.
+    rule = task.rule if task is not None and task.rule.code == rule_code else rule_by_code(community.id, rule_code)
     version = version_at(rule)
     if version is None or not version.active:
         raise Conflict("This item of the points list is not in force.", code="rule_inactive")
-    claim = Claim(community_id=community.id, rule_id=rule.id, rule_version_id=version.id, resident_id=resident.id,
+    # The answer names the rule and its community: the new claim holds both, so that neither is
+    # read again (the session keeps only what something refers to).
+    if rule.community_id == community.id:
+        set_committed_value(rule, "community", community)
+    claim = Claim(community_id=community.id, rule=rule, rule_version=version, resident_id=resident.id,
                   household_id=resident.household_id, points=version.points, minutes=version.minutes,
                   status="pending", note=note or "", entered_by_user_id=user.id,
                   guest=resident.household.community_id != community.id,
@@ -262,6 +268,7 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
                   created_at=utc_naive())
     db.session.add(claim)
     db.session.flush()
+    set_committed_value(claim, "reversal", None)  # a new claim was never taken back
     _event(claim, "create", user)
     if version.review == "auto":
         _approve(claim, None)
@@ -326,6 +333,7 @@ def approve_claim(user: User, claim: Claim) -> Claim:
     _locked(claim)
     if claim.status != "pending":
         raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
+    set_committed_value(claim, "reversal", None)  # only a posted claim is ever taken back
     _event(claim, "approve", user)
     _approve(claim, user)
     _tell(claim, "claim_approved", points=claim.points, minutes=claim.minutes,

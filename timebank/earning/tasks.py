@@ -31,7 +31,7 @@ from timebank.core.extensions import db
 from timebank.core.policy import require_community, require_member
 from timebank.core.users import User
 from timebank.earning.models import POINTS_PER, CheckIn, Claim, Task, TaskTeamMember
-from timebank.earning.operations import create_claim, rule_by_code, version_at
+from timebank.earning.operations import create_claim, rule_by_code
 from timebank.people.models import Community
 
 TASK_WRITERS = ("committee", "grid_worker")
@@ -98,7 +98,9 @@ def checkin_code(user: User, task: Task) -> dict:
     return {"token": token, "url": checkin_url(token), "expires_at": utc_naive(expires_at), "task_id": task.id}
 
 
-def read_token(token: str) -> Task:
+def read_token(token: str, lock: bool = False) -> Task:
+    """The task of a check-in code; ``lock``: its row locked, so that its places cannot be
+    overbooked by simultaneous scans (PostgreSQL), in the same statement."""
     try:
         data = _serializer().loads(token)
         task_id, period = int(data["task"]), int(data["period"])
@@ -107,7 +109,7 @@ def read_token(token: str) -> Task:
     current = int(now().timestamp()) // period_seconds()
     if period > current or period < current - 1:
         raise Gone("This check-in code has expired; scan the code on the screen again.", code="token_expired")
-    task = db.session.get(Task, task_id)
+    task = db.session.get(Task, task_id, with_for_update=True if lock else None)
     if task is None:
         raise ValidationFailed("This check-in code names no task.", code="token_invalid")
     return task
@@ -115,14 +117,12 @@ def read_token(token: str) -> Task:
 
 def check_in(user: User, token: str) -> tuple[Claim, bool]:
     """Check the logged-in resident in. Returns the claim and whether it is new."""
-    task = read_token(token)
+    task = read_token(token, lock=True)
     if user.role != "resident" or user.resident is None:
         raise Forbidden("Residents check in with their own login.")
     resident = user.resident
     if not resident.belongs_to(task.community_id):  # its residents, and its guests today
         raise Forbidden("This task belongs to another community.")
-    # Lock the task row so slots cannot be overbooked by simultaneous scans (PostgreSQL).
-    db.session.refresh(task, with_for_update=True)
     existing = db.session.execute(
         select(CheckIn).where(CheckIn.task_id == task.id, CheckIn.resident_id == resident.id)).scalar_one_or_none()
     if existing is not None:
@@ -137,8 +137,7 @@ def check_in(user: User, token: str) -> tuple[Claim, bool]:
     if checked_in(task) >= task.slots:
         raise Conflict("All places of this task are taken.", code="task_full")
     community = db.session.get(Community, task.community_id)
-    if version_at(task.rule) is None:
-        raise Conflict("The task's item of the points list is not in force.", code="rule_inactive")
+    # create_claim refuses a rule not in force (409 rule_inactive), with the task's rule as loaded.
     claim = create_claim(user, community, task.rule.code, resident.id, note=task.title, task=task)
     db.session.add(CheckIn(task_id=task.id, resident_id=resident.id, claim_id=claim.id, created_at=moment,
                            **({"address": request.remote_addr, "device": request.user_agent.string[:300] or None}
