@@ -31,7 +31,7 @@ from ledger.models import Account, Posting, Transaction
 from ledger.tree import MerkleTree
 from timebank.audit import checkpoints
 from timebank.audit.models import MonthClose, MonthCloseSignoff
-from timebank.core import accounts
+from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import month_bounds, now, parse_month, to_local, utc_naive
 from timebank.core.errors import Conflict, Forbidden
@@ -82,8 +82,7 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     cursor, dialect = driver.cursor(db.session)
     cursor.execute(_IS_CLOSED[dialect]["closed"], {"community": community_id, "month": month})
     if cursor.fetchone() is not None:
-        raise Conflict(f"The month {month} of this community is closed; nothing dated in it can be posted.",
-                       code="month_closed")
+        raise ledgering.closed_month(month)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 import ledger
 from timebank.core import accounts, database
 from timebank.core.clock import utc_naive
+from timebank.core.errors import Conflict
 from timebank.core.extensions import db
 
 #: Functions ``guard(community_id, moment)`` that raise a DomainError to refuse a posting.
@@ -24,6 +25,13 @@ def configure() -> None:
     on the application's connections (:func:`timebank.core.database.ledger_writer_lock`). The app
     factory calls it; it is the same for every app of the process."""
     ledger.configure(units=accounts.UNITS, writer_lock=database.ledger_writer_lock)
+
+
+def closed_month(month: str) -> Conflict:
+    """The refusal of a posting dated in a closed month (``YYYY-MM``): the month close's guard
+    raises it, and so does the sale's server function on PostgreSQL (timebank.shop.refusals)."""
+    return Conflict(f"The month {month} of this community is closed; nothing dated in it can be posted.",
+                    code="month_closed")
 
 
 def _check(community_id: int | None, moment) -> None:

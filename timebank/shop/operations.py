@@ -26,7 +26,7 @@ from ledger.models import Account, Posting
 from timebank.core import accounts, clock, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import local_zone, now, utc_naive
-from timebank.core.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from timebank.core.errors import Conflict, DomainError, Forbidden, Gone, NotFound, ValidationFailed
 from timebank.core.exports import csv_writer
 from timebank.core.extensions import db
 from timebank.core.policy import STAFF, require_community, require_person
@@ -55,6 +55,7 @@ from timebank.shop.models import (
     StockMovement,
     UsedPayCode,
 )
+from timebank.shop.refusals import refusal
 
 #: Roles that work the till and the stock room.
 SHOP_ROLES = ("clerk", "committee")
@@ -254,9 +255,8 @@ def _lock_items(item_ids) -> dict[int, Item]:
     return {item.id: item for item in rows}
 
 
-def _insufficient_stock(item: Item, wanted: int) -> Conflict:
-    return Conflict(f"Only {item.on_hand} of {item.name} on the shelf; {wanted} requested.",
-                    code="insufficient_stock")
+def _insufficient_stock(item: Item, wanted: int) -> DomainError:
+    return refusal("insufficient_stock", name=item.name, on_hand=item.on_hand, quantity=wanted)
 
 
 # Stock movements of staff, voids and returns (a sale has its own, in operations.sale): statements
@@ -582,7 +582,7 @@ def check_pay_code(code: str) -> int:
     sale checks again under its lock)."""
     resident_id, nonce = read_pay_code(code)
     if pay_code_spent(nonce):
-        raise Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used")
+        raise refusal("pay_code_used")
     return resident_id
 
 
@@ -639,10 +639,6 @@ def places_left_today(item: Item) -> int | None:
     if not item.is_service or item.daily_places is None:
         return None
     return max(item.daily_places - sold_today(item.id), 0)
-
-
-def no_places_left(name: str, places: int, taken: int, wanted: int) -> Conflict:
-    return Conflict(f"{name}: {places} places a day, {taken} taken today; {wanted} asked.", code="no_places_left")
 
 
 _COUNTERS = ReceiptCounter.__table__

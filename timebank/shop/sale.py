@@ -30,22 +30,23 @@ from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import to_local, utc_naive
 from timebank.core.database import execute_first_write, take_write_lock
-from timebank.core.errors import Conflict, Forbidden, NotFound
+from timebank.core.errors import Forbidden
 from timebank.core.extensions import db
 from timebank.notices.operations import notify_household
 from timebank.people.memberships import guest_wallet
+from timebank.shop import refusals
 from timebank.shop.models import Redemption
 from timebank.shop.operations import (
     SHOP_ROLES,
     bought_this_month,
     consume_fifo,
     next_receipt_no,
-    no_places_left,
     read_pay_code,
     seller_points,
     sold_today,
     tell_low_stock,
 )
+from timebank.shop.refusals import refusal
 
 
 class Member(NamedTuple):
@@ -179,10 +180,6 @@ def _cursor():
     return cursor, _SQL_BY_DIALECT[dialect], dialect
 
 
-def _unknown_member() -> NotFound:
-    return NotFound("No household with this card or code here.", code="unknown_member")
-
-
 def _find_member(cursor, sql, user, member_code, pay_code) -> tuple[Member, str | None]:
     """The member, and the pay code's nonce (None for a card)."""
     nonce = None
@@ -193,28 +190,27 @@ def _find_member(cursor, sql, user, member_code, pay_code) -> tuple[Member, str 
         cursor.execute(sql["member"], {"code": member_code})
     found = cursor.fetchone()  # a household card first; member codes are unique per kind
     if found is None:
-        raise _unknown_member()
+        raise refusal("unknown_member")
     household_id, community_id, community_code, resident_id = found
     if user.role != "admin" and community_id != user.community_id:
         # A guest (候鸟) pays here from their guest wallet, named by their own card or pay code.
         wallet = guest_wallet(resident_id, user.community_id) if resident_id is not None else None
         if wallet is None:
-            raise _unknown_member()
+            raise refusal("unknown_member")
         return Member(household_id, user.community_id, user.community.code, resident_id, wallet), nonce
     return Member(household_id, community_id, community_code, resident_id,
                   accounts.household_points(household_id)), nonce
 
 
 def _use_pay_code(cursor, sql, dialect, nonce: str, resident_id: int, moment: datetime) -> None:
-    used = Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used")
     cursor.execute(sql["pay_code_used"], {"nonce": nonce})
     if cursor.fetchone() is not None:
-        raise used
+        raise refusal("pay_code_used")
     try:
         cursor.execute(sql["use_pay_code"],
                        {"nonce": nonce, "resident": resident_id, "at": driver.timestamp(dialect, moment)})
     except driver.integrity_error(db.session) as exc:  # another till, a moment ago
-        raise used from exc
+        raise refusal("pay_code_used") from exc
 
 
 def _resolve(cursor, dialect, community_id: int, clerk_id: int | None, lines: list[dict]):
@@ -233,16 +229,15 @@ def _resolve(cursor, dialect, community_id: int, clerk_id: int | None, lines: li
     wanted: dict[int, int] = {}
     for line in lines:
         if line.get("item_id") is not None:
-            row, label = by_id.get(line["item_id"]), f"item {line['item_id']}"
+            row = by_id.get(line["item_id"])
         else:
-            row, label = by_barcode.get(line["barcode"]), f"barcode {line['barcode']}"
+            row = by_barcode.get(line["barcode"])
         if row is None or not row.active or (row.clerk_partner is not None and row.partner_id != row.clerk_partner):
-            raise NotFound(f"No goods with {label} in this supermarket.", code="unknown_item")
+            raise refusal("unknown_item", item_id=line.get("item_id"), barcode=line.get("barcode"))
         wanted[row.id] = wanted.get(row.id, 0) + int(line["quantity"])
     sellers = {by_id[item_id].partner_id for item_id in wanted}
     if len(sellers) > 1:
-        raise Conflict("One receipt sells the goods of one shop: the supermarket's or one partner's.",
-                       code="mixed_sellers")
+        raise refusal("mixed_sellers")
     return wanted, by_id, sellers.pop()
 
 
@@ -273,16 +268,16 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
         if limit is not None:
             bought = bought_this_month(household_id, item_id)
             if bought + quantity > limit:
-                raise Conflict(f"{goods[item_id].name}: at most {limit} per household a month; "
-                               f"{bought} already taken this month.", code="limit_exceeded")
+                raise refusal("limit_exceeded", name=goods[item_id].name, limit=limit, bought=bought)
     for item_id, quantity in wanted.items():
         if goods[item_id].daily_places is not None:  # a service's places today (its row is locked)
             taken = sold_today(item_id)
             if taken + quantity > goods[item_id].daily_places:
-                raise no_places_left(goods[item_id].name, goods[item_id].daily_places, taken, quantity)
+                raise refusal("no_places_left", name=goods[item_id].name, places=goods[item_id].daily_places,
+                              taken=taken, wanted=quantity)
         elif goods[item_id].kind == "goods" and goods[item_id].on_hand < quantity:
-            raise Conflict(f"Only {goods[item_id].on_hand} of {goods[item_id].name} on the shelf; "
-                           f"{quantity} requested.", code="insufficient_stock")
+            raise refusal("insufficient_stock", name=goods[item_id].name, on_hand=goods[item_id].on_hand,
+                          quantity=quantity)
     total = sum(goods[item_id].price_points * quantity for item_id, quantity in wanted.items())
 
     cursor.execute(sql["receipt_no"], {"community": community_id})
@@ -309,8 +304,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                                              "note": note, "receipt": receipt_id, "actor": actor, "at": at})
         except integrity_error as exc:  # not while the goods are locked; kept as the last guard
             if "on_hand" in str(exc):
-                raise Conflict(f"Not enough {name} on the shelf; {quantity} requested.",
-                               code="insufficient_stock") from exc
+                raise refusal("insufficient_stock_late", name=name, quantity=quantity) from exc
             raise
         consume_fifo(item_id, cursor.fetchone()[0], quantity)
         row = goods[item_id]
@@ -323,8 +317,7 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
                             kind="redemption", memo=f"爱心超市兑换 · 小票 {receipt_no} 号", actor=actor,
                             reference=f"redemption:{receipt_id}", now=moment)
     except ledger.InsufficientFunds as exc:
-        raise Conflict(f"The wallet holds {exc.balance} points; these goods cost {total}.",
-                       code="insufficient_points") from exc
+        raise refusal("insufficient_points", balance=exc.balance, total=total) from exc
     balance_after = tx.balances[wallet]
     cursor.execute(sql["settle"], {"balance": balance_after, "tx": tx.id, "receipt": receipt_id})
     record("redemption.create", user=user, community_id=community_id, target=f"redemption:{receipt_id}",
@@ -339,30 +332,6 @@ def sell(user, *, lines: list[dict], member_code: str | None = None, pay_code: s
 
 
 # --- PostgreSQL: the same sale in one server function -----------------------------------------------
-
-#: How the refusals of ``shop_sell`` (migration 0028) read, from the code in their message and the
-#: figures in their detail: the same problems as the Python sale above raises.
-_REFUSALS = {
-    "unknown_member": lambda d: _unknown_member(),
-    "pay_code_used": lambda d: Conflict("This pay code was already used; ask for a fresh one.", code="pay_code_used"),
-    "unknown_item": lambda d: NotFound(
-        "No goods with " + (f"item {d['item_id']}" if d.get("item_id") is not None else f"barcode {d['barcode']}")
-        + " in this supermarket.", code="unknown_item"),
-    "mixed_sellers": lambda d: Conflict("One receipt sells the goods of one shop: the supermarket's or one "
-                                        "partner's.", code="mixed_sellers"),
-    "limit_exceeded": lambda d: Conflict(f"{d['name']}: at most {d['limit']} per household a month; "
-                                         f"{d['bought']} already taken this month.", code="limit_exceeded"),
-    "no_places_left": lambda d: no_places_left(d["name"], d["places"], d["taken"], d["wanted"]),
-    "insufficient_stock": lambda d: Conflict(f"Only {d['on_hand']} of {d['name']} on the shelf; "
-                                             f"{d['quantity']} requested.", code="insufficient_stock"),
-    "insufficient_stock_late": lambda d: Conflict(f"Not enough {d['name']} on the shelf; {d['quantity']} requested.",
-                                                  code="insufficient_stock"),
-    "month_closed": lambda d: Conflict(f"The month {d['month']} of this community is closed; nothing dated in it "
-                                       "can be posted.", code="month_closed"),
-    "insufficient_points": lambda d: Conflict(f"The wallet holds {d['balance']} points; these goods cost "
-                                              f"{d['total']}.", code="insufficient_points"),
-}
-
 
 def sale_arguments(user, lines: list[dict], member_code: str | None, pay_code: str | None) -> dict:
     """What ``shop_sell`` is given: the sale as asked, and what the application knows that the
@@ -401,8 +370,9 @@ def _sell_in_postgres(cursor, user, lines, member_code, pay_code) -> Sale:
                                      {"p": json.dumps(arguments, ensure_ascii=False)})
     except psycopg.Error as exc:
         diag = exc.diag
-        if exc.sqlstate in ("TB404", "TB409") and diag.message_primary in _REFUSALS:
-            raise _REFUSALS[diag.message_primary](json.loads(diag.message_detail or "{}")) from None
+        # The function's refusals: the code as the message, the figures as JSON in the detail.
+        if exc.sqlstate in ("TB404", "TB409") and diag.message_primary in refusals.BY_CODE:
+            raise refusal(diag.message_primary, **json.loads(diag.message_detail or "{}")) from None
         raise
     return _sale_from(cursor.fetchone()[0], arguments)
 
