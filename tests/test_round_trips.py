@@ -50,15 +50,15 @@ PG_CLAIM_ROUND_TRIPS = 14
 #: The approval also reads who entered the claim (the same-person check of self_approval) and
 #: the rule and community its answer names. Was 26.
 PG_APPROVE_ROUND_TRIPS = 25
-#: A check-in reads and locks its task in one statement, and its claim takes the task's rule as
-#: loaded. Was 29.
-PG_CHECKIN_ROUND_TRIPS = 23
+#: A check-in reads and locks its task in one statement, reads the resident with their household
+#: in another, and its claim takes the task's rule as loaded. Was 29.
+PG_CHECKIN_ROUND_TRIPS = 22
 #: On SQLite, statements (no round trips there).
 SQLITE_SALE_STATEMENTS = 40
 SQLITE_REPLAY_STATEMENTS = 1
 SQLITE_CLAIM_STATEMENTS = 15
 SQLITE_APPROVE_STATEMENTS = 37
-SQLITE_CHECKIN_STATEMENTS = 36
+SQLITE_CHECKIN_STATEMENTS = 35
 
 
 @dataclass

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from flask import current_app, has_request_context, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from timebank.core.audit_log import record
 from timebank.core.clock import now, utc_naive
@@ -32,7 +33,7 @@ from timebank.core.policy import require_community, require_member
 from timebank.core.users import User
 from timebank.earning.models import POINTS_PER, CheckIn, Claim, Task, TaskTeamMember
 from timebank.earning.operations import create_claim, rule_by_code
-from timebank.people.models import Community
+from timebank.people.models import Community, Resident
 
 TASK_WRITERS = ("committee", "grid_worker")
 _SALT = "timebank.checkin"
@@ -118,9 +119,11 @@ def read_token(token: str, lock: bool = False) -> Task:
 def check_in(user: User, token: str) -> tuple[Claim, bool]:
     """Check the logged-in resident in. Returns the claim and whether it is new."""
     task = read_token(token, lock=True)
-    if user.role != "resident" or user.resident is None:
+    # The resident with their household, in one query (the membership check reads both).
+    resident = None if user.resident_id is None else db.session.get(
+        Resident, user.resident_id, options=[joinedload(Resident.household)])
+    if user.role != "resident" or resident is None:
         raise Forbidden("Residents check in with their own login.")
-    resident = user.resident
     if not resident.belongs_to(task.community_id):  # its residents, and its guests today
         raise Forbidden("This task belongs to another community.")
     existing = db.session.execute(
