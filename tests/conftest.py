@@ -52,6 +52,8 @@ def base_config(instance_path, uri) -> dict:
         "RATELIMIT_ENABLED": False,
         "WTF_CSRF_ENABLED": False,
         "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": 30_000,
+        # Background exports: the tests run them (timebank.audit.export_runs.run), or ask for a process.
+        "TIMEBANK_EXPORT_RUNNER": "none",
     }
 
 

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ledger.models import Account, Posting, Transaction
-from timebank.audit import month_close
+from timebank.audit import export_runs, month_close
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx, ledger_query
+from timebank.audit.models import ExportRun
 from timebank.audit.verify import verify_everything
 from timebank.core.accounts import CATEGORIES
 from timebank.core.audit_log import record_export
-from timebank.core.clock import current_month, local_zone, months_before, now, to_local
+from timebank.core.clock import current_month, local_zone, months_before, now, to_local, utc_naive
 from timebank.core.extensions import db
 from timebank.core.pages import KIND_LABELS, roles_required
 from timebank.people import staff_pages as staff
@@ -27,7 +38,14 @@ from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import me, refuse_supervisor_writes
 
 bp = Blueprint("web_books", __name__, url_prefix="/committee")
-bp.before_request(refuse_supervisor_writes)
+
+
+@bp.before_request
+def _supervisors_read_only():
+    # Asking for a background export changes nothing of the books: supervisors may.
+    if request.endpoint != "web_books.export_start":
+        refuse_supervisor_writes()
+
 
 #: Who opens the books (admin always): committee members and supervisors, who read only.
 BOOK_READERS = ("committee", "supervisor")
@@ -44,9 +62,10 @@ def _local_day(text: str | None) -> datetime | None:
         return None
 
 
-def _ledger_filters(place_id: int):
-    """The filtered query (the community's transactions only) and the filters as the form shows them."""
-    args = request.args
+def _ledger_filters(place_id: int, args=None):
+    """The filtered query (the community's transactions only), the filters as the form shows them,
+    the household chosen, and ``ledger_query``'s arguments (for a background export)."""
+    args = request.args if args is None else args
     filters = {k: (args.get(k) or "").strip() for k in ("household", "resident", "category", "kind", "since", "until")}
     household = None
     household_id = None
@@ -58,18 +77,18 @@ def _ledger_filters(place_id: int):
         ).scalar_one_or_none()
         household_id = household.id if household else -1  # an unknown card shows nothing
     since, until = _local_day(filters["since"]), _local_day(filters["until"])
-    query = ledger_query(community_id=place_id, household_id=household_id,
-                         resident_id=int(filters["resident"]) if filters["resident"].isdigit() else None,
-                         category=filters["category"] or None, kind=filters["kind"] or None,
-                         since=since, until=until + timedelta(days=1) if until else None)
-    return query, filters, household
+    arguments = {"community_id": place_id, "household_id": household_id,
+                 "resident_id": int(filters["resident"]) if filters["resident"].isdigit() else None,
+                 "category": filters["category"] or None, "kind": filters["kind"] or None,
+                 "since": since, "until": until + timedelta(days=1) if until else None}
+    return ledger_query(**arguments), filters, household, arguments
 
 
 @bp.get("/ledger")
 @roles_required(*BOOK_READERS)
 def ledger():
     place = staff.place()
-    query, filters, household = _ledger_filters(place.id)
+    query, filters, household, _arguments = _ledger_filters(place.id)
     before = request.args.get("before", type=int)
     page_query = query.order_by(Transaction.id.desc()).limit(LEDGER_PAGE + 1)
     if before:
@@ -89,7 +108,8 @@ def ledger():
     args = {k: v for k, v in filters.items() if v}
     return render_template("committee/ledger.html", rows=rows, legs=legs, filters=filters, household=household,
                            categories=[*CATEGORIES, "time_bank", "shop"], kinds=kinds, args=args,
-                           next_before=rows[-1].id if more else None, verify=None, names=names)
+                           next_before=rows[-1].id if more else None, verify=None, names=names,
+                           there=_there(place))
 
 
 def _owner_names(codes) -> dict:
@@ -129,7 +149,7 @@ def ledger_export(fmt: str):
     place = staff.place()
     if fmt not in ("csv", "xlsx"):
         abort(404)
-    query, filters, _household = _ledger_filters(place.id)
+    query, filters, _household, _arguments = _ledger_filters(place.id)
     stem = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d')}"
     record_export("ledger.export", user=me(), community_id=place.id, target="ledger", fmt=fmt,
                   filters={"community_code": place.code, **{k: v for k, v in filters.items() if v}},
@@ -139,6 +159,69 @@ def ledger_export(fmt: str):
                         headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})
     return Response(export_xlsx(query), mimetype=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'})
+
+
+# --- background exports (后台导出) ------------------------------------------------------------------
+
+@bp.post("/ledger/exports")
+@roles_required(*BOOK_READERS)
+def export_start():
+    """Ask for the filtered ledger as a file made in the background; then its page shows the progress."""
+    place = staff.place()
+    fmt = request.form.get("fmt", "csv")
+    if fmt not in export_runs.FORMATS:
+        abort(400)
+    _query, filters, _household, arguments = _ledger_filters(place.id, request.form)
+    name = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d-%H%M%S')}.{fmt}"
+    run = export_runs.start(me(), community_id=place.id, filters=arguments, fmt=fmt, file_name=name)
+    record_export("ledger.export", user=me(), community_id=place.id, target=f"export_run:{run.id}", fmt=fmt,
+                  filters={"community_code": place.code, **{k: v for k, v in filters.items() if v}},
+                  rows=run.rows_expected)
+    return redirect(url_for(".export_one", run_id=run.id, **_there(place)), code=303)
+
+
+def _there(place) -> dict:
+    """An administrator's pages name their community in the address."""
+    return {"community": place.code} if me().role == "admin" else {}
+
+
+def _run_of_place(run_id: int):
+    place = staff.place()
+    run = db.session.get(ExportRun, run_id)
+    if run is None or run.community_id != place.id:
+        abort(404)
+    return place, run
+
+
+@bp.get("/ledger/exports")
+@roles_required(*BOOK_READERS)
+def exports():
+    """The community's background exports of the last while, newest first."""
+    place = staff.place()
+    moment = utc_naive()
+    runs = [(run, export_runs.state(run, moment)) for run in export_runs.recent(place.id)]
+    return render_template("committee/exports.html", place=place, runs=runs)
+
+
+@bp.get("/ledger/exports/<int:run_id>")
+@roles_required(*BOOK_READERS)
+def export_one(run_id: int):
+    place, run = _run_of_place(run_id)
+    return render_template("committee/export_run.html", place=place, run=run,
+                           status=export_runs.state(run, utc_naive()))
+
+
+@bp.get("/ledger/exports/<int:run_id>/file")
+@roles_required(*BOOK_READERS)
+def export_file(run_id: int):
+    _place, run = _run_of_place(run_id)
+    path = export_runs.file_path(run)
+    if run.status != "done" or not path.exists():
+        abort(404)
+    response = send_file(path, mimetype="text/csv" if run.fmt == "csv" else XLSX, as_attachment=True,
+                         download_name=run.file_name, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- month close (月结) -----------------------------------------------------------------------------

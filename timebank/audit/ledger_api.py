@@ -112,6 +112,12 @@ def transaction_query(args: dict, user):
     """The filtered query behind the ledger browser and its exports, scoped to what ``user`` may see."""
     if user.role == "resident":
         return _resident_query(args, user)
+    return ledger_query(**transaction_filters(args, user))
+
+
+def transaction_filters(args: dict, user) -> dict:
+    """``ledger_query``'s arguments for ``args``, scoped to the community a staff ``user`` may see
+    (``community_id`` None: every community, an administrator's)."""
     community_id = None if user.role == "admin" else user.community_id
     if args.get("community_code"):
         wanted = community_by_code(args["community_code"]).id
@@ -120,9 +126,9 @@ def transaction_query(args: dict, user):
         community_id = wanted
     if args.get("since") and args.get("until") and args["since"] > args["until"]:
         raise ValidationFailed(errors={"until": ["Must not be before since."]})
-    return ledger_query(community_id=community_id, household_id=args.get("household_id"),
-                        resident_id=args.get("resident_id"), category=args.get("category"),
-                        kind=args.get("kind"), since=args.get("since"), until=args.get("until"))
+    return {"community_id": community_id, "household_id": args.get("household_id"),
+            "resident_id": args.get("resident_id"), "category": args.get("category"), "kind": args.get("kind"),
+            "since": args.get("since"), "until": args.get("until")}
 
 
 @blp.route("/transactions")

@@ -114,13 +114,14 @@ def _export_rows(query):
 TRAILER = "#end"
 
 
-def export_csv_chunks(query):
+def export_csv_chunks(query, progress=None):
     """The export as CSV text chunks: a BOM, the header, the rows (one chunk per batch or so), and
     last a trailer row ``#end,<rows>``.
 
     A file without its trailer is not whole: the export broke off (the client also sees the
     connection end before the chunked body's end). The response's ``X-Export-Rows`` header says
-    beforehand how many rows to expect."""
+    beforehand how many rows to expect. ``progress(rows)`` is called with each chunk (a background
+    export records it, :mod:`timebank.audit.export_runs`)."""
     # Streamed after the request's commit, in a transaction of its own: a reading one, which never
     # waits for the writers nor holds them up, however long the export takes; on the read replica
     # when the deployment has one.
@@ -140,6 +141,8 @@ def export_csv_chunks(query):
                 buffer.seek(0)
                 buffer.truncate()
                 keep_alive()
+                if progress is not None:
+                    progress(count)
         writer.writerow((TRAILER, count))
         yield buffer.getvalue()
 
@@ -152,16 +155,39 @@ def count_postings(query) -> int:
         ).scalar_one()
 
 
-def export_xlsx(query, title: str = "ledger") -> bytes:
-    """The export as an XLSX workbook (openpyxl, write-only mode: rows are not kept in memory)."""
+#: Data rows of one sheet of an XLSX export: a sheet holds 1,048,576 rows, the header is one.
+SHEET_ROWS = 1_048_575
+
+
+def write_xlsx(query, target, title: str = "ledger", progress=None) -> int:
+    """Write the export as an XLSX workbook to ``target`` (a path or a binary file) and return its
+    row count. openpyxl's write-only mode keeps no rows in memory. More rows than a sheet holds
+    continue on further sheets (``ledger (2)``...), each with the header row."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title[:31])
-    append_row(sheet, EXPORT_COLUMNS)
+    sheet = None
+    count = 0
     with reading(replica=True):
         for row in _export_rows(query):
+            if count % SHEET_ROWS == 0:
+                number = count // SHEET_ROWS + 1
+                sheet = workbook.create_sheet(title[:31] if number == 1 else f"{title[:24]} ({number})")
+                append_row(sheet, EXPORT_COLUMNS)
             append_row(sheet, row)
+            count += 1
+            if count % 500 == 0:
+                keep_alive()  # the worker's heartbeat: building a big workbook takes a while
+                if progress is not None:
+                    progress(count)
+    if sheet is None:
+        append_row(workbook.create_sheet(title[:31]), EXPORT_COLUMNS)
+    workbook.save(target)
+    return count
+
+
+def export_xlsx(query, title: str = "ledger") -> bytes:
+    """The export as an XLSX workbook in memory (see :func:`write_xlsx`)."""
     out = io.BytesIO()
-    workbook.save(out)
+    write_xlsx(query, out, title)
     return out.getvalue()

@@ -150,3 +150,37 @@ class MonthClose(db.Model):
     first_signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     second_signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     closed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ExportRun(db.Model):
+    """A ledger export made in the background (``timebank.audit.export_runs``): its filters, its
+    progress and, once done, its file in the instance folder. Not part of the books: a run is
+    updated as it goes, and its file is removed after a day."""
+
+    __tablename__ = "export_runs"
+    __table_args__ = (
+        CheckConstraint("fmt IN ('csv', 'xlsx')", name="fmt"),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'expired')", name="status"),
+        CheckConstraint("rows_written >= 0 AND rows_expected >= 0", name="rows"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The community whose ledger it holds; NULL: every community (an administrator's export).
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    fmt: Mapped[str] = mapped_column(String(8))
+    #: The filters as JSON: the arguments of ``ledger_query`` (ids, codes, UTC times in ISO 8601).
+    filters: Mapped[str] = mapped_column(Text)
+    #: The file's name for the download (``ledger-<community>-<time>.csv``).
+    file_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    #: Posting rows counted when the export was asked for, and rows written so far.
+    rows_expected: Mapped[int] = mapped_column(Integer)
+    rows_written: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Last sign of life of the process writing it (an export silent for long was interrupted).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -45,6 +45,8 @@ def refuse_supervisor_writes():
         return None
     if request.path.startswith(("/api/v1/auth/", "/api/v1/me/password")):
         return None  # logging in and out, and choosing one's own password
+    if request.path == "/api/v1/ledger/transactions/exports":
+        return None  # asking for an export of what they may read (timebank.audit.export_runs)
     user = _requesting_user()
     if user is not None and user.role == "supervisor":
         raise Forbidden("Supervisors can see everything in their community and change nothing.",
@@ -155,13 +157,19 @@ def witness_command(url, name, key_file, state_file, log_keys):
 
 
 def _register_cli(app):
+    from timebank.audit.export_runs import export_run_command
+
+    app.cli.add_command(export_run_command)
     app.cli.add_command(rotate_signing_key_command)
     app.cli.add_command(witness_command)
     app.cli.add_command(witness_key_command)
 
 
 def init_app(app) -> None:
-    from timebank.audit import checkpoints  # noqa: F401  (registers the nightly job)
+    from timebank.audit import (
+        checkpoints,  # noqa: F401  (registers the nightly job)
+        export_runs,  # noqa: F401  (registers the exports' cleanup job)
+    )
     from timebank.audit import month_close_pages as month_close
     from timebank.audit.checkpoints import ensure_signing_key, verify_checkpoints
     from timebank.audit.month_close import month_closed_guard

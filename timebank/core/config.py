@@ -18,6 +18,8 @@ ENVIRONMENT = {
     "TIMEBANK_BASE_URL": "TIMEBANK_BASE_URL",
     "TIMEBANK_VOUCHER_DAYS": "TIMEBANK_VOUCHER_DAYS",
     "TIMEBANK_TOKEN_TTL_SECONDS": "TIMEBANK_TOKEN_TTL_SECONDS",
+    "TIMEBANK_EXPORT_RUNNER": "TIMEBANK_EXPORT_RUNNER",
+    "TIMEBANK_EXPORT_KEEP_HOURS": "TIMEBANK_EXPORT_KEEP_HOURS",
     "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS": "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
     "TIMEBANK_LOGIN_RATE_LIMIT": "TIMEBANK_LOGIN_RATE_LIMIT",
     "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT": "TIMEBANK_LOGIN_ACCOUNT_RATE_LIMIT",
@@ -39,7 +41,7 @@ POSTGRES_TIMEOUTS = (
 ENVIRONMENT.update({name: name for name in POSTGRES_TIMEOUTS})
 
 INTEGER_KEYS = {"TIMEBANK_TOKEN_TTL_SECONDS", "TIMEBANK_VOUCHER_DAYS", "TIMEBANK_SQLITE_BUSY_TIMEOUT_MS",
-                "TIMEBANK_SMS_TIMEOUT_S",
+                "TIMEBANK_SMS_TIMEOUT_S", "TIMEBANK_EXPORT_KEEP_HOURS",
                 *POSTGRES_TIMEOUTS}
 
 
@@ -76,6 +78,10 @@ class Defaults:
     TIMEBANK_ORIGIN = "timebank.local/ledger"
     #: How many days an hour voucher is good for, unless its request says (docs/federation.md).
     TIMEBANK_VOUCHER_DAYS = 90
+    #: Background ledger exports (timebank/audit/export_runs.py): "process" starts one process per
+    #: export; "none" starts nothing (``timebank export-run ID`` writes one). Files kept this long.
+    TIMEBANK_EXPORT_RUNNER = "process"
+    TIMEBANK_EXPORT_KEEP_HOURS = 24
     #: Public address used in QR codes; defaults to the address of the request.
     TIMEBANK_BASE_URL = None
     #: Text messages (timebank/notices/sms.py): the HTTP gateway's address (none: no text messages),

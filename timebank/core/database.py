@@ -201,6 +201,17 @@ def reading(replica: bool = False) -> Iterator[None]:
         _mode.reset(token)
 
 
+@contextmanager
+def writing() -> Iterator[None]:
+    """Run the block's new transactions as writing ones, inside a :func:`reading` block too: a
+    background export records its progress on a connection of its own while it reads."""
+    token = _mode.set("write")
+    try:
+        yield
+    finally:
+        _mode.reset(token)
+
+
 def _hold_sqlite_write_lock(conn: Connection) -> None:
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a checked-out connection always has one

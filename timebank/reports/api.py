@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app, send_file, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_query
+from timebank.audit import export_runs
+from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_filters, transaction_query
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
 from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, month_bounds, to_local, utc_naive
-from timebank.core.errors import ValidationFailed
+from timebank.core.errors import Conflict, Gone, ValidationFailed
 from timebank.core.extensions import db
 from timebank.core.http import LocalDateTime, current_user
 from timebank.core.openapi import for_any_login
@@ -73,8 +74,7 @@ class LedgerExport(MethodView):
         require_role(user, *AUDITORS)
         query = transaction_query(args, user)
         filters = _filters(args)
-        stamp = to_local(utc_naive()).strftime("%Y%m%d-%H%M%S")
-        name = f"ledger-{args.get('community_code') or (user.community.code if user.community else 'all')}-{stamp}"
+        name = _export_name(args, user)
         # Counted before anything is sent: the XLSX limit, and the export log's row count. It also
         # runs the filters once, so one the database refuses (an id beyond PostgreSQL's INTEGER, say)
         # is answered like any other error, not by a broken stream.
@@ -82,8 +82,9 @@ class LedgerExport(MethodView):
         if args["format"] == "xlsx":
             limit = int(current_app.config.get("TIMEBANK_XLSX_MAX_ROWS", XLSX_MAX_ROWS))
             if rows > limit:
-                raise ValidationFailed(f"{rows} rows are more than an XLSX export holds ({limit}); "
-                                       "export as CSV or narrow the filters.", code="export_too_large")
+                raise ValidationFailed(f"{rows} rows are more than an XLSX export holds ({limit}); export in "
+                                       "the background (POST /api/v1/ledger/transactions/exports), as CSV, "
+                                       "or narrow the filters.", code="export_too_large")
             body = export_xlsx(query)
             record_export("ledger.export", user=user, target="ledger", fmt="xlsx", filters=filters, rows=rows)
             return Response(body, mimetype=XLSX, headers=_attachment(name + ".xlsx"))
@@ -91,6 +92,90 @@ class LedgerExport(MethodView):
         # Streamed: a big ledger never sits in memory; the rows are read in keyset batches.
         return Response(stream_with_context(export_csv_chunks(query)), content_type=CSV,
                         headers={**_attachment(name + ".csv"), "X-Export-Rows": str(rows)})
+
+
+def _export_name(args: dict, user) -> str:
+    stamp = to_local(utc_naive()).strftime("%Y%m%d-%H%M%S")
+    return f"ledger-{args.get('community_code') or (user.community.code if user.community else 'all')}-{stamp}"
+
+
+class ExportRunOut(Schema):
+    id = fields.Integer()
+    status = fields.Function(lambda run: export_runs.state(run), metadata={
+        "description": "queued, running, done, failed, interrupted (its process stopped; ask again) or "
+                       "expired (its file was removed a day after)"})
+    format = fields.String(attribute="fmt")
+    file_name = fields.String()
+    rows_expected = fields.Integer(metadata={"description": "posting rows counted when it was asked for"})
+    rows_written = fields.Integer()
+    size_bytes = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    created_at = LocalDateTime()
+    started_at = LocalDateTime(allow_none=True)
+    finished_at = LocalDateTime(allow_none=True)
+    file_url = fields.Function(lambda run: url_for("reports.ExportRunFile", run_id=run.id)
+                               if run.status == "done" else None, allow_none=True)
+
+
+@blp.route("/ledger/transactions/exports")
+class LedgerExportRuns(MethodView):
+    @blp.arguments(ExportArgs, location="json")
+    @blp.response(202, ExportRunOut)
+    @blp.alt_response(403, description="forbidden: not committee, supervisor or admin; another community")
+    def post(self, args):
+        """Export the ledger in the background (same filters and formats as the export above): for
+        exports too big for one request. Answers at once with the run; `GET` it for its progress, and
+        download `file_url` once `status` is `done` (kept a day). A workbook of more rows than a sheet
+        holds continues on further sheets. Supervisors may ask too (it changes nothing)."""
+        user = current_user()
+        require_role(user, *AUDITORS)
+        filters = transaction_filters(args, user)
+        name = f"{_export_name(args, user)}.{args['format']}"
+        run = export_runs.start(user, community_id=filters["community_id"], filters=filters, fmt=args["format"],
+                                file_name=name)
+        record_export("ledger.export", user=user, target=f"export_run:{run.id}", fmt=args["format"],
+                      filters=_filters(args), rows=run.rows_expected)
+        return run, 202, {"Location": url_for("reports.ExportRunOne", run_id=run.id)}
+
+
+@blp.route("/ledger/transactions/exports/<int:run_id>")
+class ExportRunOne(MethodView):
+    @blp.response(200, ExportRunOut)
+    @blp.alt_response(403, description="forbidden: another community's export")
+    @blp.alt_response(404, description="not_found")
+    def get(self, run_id):
+        """A background export: its status and progress."""
+        user = current_user()
+        require_role(user, *AUDITORS)
+        return export_runs.visible(user, run_id)
+
+
+@blp.route("/ledger/transactions/exports/<int:run_id>/file")
+class ExportRunFile(MethodView):
+    @blp.response(200, description="the export's file (CSV or XLSX)")
+    @blp.alt_response(409, description="export_not_ready: not done (yet)")
+    @blp.alt_response(410, description="export_expired: the file was removed")
+    def get(self, run_id):
+        """The file of a finished background export."""
+        user = current_user()
+        require_role(user, *AUDITORS)
+        run = export_runs.visible(user, run_id)
+        return export_file(run)
+
+
+def export_file(run):
+    """The finished run's file as an attachment; 409 before it is done, 410 once removed."""
+    if run.status == "expired":
+        raise Gone("This export's file was removed; ask for it again.", code="export_expired")
+    if run.status != "done":
+        raise Conflict(f"This export is {export_runs.state(run)}, not done.", code="export_not_ready")
+    path = export_runs.file_path(run)
+    if not path.exists():
+        raise Gone("This export's file was removed; ask for it again.", code="export_expired")
+    response = send_file(path, mimetype=CSV if run.fmt == "csv" else XLSX, as_attachment=True,
+                         download_name=run.file_name, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- the monthly report ------------------------------------------------------------------------------
