@@ -224,3 +224,20 @@ def test_the_export_runs_in_a_process_of_its_own(app, world, scenario):
     got = world.call("GET", status["file_url"], "yg_committee")
     streamed = world.call("GET", f"{EXPORT}?community_code=yangguang", "yg_committee")
     assert got.get_data() == streamed.get_data()
+
+
+def test_two_at_once_per_community(app, world, scenario, clock):
+    """Each export is a process reading the whole ledger: a third one waits for one of two to end."""
+    first = world.call("POST", RUNS, "yg_committee", json={"community_code": "yangguang"}).get_json()
+    world.call("POST", RUNS, "yg_committee", json={"community_code": "yangguang", "format": "xlsx"})
+    third = world.call("POST", RUNS, "yg_super", json={"community_code": "yangguang"})
+    assert third.status_code == 409 and third.get_json()["error"] == "exports_busy"
+    client = page_login(app, "yg_committee")
+    refused = client.post("/committee/ledger/exports", data={"fmt": "csv"}, follow_redirects=True)
+    assert "正在生成" in refused.get_data(as_text=True)
+    run_it(app, first["id"])
+    assert world.call("POST", RUNS, "yg_super", json={"community_code": "yangguang"}).status_code == 202
+    # An interrupted one does not count.
+    clock.advance(minutes=3)
+    world._tokens.clear()
+    assert world.call("POST", RUNS, "yg_committee", json={"community_code": "yangguang"}).status_code == 202

@@ -13,6 +13,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    flash,
     redirect,
     render_template,
     request,
@@ -31,6 +32,7 @@ from timebank.audit.verify import verify_everything
 from timebank.core.accounts import CATEGORIES
 from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_zone, months_before, now, to_local, utc_naive
+from timebank.core.errors import DomainError
 from timebank.core.extensions import db
 from timebank.core.pages import KIND_LABELS, roles_required
 from timebank.people import staff_pages as staff
@@ -173,7 +175,12 @@ def export_start():
         abort(400)
     _query, filters, _household, arguments = _ledger_filters(place.id, request.form)
     name = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d-%H%M%S')}.{fmt}"
-    run = export_runs.start(me(), community_id=place.id, filters=arguments, fmt=fmt, file_name=name)
+    try:
+        run = export_runs.start(me(), community_id=place.id, filters=arguments, fmt=fmt, file_name=name)
+    except DomainError as exc:  # two being made already
+        db.session.rollback()
+        flash(staff.message(exc), "error")
+        return redirect(url_for(".exports", **_there(place)), code=303)
     record_export("ledger.export", user=me(), community_id=place.id, target=f"export_run:{run.id}", fmt=fmt,
                   filters={"community_code": place.code, **{k: v for k, v in filters.items() if v}},
                   rows=run.rows_expected)

@@ -44,7 +44,7 @@ from timebank.audit.ledger_browser import count_postings, export_csv_chunks, led
 from timebank.audit.models import ExportRun
 from timebank.core.clock import utc_naive
 from timebank.core.database import writing
-from timebank.core.errors import Forbidden, NotFound
+from timebank.core.errors import Conflict, Forbidden, NotFound
 from timebank.core.extensions import db
 from timebank.core.jobs import job
 
@@ -56,6 +56,8 @@ STALE_AFTER = timedelta(minutes=2)
 #: Seconds between two progress records of a running export.
 PROGRESS_EVERY_S = 1.0
 KEEP_HOURS = 24
+#: Exports of one community being made at once: each is a process reading the whole ledger.
+AT_ONCE = 2
 
 _DATES = ("since", "until")
 
@@ -100,10 +102,18 @@ def start(user, *, community_id: int | None, filters: dict, fmt: str, file_name:
     commit (or at once outside a request)."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
+    moment = utc_naive()
+    unfinished = db.session.execute(
+        select(ExportRun).where(ExportRun.status.in_(("queued", "running")),
+                                ExportRun.community_id.is_(None) if community_id is None
+                                else ExportRun.community_id == community_id)).scalars().all()
+    if sum(state(other, moment) != "interrupted" for other in unfinished) >= AT_ONCE:
+        raise Conflict(f"{AT_ONCE} exports of this community are being made; ask again once one is done.",
+                       code="exports_busy")
     rows = count_postings(ledger_query(**filters))
     run = ExportRun(community_id=community_id, user_id=user.id, fmt=fmt, filters=stored_filters(filters),
                     file_name=file_name, status="queued", rows_expected=rows, rows_written=0,
-                    created_at=utc_naive())
+                    created_at=moment)
     db.session.add(run)
     db.session.flush()
     run_id = run.id

@@ -99,6 +99,7 @@ def message(exc: DomainError) -> str:
         "month_not_ended": _("this month has not ended yet; it can be closed once it is over."),
         "month_closed": _("this month is closed; nothing can be added to it."),
         "not_found": _("it was not found."),
+        "exports_busy": _("two exports of this community are being made; ask again once one of them is done."),
         "person_required": _("this login does not belong to a person yet; ask an admin or the committee to add "
                              "the person's phone number to it."),
         "person_has_login": _("this person already has a staff login here; one person, one login."),
