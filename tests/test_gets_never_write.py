@@ -163,6 +163,17 @@ def build_world(world, clock) -> dict:
         ids[kind] = made
     r = world.call("PUT", "/api/v1/ranking-settings/hongxing", "committee", json={"publish_black_list": True})
     assert r.status_code == 200, r.get_json()
+
+    # A background export of the ledger (后台导出), written (the tests' config starts no process), so that
+    # its page shows the download and its file can be fetched.
+    r = world.call("POST", "/api/v1/ledger/transactions/exports", "committee",
+                   json={"community_code": "hongxing", "format": "xlsx"})
+    assert r.status_code == 202, r.get_json()
+    ids["export_run"] = r.get_json()["id"]
+    with world.app.app_context():
+        from timebank.audit import export_runs
+
+        assert export_runs.run(ids["export_run"]) == "done"
     return ids
 
 
@@ -246,6 +257,7 @@ PATH = {
     "fmt": lambda ids: ["csv", "xlsx"],
     "filename": lambda ids: ["site.css"],
     "voucher_id": lambda ids: [ids.get("voucher", "0" * 32)],
+    "run_id": lambda ids: [ids["export_run"]],
 }
 
 
