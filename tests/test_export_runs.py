@@ -241,3 +241,16 @@ def test_two_at_once_per_community(app, world, scenario, clock):
     clock.advance(minutes=3)
     world._tokens.clear()
     assert world.call("POST", RUNS, "yg_committee", json={"community_code": "yangguang"}).status_code == 202
+
+
+def test_the_export_process_marks_the_database_in_use(app, world, scenario, monkeypatch):
+    """`timebank restore` must not swap the database under an export being written."""
+    from timebank.audit import export_runs
+
+    held = []
+    monkeypatch.setattr(export_runs.in_use, "hold", lambda config: held.append(config["SQLALCHEMY_DATABASE_URI"]))
+    run = world.call("POST", RUNS, "yg_committee", json={"community_code": "yangguang"}).get_json()
+    result = app.test_cli_runner().invoke(args=["export-run", str(run["id"])])
+    assert result.exit_code == 0, result.output
+    assert f"export {run['id']}: done" in result.output
+    assert held == [app.config["SQLALCHEMY_DATABASE_URI"]]

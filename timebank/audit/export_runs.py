@@ -42,6 +42,7 @@ from sqlalchemy import select, update
 
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, ledger_query, write_xlsx
 from timebank.audit.models import ExportRun
+from timebank.core import in_use
 from timebank.core.clock import utc_naive
 from timebank.core.database import writing
 from timebank.core.errors import Conflict, Forbidden, NotFound
@@ -244,7 +245,10 @@ def cleanup() -> dict:
 @click.argument("run_id", type=int)
 @with_appcontext
 def export_run_command(run_id: int):
-    """Write the file of background export RUN_ID (started by the app; for operators: a queued one)."""
+    """Write the file of background export RUN_ID (started by the app; for operators: a queued one).
+
+    The database is marked in use while it runs: `timebank restore` refuses until it ends."""
+    in_use.hold(current_app.config)
     status = run(run_id)
     click.echo(f"export {run_id}: {status}")
     if status == "failed":
