@@ -14,6 +14,7 @@ Use them from a test module with ``from browser_support import live_server, brow
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -116,16 +117,23 @@ def console_allow() -> list[str]:
     return []
 
 
-@pytest.fixture
-def page(browser, request, console_allow):
-    viewport = getattr(request, "param", None) or PHONE
-    context = browser.new_context(viewport=viewport, locale="zh-CN")
+@contextlib.contextmanager
+def open_tab(browser, console_allow, viewport=PHONE, **options):
+    """A tab in a new Chinese-language context (``options``: Playwright's context options), whose
+    console errors fail the test when it closes."""
+    context = browser.new_context(viewport=viewport, locale="zh-CN", **options)
     context.set_default_timeout(15_000)
     tab = context.new_page()
     watch = ConsoleWatch(tab, console_allow)
     yield tab
     context.close()
     watch.check()
+
+
+@pytest.fixture
+def page(browser, request, console_allow):
+    with open_tab(browser, console_allow, getattr(request, "param", None) or PHONE) as tab:
+        yield tab
 
 
 def login(page, base_url: str, username: str, password: str = "secret-pass") -> None:

@@ -16,7 +16,7 @@ import re
 import pytest
 from openpyxl import load_workbook
 
-from browser_support import PHONE, ConsoleWatch, browser, console_allow, live_server, login  # noqa: F401
+from browser_support import browser, console_allow, live_server, login, open_tab  # noqa: F401
 from earning_support import build_town
 from test_accessibility import AXE, run_axe
 
@@ -29,13 +29,8 @@ RUN_PAGE = re.compile(r"/committee/ledger/exports/(\d+)$")
 def axe_page(browser, console_allow):  # noqa: F811
     """A phone-sized page, as ``browser_support.page``, that lets axe in (CSP bypassed)."""
     assert AXE.is_file(), f"{AXE} is missing: run `make axe`"
-    context = browser.new_context(viewport=PHONE, locale="zh-CN", bypass_csp=True, accept_downloads=True)
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    watch = ConsoleWatch(tab, console_allow)
-    yield tab
-    context.close()
-    watch.check()
+    with open_tab(browser, console_allow, bypass_csp=True, accept_downloads=True) as tab:
+        yield tab
 
 
 def axe_violations(page) -> list[str]:
