@@ -25,7 +25,9 @@ AUDITORS = ("committee", "supervisor")
 READERS = (*AUDITORS, "resident")
 
 
-class TransactionQuery(ListArgs):
+class LedgerFilters(Schema):
+    """The ledger browser's filters (its pages, its exports, its background exports)."""
+
     community_code = fields.String(load_default=None)
     household_id = fields.Integer(load_default=None)
     resident_id = fields.Integer(load_default=None)
@@ -33,6 +35,10 @@ class TransactionQuery(ListArgs):
     kind = fields.String(load_default=None)
     since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+
+
+class TransactionQuery(ListArgs, LedgerFilters):
+    pass
 
 
 class PostingOut(Schema):

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from timebank.audit import export_runs
-from timebank.audit.ledger_api import AUDITORS, TransactionQuery, transaction_filters, transaction_query
+from timebank.audit.ledger_api import AUDITORS, LedgerFilters, TransactionQuery, transaction_filters, transaction_query
 from timebank.audit.ledger_browser import count_postings, export_csv_chunks, export_xlsx
 from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, month_bounds, to_local, utc_naive
@@ -45,6 +45,10 @@ def _attachment(filename: str) -> dict:
 # --- ledger export -----------------------------------------------------------------------------------
 
 class ExportArgs(TransactionQuery):
+    format = fields.String(load_default="csv", validate=validate.OneOf(("csv", "xlsx")))
+
+
+class ExportRunIn(LedgerFilters):
     format = fields.String(load_default="csv", validate=validate.OneOf(("csv", "xlsx")))
 
 
@@ -119,7 +123,7 @@ class ExportRunOut(Schema):
 
 @blp.route("/ledger/transactions/exports")
 class LedgerExportRuns(MethodView):
-    @blp.arguments(ExportArgs, location="json")
+    @blp.arguments(ExportRunIn, location="json")
     @blp.response(202, ExportRunOut)
     @blp.alt_response(403, description="forbidden: not committee, supervisor or admin; another community")
     def post(self, args):
