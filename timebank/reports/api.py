@@ -157,6 +157,8 @@ class ExportRunOne(MethodView):
 @blp.route("/ledger/transactions/exports/<int:run_id>/file")
 class ExportRunFile(MethodView):
     @blp.response(200, description="the export's file (CSV or XLSX)")
+    @blp.alt_response(403, description="forbidden: another community's export")
+    @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="export_not_ready: not done (yet)")
     @blp.alt_response(410, description="export_expired: the file was removed")
     def get(self, run_id):
