@@ -179,8 +179,9 @@ def test_the_page_asks_shows_progress_and_downloads(app, world, scenario):
     client = page_login(app, "yg_committee")
     ledger = client.get("/committee/ledger?kind=redemption")
     assert 'id="background-export"' in ledger.get_data(as_text=True)
-    r = client.post("/committee/ledger/exports", data={"fmt": "xlsx", "kind": "redemption"})
-    assert r.status_code == 303
+    form_key = "export-form-key-1"
+    r = client.post("/committee/ledger/exports", data={"fmt": "xlsx", "kind": "redemption", "form_key": form_key})
+    assert r.status_code in (302, 303)
     shown = client.get(r.headers["Location"])
     page = shown.get_data(as_text=True)
     assert shown.status_code == 200, page[-1500:]
@@ -201,7 +202,13 @@ def test_the_page_asks_shows_progress_and_downloads(app, world, scenario):
     listing = client.get("/committee/ledger/exports").get_data(as_text=True)
     assert f'id="export-{run_id}"' in listing
     # A supervisor may ask on the page too; another community's committee sees nothing of it.
-    assert page_login(app, "yg_super").post("/committee/ledger/exports", data={"fmt": "csv"}).status_code == 303
+    # Sent twice (a double tap): asked once, and the second sending goes to the first one's run.
+    again = client.post("/committee/ledger/exports", data={"fmt": "xlsx", "kind": "redemption", "form_key": form_key})
+    assert again.headers["Location"] == r.headers["Location"]
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count()).select_from(ExportRun)).scalar_one() == 1
+    assert page_login(app, "yg_super").post("/committee/ledger/exports",
+                                            data={"fmt": "csv", "form_key": "super-form-key"}).status_code in (302, 303)
     world.user("hx_committee", "committee", community_code="hongxing")
     other = page_login(app, "hx_committee")
     assert other.get(f"/committee/ledger/exports/{run_id}").status_code == 404
@@ -233,7 +240,8 @@ def test_two_at_once_per_community(app, world, scenario, clock):
     third = world.call("POST", RUNS, "yg_super", json={"community_code": "yangguang"})
     assert third.status_code == 409 and third.get_json()["error"] == "exports_busy"
     client = page_login(app, "yg_committee")
-    refused = client.post("/committee/ledger/exports", data={"fmt": "csv"}, follow_redirects=True)
+    refused = client.post("/committee/ledger/exports", data={"fmt": "csv", "form_key": "third-export"},
+                          follow_redirects=True)
     assert "正在生成" in refused.get_data(as_text=True)
     run_it(app, first["id"])
     assert world.call("POST", RUNS, "yg_super", json={"community_code": "yangguang"}).status_code == 202

@@ -66,6 +66,7 @@ KEYED = {
     "web_people.deactivate_resident",  # a resident who left: logins closed
     "web_people.guests",            # a guest taken in (a guest wallet opened)
     "web_books.month_close",        # a month-close signature
+    "web_books.export_start",       # a background export of the ledger (a process reading it all)
     "web_resident.claims",          # a resident's claim
     "web_resident.tasks",           # a team formed, joined or left
     "web_resident.help_requests",   # post, accept, complete (minutes move)

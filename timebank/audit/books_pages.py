@@ -34,7 +34,7 @@ from timebank.core.audit_log import record_export
 from timebank.core.clock import current_month, local_zone, months_before, now, to_local, utc_naive
 from timebank.core.errors import DomainError
 from timebank.core.extensions import db
-from timebank.core.pages import KIND_LABELS, roles_required
+from timebank.core.pages import KIND_LABELS, form_done, replay_form, roles_required, take_form_key
 from timebank.people import staff_pages as staff
 from timebank.people.models import Household, Resident
 from timebank.people.staff_pages import me, refuse_supervisor_writes
@@ -168,23 +168,27 @@ def ledger_export(fmt: str):
 @bp.post("/ledger/exports")
 @roles_required(*BOOK_READERS)
 def export_start():
-    """Ask for the filtered ledger as a file made in the background; then its page shows the progress."""
+    """Ask for the filtered ledger as a file made in the background; then its page shows the progress.
+    The form is keyed: sent twice (a double tap), it asks once."""
     place = staff.place()
     fmt = request.form.get("fmt", "csv")
     if fmt not in export_runs.FORMATS:
         abort(400)
     _query, filters, _household, arguments = _ledger_filters(place.id, request.form)
     name = f"ledger-{place.code}-{to_local(now()).strftime('%Y%m%d-%H%M%S')}.{fmt}"
+    listing = url_for(".exports", **_there(place))
     try:
+        if not take_form_key():
+            return replay_form(listing)
         run = export_runs.start(me(), community_id=place.id, filters=arguments, fmt=fmt, file_name=name)
     except DomainError as exc:  # two being made already
         db.session.rollback()
         flash(staff.message(exc), "error")
-        return redirect(url_for(".exports", **_there(place)), code=303)
+        return redirect(listing, code=303)
     record_export("ledger.export", user=me(), community_id=place.id, target=f"export_run:{run.id}", fmt=fmt,
                   filters={"community_code": place.code, **{k: v for k, v in filters.items() if v}},
                   rows=run.rows_expected)
-    return redirect(url_for(".export_one", run_id=run.id, **_there(place)), code=303)
+    return form_done(url_for(".export_one", run_id=run.id, **_there(place)))
 
 
 def _there(place) -> dict:

@@ -49,6 +49,9 @@ class ExportArgs(TransactionQuery):
 
 
 class ExportRunIn(LedgerFilters):
+    # Kept with the run: as long as the ledger's columns at most.
+    category = fields.String(load_default=None, validate=validate.Length(max=32))
+    kind = fields.String(load_default=None, validate=validate.Length(max=32))
     format = fields.String(load_default="csv", validate=validate.OneOf(("csv", "xlsx")))
 
 
