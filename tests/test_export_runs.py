@@ -262,3 +262,22 @@ def test_the_export_process_marks_the_database_in_use(app, world, scenario, monk
     assert result.exit_code == 0, result.output
     assert f"export {run['id']}: done" in result.output
     assert held == [app.config["SQLALCHEMY_DATABASE_URI"]]
+
+
+def test_a_subdistrict_follows_the_exports_of_its_communities(app, world):
+    """A 街道's committee may export a 社区 below it, as it may read its ledger: and then see its run."""
+    world.community("dongjie", "东街街道")
+    world.community("xiangyang", "向阳社区", parent_code="dongjie")
+    world.user("jd_committee", "committee", community_code="dongjie")
+    world.user("xy_committee", "committee", community_code="xiangyang")
+    world.user("hx_committee", "committee", community_code="hongxing")
+    world.grant(world.household("xiangyang", "张家"), 10)
+    r = world.call("POST", RUNS, "jd_committee", json={"community_code": "xiangyang"})
+    assert r.status_code == 202, r.get_json()
+    run = r.get_json()
+    assert run["rows_expected"] == 2
+    assert run_it(app, run["id"]) == "done"
+    assert world.call("GET", f"{RUNS}/{run['id']}", "jd_committee").get_json()["status"] == "done"
+    assert world.call("GET", f"{RUNS}/{run['id']}/file", "jd_committee").status_code == 200
+    assert world.call("GET", f"{RUNS}/{run['id']}", "xy_committee").status_code == 200  # its own ledger
+    assert world.call("GET", f"{RUNS}/{run['id']}", "hx_committee").status_code == 403

@@ -48,6 +48,7 @@ from timebank.core.database import writing
 from timebank.core.errors import Conflict, Forbidden, NotFound
 from timebank.core.extensions import db
 from timebank.core.jobs import job
+from timebank.core.policy import can_see_community
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,12 @@ def _csv_rows(path: Path) -> int:
 
 
 def visible(user, run_id: int) -> ExportRun:
-    """The run, if ``user`` may see it: an administrator any, staff those of their community."""
+    """The run, if ``user`` may see it: an administrator any; staff those of their community and of
+    the communities below it (a 街道's staff, who may export those, as for the ledger itself)."""
     found = db.session.get(ExportRun, run_id)
     if found is None:
         raise NotFound("No such export.", code="not_found")
-    if user.role != "admin" and (found.community_id is None or found.community_id != user.community_id):
+    if user.role != "admin" and (found.community_id is None or not can_see_community(user, found.community_id)):
         raise Forbidden("This export belongs to another community.")
     return found
 
