@@ -17,7 +17,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     stream_with_context,
     url_for,
 )
@@ -226,12 +225,9 @@ def export_one(run_id: int):
 @roles_required(*BOOK_READERS)
 def export_file(run_id: int):
     _place, run = _run_of_place(run_id)
-    path = export_runs.file_path(run)
-    if run.status != "done" or not path.exists():
+    response = export_runs.download(run)
+    if response is None:
         abort(404)
-    response = send_file(path, mimetype="text/csv" if run.fmt == "csv" else XLSX, as_attachment=True,
-                         download_name=run.file_name, max_age=0)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

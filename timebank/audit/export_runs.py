@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from flask import after_this_request, current_app, has_request_context
+from flask import after_this_request, current_app, has_request_context, send_file
 from flask.cli import with_appcontext
 from sqlalchemy import select, update
 
@@ -208,6 +208,22 @@ def _csv_rows(path: Path) -> int:
         handle.seek(max(0, path.stat().st_size - 200))
         tail = handle.read().decode("utf-8", errors="replace").strip().splitlines()[-1]
     return int(tail.split(",")[1])
+
+
+MIMETYPES = {"csv": "text/csv; charset=utf-8",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def download(run: ExportRun):
+    """The finished run's file as an attachment (never cached); None when there is none (not done,
+    or removed)."""
+    path = file_path(run)
+    if run.status != "done" or not path.exists():
+        return None
+    response = send_file(path, mimetype=MIMETYPES[run.fmt], as_attachment=True, download_name=run.file_name,
+                         max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def visible(user, run_id: int) -> ExportRun:

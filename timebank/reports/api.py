@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from flask import Response, current_app, send_file, stream_with_context, url_for
+from flask import Response, current_app, stream_with_context, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -174,16 +174,11 @@ class ExportRunFile(MethodView):
 
 def export_file(run):
     """The finished run's file as an attachment; 409 before it is done, 410 once removed."""
-    if run.status == "expired":
-        raise Gone("This export's file was removed; ask for it again.", code="export_expired")
-    if run.status != "done":
+    if run.status not in ("done", "expired"):
         raise Conflict(f"This export is {export_runs.state(run)}, not done.", code="export_not_ready")
-    path = export_runs.file_path(run)
-    if not path.exists():
+    response = export_runs.download(run)
+    if response is None:
         raise Gone("This export's file was removed; ask for it again.", code="export_expired")
-    response = send_file(path, mimetype=CSV if run.fmt == "csv" else XLSX, as_attachment=True,
-                         download_name=run.file_name, max_age=0)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
