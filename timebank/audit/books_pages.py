@@ -210,7 +210,7 @@ def exports():
     place = staff.place()
     moment = utc_naive()
     runs = [(run, export_runs.state(run, moment)) for run in export_runs.recent(place.id)]
-    return render_template("committee/exports.html", place=place, runs=runs)
+    return render_template("committee/exports.html", place=place, runs=runs, there=_there(place))
 
 
 @bp.get("/ledger/exports/<int:run_id>")
@@ -218,7 +218,7 @@ def exports():
 def export_one(run_id: int):
     place, run = _run_of_place(run_id)
     return render_template("committee/export_run.html", place=place, run=run,
-                           status=export_runs.state(run, utc_naive()))
+                           status=export_runs.state(run, utc_naive()), there=_there(place))
 
 
 @bp.get("/ledger/exports/<int:run_id>/file")
