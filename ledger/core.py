@@ -91,14 +91,21 @@ _SQL = {
 _SQL_BY_DIALECT = driver.per_dialect(_SQL)
 
 
-@lru_cache(maxsize=16)
-def _accounts_and_head_sql(dialect: str, count: int) -> str:
-    """The named accounts, each row with the head of the chain (one statement, read after the
-    writer lock: on PostgreSQL a statement sees what was committed when it started)."""
+@lru_cache(maxsize=64)
+def _accounts_and_head_sql(dialect: str, count: int, keyed: bool = False) -> str:
+    """The named accounts, each row with the head of the chain and, when ``keyed``, the transaction
+    already written with the idempotency key ``k`` (its id and request hash, or NULLs): one statement,
+    one round trip, read after the writer lock (on PostgreSQL a statement sees what was committed
+    when it started)."""
     codes = ", ".join(driver.mark(dialect, f"c{n}") for n in range(count))
-    return ("SELECT a.code, a.id, a.unit, a.allow_negative, a.balance, h.id, h.hash FROM ledger_accounts a"
+    columns, joined = "", ""
+    if keyed:
+        columns = ", e.id, e.request_hash"
+        joined = (" LEFT JOIN (SELECT id, request_hash FROM ledger_transactions"
+                  f" WHERE idempotency_key = {driver.mark(dialect, 'k')}) e ON 1 = 1")
+    return (f"SELECT a.code, a.id, a.unit, a.allow_negative, a.balance, h.id, h.hash{columns} FROM ledger_accounts a"
             " LEFT JOIN (SELECT id, hash FROM ledger_transactions ORDER BY id DESC LIMIT 1) h ON 1 = 1"
-            f" WHERE a.code IN ({codes})")
+            f"{joined} WHERE a.code IN ({codes})")
 
 
 def _cursor(conn: Connection) -> tuple[DBAPICursor, dict[str, str]]:
@@ -274,23 +281,31 @@ def post(
     cursor, sql = _cursor(conn)
 
     fingerprint = None
+    keyed = idempotency_key is not None
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise UnbalancedTransaction("idempotency key must be 1..255 characters")
         fingerprint = _request_fingerprint(legs, kind, category, memo, actor, reference, reverses_id)
-        cursor.execute(sql["by_key"], {"k": idempotency_key})
-        existing = cursor.fetchone()
+
+    # The accounts, the head of the chain and the key's earlier transaction, in one statement.
+    codes = list(dict.fromkeys(leg.account for leg in legs))
+    params = {f"c{n}": code for n, code in enumerate(codes)}
+    if keyed:
+        params["k"] = idempotency_key
+    cursor.execute(_accounts_and_head_sql(conn.dialect.name, len(codes), keyed), params)
+    rows = cursor.fetchall()
+    if keyed:
+        if rows:
+            existing = rows[0][7:9] if rows[0][7] is not None else None
+        else:  # no account found: the key may still name an earlier transaction (a reused key is said first)
+            cursor.execute(sql["by_key"], {"k": idempotency_key})
+            existing = cursor.fetchone()
         if existing is not None:
             if existing[1] != fingerprint:
                 raise IdempotencyKeyReused(f"idempotency key {idempotency_key!r} was used for another request")
             replay = load(session, existing[0], replayed=True)
             assert replay is not None  # its row was read just now, under the writer lock
             return replay
-
-    codes = list(dict.fromkeys(leg.account for leg in legs))
-    cursor.execute(_accounts_and_head_sql(conn.dialect.name, len(codes)),
-                   {f"c{n}": code for n, code in enumerate(codes)})
-    rows = cursor.fetchall()
     accounts: dict[str, Sequence[Any]] = {row[0]: row[1:5] for row in rows}  # code -> (id, unit, negative, balance)
     for code in codes:
         if code not in accounts:

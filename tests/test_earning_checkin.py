@@ -213,3 +213,17 @@ def test_check_in_attempts_are_rate_limited_per_user(limited_app, clock):
     assert r.status_code == 429 and r.get_json()["error"] == "rate_limited"
     # The limit is per user: a neighbour on the same address is not blocked.
     assert check_in(world, town.resident2, "guess-5").status_code == 422
+
+
+def test_a_new_claims_answer_shows_the_history_a_later_read_shows(town, world, clock):
+    """The check-in's answer builds the new claim's history from what it wrote (no read back): it must
+    be the history the database holds, event for event."""
+    task = make_task(world, clock)
+    answer = check_in(world, town.resident1, code_for(world, task["id"])["token"])
+    assert answer.status_code == 201, answer.get_json()
+    claim = answer.get_json()["claim"]
+    assert [event["action"] for event in claim["events"]] == ["create", "post"]
+    read = world.call("GET", f"/api/v1/claims/{claim['id']}", town.resident1)
+    assert read.status_code == 200, read.get_json()
+    assert claim["events"] == read.get_json()["events"]
+    assert claim == read.get_json()

@@ -128,6 +128,15 @@ def test_idempotent_retry_and_reuse(books):
     assert ledger.balance(s, "alice") == 7
     with pytest.raises(ledger.IdempotencyKeyReused):
         give(s, "alice", 8, idempotency_key="claim-1")
+    # The key is read with the accounts in one statement; naming no known account does not hide it.
+    with pytest.raises(ledger.IdempotencyKeyReused):
+        give(s, "nobody", 7, idempotency_key="claim-1")
+    with pytest.raises(ledger.UnknownAccount):
+        give(s, "nobody", 7, idempotency_key="claim-2")
+    s.rollback()
+    # A new key with known accounts posts; the same again replays it.
+    second = give(s, "bob", 3, idempotency_key="claim-2")
+    assert not second.replayed and give(s, "bob", 3, idempotency_key="claim-2").id == second.id
 
 
 def test_reversal_rules(books):

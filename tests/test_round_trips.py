@@ -44,21 +44,23 @@ PG_SALE_ROUND_TRIPS = 3
 #: The same key again: the token and the stored answer, read in autocommit; nothing to commit.
 PG_REPLAY_ROUND_TRIPS = 1
 #: A claim: the token, the community, the resident and household, the rule and its version in force,
-#: the claim, its event, the audit row, the answer's events, the record and COMMIT, with BEGIN (a
-#: new claim's rule, community and "taken back?" are known, not read again). Was 17.
-PG_CLAIM_ROUND_TRIPS = 14
+#: the claim, its event, the audit row, the record and COMMIT, with BEGIN (a new claim's rule,
+#: community, "taken back?" and history are known, not read again). Was 17, then 14.
+PG_CLAIM_ROUND_TRIPS = 13
 #: The approval also reads who entered the claim (the same-person check of self_approval) and
-#: the rule and community its answer names. Was 26.
-PG_APPROVE_ROUND_TRIPS = 25
-#: A check-in reads and locks its task in one statement, reads the resident with their household
-#: in another, and its claim takes the task's rule as loaded. Was 29.
-PG_CHECKIN_ROUND_TRIPS = 22
+#: the rule and community its answer names; its posting sends the writer lock with the month-close
+#: check in one message, and reads the idempotency key with the accounts. Was 26, then 25.
+PG_APPROVE_ROUND_TRIPS = 23
+#: A check-in reads and locks its task with its rule and community in one statement, reads the
+#: resident with their household in another, and its claim takes the task's rule as loaded; its
+#: posting as the approval's. Was 29, then 22.
+PG_CHECKIN_ROUND_TRIPS = 17
 #: On SQLite, statements (no round trips there).
-SQLITE_SALE_STATEMENTS = 40
+SQLITE_SALE_STATEMENTS = 39
 SQLITE_REPLAY_STATEMENTS = 1
-SQLITE_CLAIM_STATEMENTS = 15
-SQLITE_APPROVE_STATEMENTS = 37
-SQLITE_CHECKIN_STATEMENTS = 35
+SQLITE_CLAIM_STATEMENTS = 14
+SQLITE_APPROVE_STATEMENTS = 36
+SQLITE_CHECKIN_STATEMENTS = 31
 
 
 @dataclass

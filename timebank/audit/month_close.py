@@ -34,6 +34,7 @@ from timebank.audit.models import MonthClose, MonthCloseSignoff
 from timebank.core import accounts, ledgering
 from timebank.core.audit_log import record
 from timebank.core.clock import month_bounds, now, parse_month, to_local, utc_naive
+from timebank.core.database import first_row_under_writer_lock
 from timebank.core.errors import Conflict, Forbidden
 from timebank.core.extensions import db
 from timebank.core.policy import require_person
@@ -76,12 +77,12 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     """A POST_GUARDS entry: refuse a posting dated inside a closed month of its community."""
     if community_id is None:
         return
-    # Taken before the check so a close cannot commit between this check and the posting.
-    ledger.core.lock_writer(db.session)
+    # The writer lock is taken before the check so a close cannot commit between this check and the
+    # posting (on PostgreSQL both go in one message).
     month = month_of(moment)
-    cursor, dialect = driver.cursor(db.session)
-    cursor.execute(_IS_CLOSED[dialect]["closed"], {"community": community_id, "month": month})
-    if cursor.fetchone() is not None:
+    dialect = db.session.connection().dialect.name
+    if first_row_under_writer_lock(db.session, _IS_CLOSED[dialect]["closed"],
+                                   {"community": community_id, "month": month}) is not None:
         raise ledgering.closed_month(month)
 
 

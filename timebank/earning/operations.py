@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
@@ -165,8 +165,11 @@ def visible_rule(user: User, rule_id: int) -> Rule:
 # --- claims ---------------------------------------------------------------------------------------
 
 def _event(claim: Claim, action: str, user: User | None, reason: str | None = None) -> None:
-    db.session.add(ClaimEvent(claim_id=claim.id, action=action, user_id=user.id if user else None,
-                              reason=reason, created_at=utc_naive()))
+    event = ClaimEvent(claim_id=claim.id, action=action, user_id=user.id if user else None, reason=reason,
+                       created_at=utc_naive())
+    db.session.add(event)
+    if "events" not in inspect(claim).unloaded:  # a history already read (a new claim's) stays whole
+        set_committed_value(claim, "events", [*claim.events, event])
 
 
 def _tell(claim: Claim, event: str, **facts) -> None:
@@ -269,6 +272,7 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     db.session.add(claim)
     db.session.flush()
     set_committed_value(claim, "reversal", None)  # a new claim was never taken back
+    set_committed_value(claim, "events", [])  # nor has a history yet: the answer's is what _event adds
     _event(claim, "create", user)
     if version.review == "auto":
         _approve(claim, None)

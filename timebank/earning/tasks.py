@@ -24,6 +24,7 @@ from flask import current_app, has_request_context, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from timebank.core.audit_log import record
 from timebank.core.clock import now, utc_naive
@@ -110,9 +111,17 @@ def read_token(token: str, lock: bool = False) -> Task:
     current = int(now().timestamp()) // period_seconds()
     if period > current or period < current - 1:
         raise Gone("This check-in code has expired; scan the code on the screen again.", code="token_expired")
-    task = db.session.get(Task, task_id, with_for_update=True if lock else None)
-    if task is None:
+    # The task with its rule and community, which a check-in goes on to read, in the one statement.
+    query = (select(Task, Community).join(Community, Community.id == Task.community_id)
+             .options(joinedload(Task.rule, innerjoin=True)).where(Task.id == task_id))
+    if lock:
+        query = query.with_for_update(of=Task).execution_options(populate_existing=True)
+    found = db.session.execute(query).first()
+    if found is None:
         raise ValidationFailed("This check-in code names no task.", code="token_invalid")
+    task, community = found
+    if task.rule.community_id == community.id:  # the rule holds it: the session keeps what is referred to
+        set_committed_value(task.rule, "community", community)
     return task
 
 
