@@ -281,7 +281,6 @@ def post(
     cursor, sql = _cursor(conn)
 
     fingerprint = None
-    keyed = idempotency_key is not None
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise UnbalancedTransaction("idempotency key must be 1..255 characters")
@@ -289,7 +288,8 @@ def post(
 
     # The accounts, the head of the chain and the key's earlier transaction, in one statement.
     codes = list(dict.fromkeys(leg.account for leg in legs))
-    params = {f"c{n}": code for n, code in enumerate(codes)}
+    params: dict[str, str | None] = {f"c{n}": code for n, code in enumerate(codes)}
+    keyed = idempotency_key is not None
     if keyed:
         params["k"] = idempotency_key
     cursor.execute(_accounts_and_head_sql(conn.dialect.name, len(codes), keyed), params)
