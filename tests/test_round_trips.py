@@ -47,10 +47,11 @@ PG_REPLAY_ROUND_TRIPS = 1
 #: the claim, its event, the audit row, the record and COMMIT, with BEGIN (a new claim's rule,
 #: community, "taken back?" and history are known, not read again). Was 17, then 14.
 PG_CLAIM_ROUND_TRIPS = 13
-#: The approval also reads who entered the claim (the same-person check of self_approval) and
-#: the rule and community its answer names; its posting sends the writer lock with the month-close
-#: check in one message, and reads the idempotency key with the accounts. Was 26, then 25.
-PG_APPROVE_ROUND_TRIPS = 23
+#: The approval reads the claim locked with its rule, the rule's community, its version and its
+#: resident in one statement, then who entered it (the same-person check of self_approval); its
+#: posting sends the writer lock with the month-close check in one message and reads the
+#: idempotency key with the accounts; its event, status and review go in one flush. Was 26, then 25.
+PG_APPROVE_ROUND_TRIPS = 16
 #: A check-in reads and locks its task with its rule and community in one statement, reads the
 #: resident with their household in another, and its claim takes the task's rule as loaded; its
 #: posting as the approval's. Was 29, then 22.
@@ -59,7 +60,7 @@ PG_CHECKIN_ROUND_TRIPS = 17
 SQLITE_SALE_STATEMENTS = 39
 SQLITE_REPLAY_STATEMENTS = 1
 SQLITE_CLAIM_STATEMENTS = 14
-SQLITE_APPROVE_STATEMENTS = 36
+SQLITE_APPROVE_STATEMENTS = 30
 SQLITE_CHECKIN_STATEMENTS = 31
 
 

@@ -295,7 +295,8 @@ class ClaimApprove(MethodView):
         """Approve a pending claim (committee or grid worker): published for the rule's publicity days, or
         posted at once when there are none."""
         user = current_user()
-        return ops.approve_claim(user, ops.visible_claim(user, claim_id))
+        # Read locked, with what the approval reads next (PostgreSQL: one statement, not five).
+        return ops.approve_claim(user, ops.visible_claim(user, claim_id, lock=True), locked=True)
 
 
 @blp.route("/claims/<int:claim_id>/reject")

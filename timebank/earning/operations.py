@@ -35,6 +35,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 import ledger
@@ -285,8 +286,19 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     return claim
 
 
-def visible_claim(user: User, claim_id: int) -> Claim:
-    claim = db.session.get(Claim, claim_id)
+def visible_claim(user: User, claim_id: int, lock: bool = False) -> Claim:
+    """The claim, if ``user`` may see it. ``lock``: its row locked for the rest of the transaction
+    (PostgreSQL), read with its rule (and the rule's community), version and resident in the one
+    statement: what a decision on it goes on to read (pass ``locked=True`` to the decision)."""
+    if lock:
+        claim = db.session.execute(
+            select(Claim).where(Claim.id == claim_id)
+            .options(joinedload(Claim.rule_version, innerjoin=True), joinedload(Claim.resident, innerjoin=True),
+                     joinedload(Claim.rule, innerjoin=True).joinedload(Rule.community, innerjoin=True))
+            .with_for_update(of=Claim).execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    else:
+        claim = db.session.get(Claim, claim_id)
     if claim is None:
         raise NotFound("No such claim.")
     if user.role == "resident":
@@ -327,14 +339,16 @@ def not_reversed():
     return ~select(ClaimReversal.id).where(ClaimReversal.claim_id == Claim.id).exists()
 
 
-def approve_claim(user: User, claim: Claim) -> Claim:
+def approve_claim(user: User, claim: Claim, locked: bool = False) -> Claim:
+    """``locked``: the claim was read locked in this transaction (:func:`visible_claim` with ``lock``)."""
     require_community(user, claim.community_id, *REVIEWERS)
     require_person(user)
     if own_household(user, claim):
         raise Forbidden("Nobody approves a claim of their own household.", code="self_approval")
     if _entered_by(user, claim):
         raise Forbidden("Nobody approves a claim they entered themselves (代录).", code="self_approval")
-    _locked(claim)
+    if not locked:
+        _locked(claim)
     if claim.status != "pending":
         raise Conflict(f"The claim is {claim.status}, not pending.", code="claim_not_pending")
     set_committed_value(claim, "reversal", None)  # only a posted claim is ever taken back
