@@ -43,25 +43,26 @@ from timebank.core.extensions import db
 PG_SALE_ROUND_TRIPS = 3
 #: The same key again: the token and the stored answer, read in autocommit; nothing to commit.
 PG_REPLAY_ROUND_TRIPS = 1
-#: A claim: the token, the community, the resident and household, the rule and its version in force,
-#: the claim, its event, the audit row, the record and COMMIT, with BEGIN (a new claim's rule,
-#: community, "taken back?" and history are known, not read again). Was 17, then 14.
-PG_CLAIM_ROUND_TRIPS = 13
+#: A claim: the token, the community, the resident with their household, the rule with its version
+#: in force, the claim, its event, the audit row, the record and COMMIT, with BEGIN (a new claim's
+#: rule, community, "taken back?" and history are known, not read again). Was 17, then 14.
+PG_CLAIM_ROUND_TRIPS = 11
 #: The approval reads the claim locked with its rule, the rule's community, its version and its
 #: resident in one statement, then who entered it (the same-person check of self_approval); its
 #: posting sends the writer lock with the month-close check in one message and reads the
 #: idempotency key with the accounts; its event, status and review go in one flush. Was 26, then 25.
 PG_APPROVE_ROUND_TRIPS = 16
 #: A check-in reads and locks its task with its rule and community in one statement, reads the
-#: resident with their household in another, and its claim takes the task's rule as loaded; its
-#: posting as the approval's. Was 29, then 22.
-PG_CHECKIN_ROUND_TRIPS = 17
+#: resident with their household in another, the resident's earlier check-in with the places taken
+#: in a third, and its claim takes the task's rule as loaded; its posting as the approval's. Was 29,
+#: then 22.
+PG_CHECKIN_ROUND_TRIPS = 16
 #: On SQLite, statements (no round trips there).
 SQLITE_SALE_STATEMENTS = 39
 SQLITE_REPLAY_STATEMENTS = 1
-SQLITE_CLAIM_STATEMENTS = 14
+SQLITE_CLAIM_STATEMENTS = 12
 SQLITE_APPROVE_STATEMENTS = 30
-SQLITE_CHECKIN_STATEMENTS = 31
+SQLITE_CHECKIN_STATEMENTS = 30
 
 
 @dataclass

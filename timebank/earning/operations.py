@@ -83,6 +83,20 @@ def version_at(rule: Rule, moment: datetime | None = None) -> RuleVersion | None
     ).scalar_one_or_none()
 
 
+def rule_in_force(community_id: int, code: str, moment: datetime | None = None) -> tuple[Rule, RuleVersion | None]:
+    """:func:`rule_by_code` and :func:`version_at` in one statement: the rule and its version in force."""
+    moment = utc_naive(moment) if moment is not None else utc_naive()
+    in_force = (select(RuleVersion.id).where(RuleVersion.rule_id == Rule.id, RuleVersion.effective_from <= moment)
+                .order_by(RuleVersion.effective_from.desc(), RuleVersion.number.desc()).limit(1)
+                .correlate(Rule).scalar_subquery())
+    found = db.session.execute(
+        select(Rule, RuleVersion).outerjoin(RuleVersion, RuleVersion.id == in_force)
+        .where(Rule.community_id == community_id, Rule.code == code)).first()
+    if found is None:
+        raise NotFound(f"No rule with code {code!r} in this community.")
+    return found[0], found[1]
+
+
 def latest_version(rule: Rule) -> RuleVersion:
     return db.session.execute(
         select(RuleVersion).where(RuleVersion.rule_id == rule.id).order_by(RuleVersion.number.desc()).limit(1)
@@ -244,7 +258,8 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
 
     ``team_leader``: the claim of a team member checked in by the team's leader (the caller,
     :func:`timebank.earning.teams.check_in_team`, has checked that ``user`` leads the member's team)."""
-    resident = db.session.get(Resident, resident_id)
+    # The resident with their household, in one statement (the membership check reads both).
+    resident = db.session.get(Resident, resident_id, options=[joinedload(Resident.household)])
     # A guest of the community (候鸟, 流动党员) claims here until their membership ends.
     if resident is None or not resident.belongs_to(community.id):
         raise ValidationFailed(errors={"resident_id": ["No such resident in this community."]})
@@ -256,8 +271,10 @@ def create_claim(user: User, community: Community, rule_code: str, resident_id: 
     if not resident.active:
         raise Conflict("This resident has left; nothing more is claimed for them.", code="resident_inactive")
     # A task's claim is for the task's rule, which the caller has loaded already.
-    rule = task.rule if task is not None and task.rule.code == rule_code else rule_by_code(community.id, rule_code)
-    version = version_at(rule)
+    if task is not None and task.rule.code == rule_code:
+        rule, version = task.rule, version_at(task.rule)
+    else:
+        rule, version = rule_in_force(community.id, rule_code)
     if version is None or not version.active:
         raise Conflict("This item of the points list is not in force.", code="rule_inactive")
     # The answer names the rule and its community: the new claim holds both, so that neither is
