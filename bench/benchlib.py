@@ -467,6 +467,43 @@ def need_wrk() -> str:
     return found
 
 
+#: The system calls :func:`count_syscalls` reports: SQLite's page reads and writes, its locks, and
+#: the sleeps of the wait for the write lock.
+SYSCALLS = ("pread64", "pwrite64", "fcntl", "clock_nanosleep", "fdatasync")
+
+
+def count_syscalls(instance: Instance, run) -> tuple[object, dict[int, dict[str, tuple[int, int]]]]:
+    """Call ``run()`` (a wrk run against ``instance``) while ``strace -c`` counts the system calls of
+    each of the server's workers; return its result and, per worker, ``{syscall: (calls, errors)}``.
+    strace slows the workers: the run's own figures do not count. Needs strace (Debian's package)."""
+    strace = shutil.which("strace")
+    if not strace:
+        raise SystemExit("strace is needed for --syscalls: apt-get install -y strace")
+    workers = sorted(children(instance.process.pid))
+    folder = Path(tempfile.mkdtemp(prefix="strace-", dir=instance.folder))
+    tracers = [subprocess.Popen([strace, "-c", "-f", "-p", str(pid), "-o", str(folder / f"{pid}.txt")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
+    time.sleep(0.5)  # attached
+    try:
+        result = run()
+    finally:
+        for tracer in tracers:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=30)
+    counts: dict[int, dict[str, tuple[int, int]]] = {}
+    for pid in workers:
+        table: dict[str, tuple[int, int]] = {}
+        path = folder / f"{pid}.txt"
+        for line in path.read_text().splitlines() if path.exists() else []:
+            fields = line.split()
+            # "% time  seconds  usecs/call  calls  [errors]  syscall"
+            if len(fields) >= 5 and fields[-1] in SYSCALLS and fields[3].isdigit():
+                table[fields[-1]] = (int(fields[3]), int(fields[4]) if len(fields) == 6 else 0)
+        counts[pid] = table
+    shutil.rmtree(folder, ignore_errors=True)
+    return result, counts
+
+
 def run_wrk(instance: Instance, label: str, lua: str, *, threads: int = 2, connections: int = 4,
             seconds: float | None = None, max_seconds: float = 600.0, keep_answers: bool = False,
             timeout: int = 30) -> WrkResult:

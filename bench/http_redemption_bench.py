@@ -18,6 +18,8 @@ the figure. Any answer that is not 2xx (or a socket error) flags the run: its fi
 Targets (issue "Scale to a sub-district"): sales/healthz >= 0.3 on SQLite, >= 0.2 on PostgreSQL,
 and sale p99 < 25 ms. Prints the figures and, last, whether they were met.
 Usage: python bench/http_redemption_bench.py [--seconds S] [--rounds R] [--threads T] [--connections C]
+[--workers W] [--syscalls] (``--syscalls``: one more round of sales under ``strace -c``, printing each
+worker's system calls per sale: page reads and writes, locks, sleeps)
 SQLite by default; PostgreSQL when TIMEBANK_DATABASE_URL names a dedicated database (its name must
 contain "bench"; it is wiped), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/tb_bench.
 """
@@ -71,6 +73,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=os.environ.get("TIMEBANK_DATABASE_URL"))
+    parser.add_argument("--syscalls", action="store_true",
+                        help="after the rounds, one more round of sales under strace -c: each worker's page reads "
+                             "and writes, locks and sleeps per sale (docs/performance.md)")
     args = parser.parse_args()
     benchlib.need_wrk()
 
@@ -118,6 +123,19 @@ def main() -> None:
         trivial = benchlib.combine("GET /healthz", health_rounds)
         sales = benchlib.combine("POST /api/v1/redemptions", sales_rounds)
         print(benchlib.load_average())
+        if args.syscalls:
+            traced, counts = benchlib.count_syscalls(
+                instance, lambda: wrk("sales under strace", sales_lua("strace"), args.seconds))
+            sold = max(1, traced.requests)
+            print(f"system calls per sale ({traced.requests:,} sales under strace, whose rate does not count; "
+                  f"SQLite in WAL mode reads again every page a sale touches when another worker committed "
+                  f"since its last read):")
+            for name in benchlib.SYSCALLS:
+                calls = sum(table.get(name, (0, 0))[0] for table in counts.values())
+                failed = sum(table.get(name, (0, 0))[1] for table in counts.values())
+                by_worker = ", ".join(f"{table.get(name, (0, 0))[0]:,}" for table in counts.values())
+                print(f"  {name}: {calls / sold:.1f} a sale" + (f" ({failed / sold:.1f} failed)" if failed else "")
+                      + f"; calls by worker: {by_worker}")
     print(trivial.line())
     print(sales.line())
     if trivial.failures or sales.failures:
