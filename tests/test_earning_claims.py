@@ -315,3 +315,18 @@ def test_claim_is_idempotent_by_key(town, world):
     assert world.balance(accounts.household_points(town.h1)) == 10
     other = world.call("POST", "/api/v1/claims", town.resident1, json={**body, "note": "x"}, headers=headers)
     assert other.status_code == 422 and other.get_json()["error"] == "idempotency_key_reused"
+
+
+def test_approving_a_claim_that_is_not_there_or_not_yours_to_see_is_404_and_moves_nothing(town, world):
+    """The approval reads its claim locked with what it goes on to read: a claim that does not exist,
+    or that the reviewer may not see, is the same problem as before, and nothing is written."""
+    rule(world)
+    pending = claim(world, town.r1, town.resident1)
+    before = world.call("GET", "/api/v1/ledger/verify", "committee").get_json()
+    for user, claim_id in (("committee", pending["id"] + 1000), ("other_committee", pending["id"])):
+        r = world.call("POST", f"/api/v1/claims/{claim_id}/approve", user)
+        assert r.status_code == 404, r.get_json()
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+        assert r.get_json()["error"] == "not_found"
+    assert _claim_row(world.app, pending["id"])["status"] == "pending"
+    assert world.call("GET", "/api/v1/ledger/verify", "committee").get_json() == before
