@@ -80,8 +80,7 @@ def month_closed_guard(community_id: int | None, moment: datetime) -> None:
     # The writer lock is taken before the check so a close cannot commit between this check and the
     # posting (on PostgreSQL both go in one message).
     month = month_of(moment)
-    dialect = db.session.connection().dialect.name
-    if first_row_under_writer_lock(db.session, _IS_CLOSED[dialect]["closed"],
+    if first_row_under_writer_lock(db.session, _IS_CLOSED[driver.dialect_name(db.session)]["closed"],
                                    {"community": community_id, "month": month}) is not None:
         raise ledgering.closed_month(month)
 

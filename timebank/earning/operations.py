@@ -74,21 +74,22 @@ def rule_by_code(community_id: int, code: str) -> Rule:
     return rule
 
 
+def _in_force(rule_id, moment: datetime | None):
+    """The version of the rule ``rule_id`` (an id, or a column to correlate) in force at ``moment``
+    (naive UTC; default now), as a query."""
+    moment = utc_naive(moment) if moment is not None else utc_naive()
+    return (select(RuleVersion).where(RuleVersion.rule_id == rule_id, RuleVersion.effective_from <= moment)
+            .order_by(RuleVersion.effective_from.desc(), RuleVersion.number.desc()).limit(1))
+
+
 def version_at(rule: Rule, moment: datetime | None = None) -> RuleVersion | None:
     """The version of ``rule`` in force at ``moment`` (naive UTC; default now)."""
-    moment = utc_naive(moment) if moment is not None else utc_naive()
-    return db.session.execute(
-        select(RuleVersion).where(RuleVersion.rule_id == rule.id, RuleVersion.effective_from <= moment)
-        .order_by(RuleVersion.effective_from.desc(), RuleVersion.number.desc()).limit(1)
-    ).scalar_one_or_none()
+    return db.session.execute(_in_force(rule.id, moment)).scalar_one_or_none()
 
 
 def rule_in_force(community_id: int, code: str, moment: datetime | None = None) -> tuple[Rule, RuleVersion | None]:
     """:func:`rule_by_code` and :func:`version_at` in one statement: the rule and its version in force."""
-    moment = utc_naive(moment) if moment is not None else utc_naive()
-    in_force = (select(RuleVersion.id).where(RuleVersion.rule_id == Rule.id, RuleVersion.effective_from <= moment)
-                .order_by(RuleVersion.effective_from.desc(), RuleVersion.number.desc()).limit(1)
-                .correlate(Rule).scalar_subquery())
+    in_force = _in_force(Rule.id, moment).with_only_columns(RuleVersion.id).correlate(Rule).scalar_subquery()
     found = db.session.execute(
         select(Rule, RuleVersion).outerjoin(RuleVersion, RuleVersion.id == in_force)
         .where(Rule.community_id == community_id, Rule.code == code)).first()

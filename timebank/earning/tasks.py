@@ -75,8 +75,12 @@ def visible_task(user: User, task_id: int) -> Task:
     return task
 
 
+def _places_taken(task_id: int):
+    return select(func.count()).select_from(CheckIn).where(CheckIn.task_id == task_id)
+
+
 def checked_in(task: Task) -> int:
-    return db.session.execute(select(func.count()).select_from(CheckIn).where(CheckIn.task_id == task.id)).scalar_one()
+    return db.session.execute(_places_taken(task.id)).scalar_one()
 
 
 def _serializer() -> URLSafeSerializer:
@@ -138,7 +142,7 @@ def check_in(user: User, token: str) -> tuple[Claim, bool]:
     # The resident's earlier check-in and the places taken, in one statement.
     existing_id, taken = db.session.execute(select(
         select(CheckIn.id).where(CheckIn.task_id == task.id, CheckIn.resident_id == resident.id).scalar_subquery(),
-        select(func.count()).select_from(CheckIn).where(CheckIn.task_id == task.id).scalar_subquery())).one()
+        _places_taken(task.id).scalar_subquery())).one()
     if existing_id is not None:
         existing = db.session.get(CheckIn, existing_id)
         assert existing is not None  # read just now, and check-ins are never deleted
