@@ -125,6 +125,13 @@ def late_cursor(port: int, headers: dict, households: int) -> str:
     return last["next_cursor"] or cursor
 
 
+def latency_at(out: str, percent: int) -> str:
+    """The latency at ``percent`` in wrk's ``--latency`` output, as wrk wrote it ("14.12ms"): from
+    the distribution's own line ("     50%   14.12ms"), not from a figure such as "90.50%" in the
+    thread statistics above it."""
+    return re.search(rf"^\s+{percent}%\s+(\S+)", out, re.M).group(1)
+
+
 def measure(port: int, label: str, path: str, headers: dict, args) -> str:
     status, body, _ = get(port, path, headers)
     if status != 200:
@@ -135,9 +142,7 @@ def measure(port: int, label: str, path: str, headers: dict, args) -> str:
                "--latency", *[f"-H{k}: {v}" for k, v in headers.items()], f"http://{benchlib.HOST}:{port}{path}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
-    # The latency distribution's lines ("     50%   14.12ms"), not a figure such as "90.50%" above them.
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
+    p50, p99 = latency_at(out, 50), latency_at(out, 99)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return (f"{label}: {float(rate):,.0f}/s; p50 {p50}, p99 {p99}; {len(body):,} bytes"
             + (f"; NON-2XX {bad.group(1)}" if bad else "") + " (wrk)")
