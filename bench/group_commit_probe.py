@@ -42,6 +42,10 @@ import time
 
 import benchlib
 
+#: The answer's idempotency record as ``@idempotent`` writes it after a sale (positional, SQLite).
+RECORD = ("INSERT INTO idempotency_records (scope, \"key\", request_hash, status_code, response_body, created_at)"
+          " VALUES (?, ?, ?, 201, ?, ?)")
+
 
 def sale_writes(app, shop, sales: int, batch: int, start: int, raw: bool = False) -> tuple[float, float]:
     """Sell ``sales`` times, ``batch`` sales per commit; return (CPU s, wall s). ``raw``: one a
@@ -52,8 +56,6 @@ def sale_writes(app, shop, sales: int, batch: int, start: int, raw: bool = False
     from timebank.core.users import User
     from timebank.shop.sale import sell
 
-    record = ("INSERT INTO idempotency_records (scope, \"key\", request_hash, status_code, response_body,"
-              " created_at) VALUES (?, ?, ?, 201, ?, ?)")
     with app.app_context(), writing():
         # A request builds its user from the token's row; here the clerk is loaded once and kept
         # (not expired by each commit, which would load it again: a cost no request has).
@@ -80,7 +82,7 @@ def sale_writes(app, shop, sales: int, batch: int, start: int, raw: bool = False
                             lines=[{"item_id": items[n % len(items)], "quantity": 1 + n % 2}])
                 body = json.dumps({"id": done.id, "receipt_no": done.receipt_no, "total_points": done.total_points,
                                    "balance_after": done.balance_after}, ensure_ascii=False)
-                cursor.execute(record, (f"user:{clerk.id}", f"probe-{n}", "0" * 64, body,
+                cursor.execute(RECORD, (f"user:{clerk.id}", f"probe-{n}", "0" * 64, body,
                                         done.created_at.strftime("%Y-%m-%d %H:%M:%S.%f")))
                 if batch > 1:
                     cursor.execute("RELEASE sale")

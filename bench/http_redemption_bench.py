@@ -64,6 +64,17 @@ end
 """
 
 
+def sales_script(shop, prefix: str) -> str:
+    """:data:`SALES_LUA` for ``shop`` (:func:`benchlib.prepare_shop`), its first clerk selling, every
+    ``Idempotency-Key`` beginning with ``prefix``."""
+    return SALES_LUA % {
+        "auth": benchlib.lua_string(f"Bearer {shop.clerk_tokens[0]}"),
+        "prefix": benchlib.lua_string(prefix),
+        "items": ", ".join(str(i) for i in shop.item_ids),
+        "households": ", ".join(f"{{{benchlib.lua_string(h[1])}, {benchlib.lua_string(h[3])}}}"
+                                for h in shop.households)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--households", type=int, default=2000)
@@ -93,12 +104,7 @@ def main() -> None:
         run_id = secrets.token_hex(4)
 
         def sales_lua(tag: str) -> str:
-            return SALES_LUA % {
-                "auth": benchlib.lua_string(f"Bearer {shop.clerk_tokens[0]}"),
-                "prefix": benchlib.lua_string(f"bench-{run_id}-{tag}-"),
-                "items": ", ".join(str(i) for i in shop.item_ids),
-                "households": ", ".join(f"{{{benchlib.lua_string(h[1])}, {benchlib.lua_string(h[3])}}}"
-                                        for h in shop.households)}
+            return sales_script(shop, f"bench-{run_id}-{tag}-")
 
         def wrk(label, lua, seconds):
             return benchlib.run_wrk(instance, label, lua, threads=args.threads, connections=args.connections,

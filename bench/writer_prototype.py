@@ -47,8 +47,6 @@ from pathlib import Path
 
 SOCKET_ENV = "BENCH_WRITER_SOCKET"
 STATS_ENV = "BENCH_WRITER_STATS"
-RECORD = ("INSERT INTO idempotency_records (scope, \"key\", request_hash, status_code, response_body, created_at)"
-          " VALUES (?, ?, ?, 201, ?, ?)")
 
 
 # --- the HTTP workers' side: gunicorn loads "writer_prototype:wsgi_app()" ---------------------------
@@ -109,6 +107,8 @@ def _sale_json(sale) -> dict:
 
 
 def writer() -> None:
+    from group_commit_probe import RECORD
+
     from ledger import driver
     from timebank import create_app
     from timebank.core.clock import utc_naive
@@ -238,12 +238,7 @@ def main() -> None:
         run_id = secrets.token_hex(4)
 
         def sales_lua(tag: str) -> str:
-            return sales_bench.SALES_LUA % {
-                "auth": benchlib.lua_string(f"Bearer {shop.clerk_tokens[0]}"),
-                "prefix": benchlib.lua_string(f"proto-{run_id}-{tag}-"),
-                "items": ", ".join(str(i) for i in shop.item_ids),
-                "households": ", ".join(f"{{{benchlib.lua_string(h[1])}, {benchlib.lua_string(h[3])}}}"
-                                        for h in shop.households)}
+            return sales_bench.sales_script(shop, f"proto-{run_id}-{tag}-")
 
         writer_pids = [handed.pid] if handed is not None else []
 

@@ -294,9 +294,7 @@ class ClaimApprove(MethodView):
     def post(self, claim_id):
         """Approve a pending claim (committee or grid worker): published for the rule's publicity days, or
         posted at once when there are none."""
-        user = current_user()
-        # Read locked, with what the approval reads next (PostgreSQL: one statement, not five).
-        return ops.approve_claim(user, ops.visible_claim(user, claim_id, lock=True), locked=True)
+        return ops.approve_visible_claim(current_user(), claim_id)
 
 
 @blp.route("/claims/<int:claim_id>/reject")

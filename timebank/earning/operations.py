@@ -357,6 +357,12 @@ def not_reversed():
     return ~select(ClaimReversal.id).where(ClaimReversal.claim_id == Claim.id).exists()
 
 
+def approve_visible_claim(user: User, claim_id: int) -> Claim:
+    """Approve the claim ``claim_id`` if ``user`` may see it (the API's and the page's approval): read
+    locked, with what the approval reads next (PostgreSQL: one statement, not five)."""
+    return approve_claim(user, visible_claim(user, claim_id, lock=True), locked=True)
+
+
 def approve_claim(user: User, claim: Claim, locked: bool = False) -> Claim:
     """``locked``: the claim was read locked in this transaction (:func:`visible_claim` with ``lock``)."""
     require_community(user, claim.community_id, *REVIEWERS)

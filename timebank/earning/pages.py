@@ -179,8 +179,8 @@ def claim_action(claim_id: int, action: str):
     def act():
         if action == "object":
             return earning.object_claim(user, claim_id, reason)
-        if action == "approve":  # read locked with what the approval reads next, as the API does
-            return earning.approve_claim(user, earning.visible_claim(user, claim_id, lock=True), locked=True)
+        if action == "approve":
+            return earning.approve_visible_claim(user, claim_id)
         claim = earning.visible_claim(user, claim_id)
         if action == "reverse":
             _reverse(user, claim, reason)
